@@ -1,0 +1,69 @@
+//! The Ampoule guest kernel: what runs after the reset stub (`ovmf/src/reset/`) enters 64-bit mode.
+//!
+//! Boot order: W^X page tables -> serial log -> GDT/TSS -> IDT -> heap -> platform -> `booted` record -> self-checks
+//! -> exit. Everything that is not hardware lives in host-testable crates (`ovmf`, `protocol`).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+// The memory functions the compiler calls; linked for their symbols.
+extern crate memfns;
+
+mod exit;
+#[cfg(feature = "fault-injection")]
+mod fault_injection;
+#[cfg(feature = "fault-injection")]
+mod fw_cfg;
+mod gdt;
+mod heap;
+mod interrupts;
+mod logger;
+mod paging;
+mod panic;
+mod platform;
+mod sections;
+mod self_check;
+mod serial;
+mod time;
+
+use ovmf::exit::ExitCode;
+
+use crate::exit::exit;
+use crate::logger::Hex;
+use crate::platform::Tee;
+
+/// The kernel's entry, called by `entry64.s` on the boot stack with the TSC value read at the reset vector.
+#[unsafe(no_mangle)]
+extern "C" fn ampoule_main(reset_tsc: u64) -> ! {
+    let main_tsc = time::rdtsc();
+    paging::init();
+    serial::COM1.lock().init();
+    logger::init();
+    gdt::init();
+    interrupts::init();
+    if let Err(missing) = heap::init() {
+        log::error!(target: "kernel", address:% = Hex(missing.address), need = ovmf::layout::GUEST_RAM_SIZE;
+            "guest RAM too small for the heap");
+        exit(ExitCode::SelfCheckFailed);
+    }
+    let tee = platform::detect();
+    if tee != Tee::Plain {
+        log::error!(target: "platform", tee = tee.as_str(); "platform not supported yet");
+        exit(ExitCode::PlatformUnsupported);
+    }
+    let booted_tsc = time::rdtsc();
+    log::info!(target: "kernel",
+        tee = tee.as_str(),
+        reset_to_main_cycles = main_tsc.wrapping_sub(reset_tsc),
+        main_to_booted_cycles = booted_tsc.wrapping_sub(main_tsc),
+        version = env!("CARGO_PKG_VERSION");
+        "booted");
+    if let Err(failure) = self_check::run_all() {
+        log::error!(target: "self_check", check = failure.check, reason = failure.reason; "self-check failed");
+        exit(ExitCode::SelfCheckFailed);
+    }
+    #[cfg(feature = "fault-injection")]
+    fault_injection::run();
+    log::info!(target: "kernel", cycles = time::rdtsc().wrapping_sub(reset_tsc); "done");
+    exit(ExitCode::Success)
+}

@@ -1,0 +1,193 @@
+//! The kernel's page tables, built in RAM as the first thing Rust does, replacing the stub's boot identity map
+//! (which maps the low 4 GiB read-write-execute with 2 MiB pages).
+//!
+//! Identity-mapped (virtual = physical), and nothing is both writable and executable:
+//!
+//! | range                    | pages | access              |
+//! |--------------------------|-------|---------------------|
+//! | kernel `.text`           | 4 KiB | read, execute       |
+//! | kernel `.rodata`         | 4 KiB | read                |
+//! | kernel `.data`, `.bss`   | 4 KiB | read, write         |
+//! | each stack               | 4 KiB | read, write; guard page below it unmapped |
+//! | heap                     | 2 MiB | read, write         |
+//! | the image (ROM)          | 4 KiB | read                |
+//!
+//! Everything else is unmapped: the null page, the boot scratch area, all other RAM and MMIO.
+
+use core::ops::Range;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use ovmf::layout::{HEAP, IMAGE, PAGE_SIZE};
+use x86_64::PhysAddr;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::{PageTable, PageTableFlags as Flags, PhysFrame};
+
+use crate::sections;
+
+const HUGE_PAGE_SIZE: u64 = 2 << 20;
+/// Enough tables for the ranges above: PML4, 2 PDPTs, 2 PDs, 4 PTs for the kernel, 1 PT for the image.
+const POOL_TABLES: usize = 16;
+
+#[repr(C, align(4096))]
+struct TablePool([PageTable; POOL_TABLES]);
+
+static mut POOL: TablePool = TablePool([const { PageTable::new() }; POOL_TABLES]);
+static BUILT: AtomicBool = AtomicBool::new(false);
+
+/// Which page size a range is mapped with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PageSize {
+    Small,
+    Huge,
+}
+
+/// What the kernel maps, with which access, in which page size.
+fn mappings() -> [(Range<u64>, Flags, PageSize); 9] {
+    let code = Flags::PRESENT;
+    let read_only = Flags::PRESENT | Flags::NO_EXECUTE;
+    let read_write = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE;
+    let stack = |s: sections::Stack| (s.bottom..s.top, read_write, PageSize::Small);
+    let [double_fault, nmi, machine_check, exception] = sections::exception_stacks();
+    [
+        (sections::text(), code, PageSize::Small),
+        (sections::rodata(), read_only, PageSize::Small),
+        (sections::data_and_bss(), read_write, PageSize::Small),
+        stack(sections::boot_stack()),
+        stack(double_fault),
+        stack(nmi),
+        stack(machine_check),
+        stack(exception),
+        (HEAP.base..HEAP.end(), read_write, PageSize::Huge),
+    ]
+}
+
+/// Builds the kernel's page tables and switches CR3 to them. Runs once, first thing in `main`.
+pub fn init() {
+    assert!(!BUILT.swap(true, Ordering::SeqCst), "paging::init runs once");
+    // SAFETY: BUILT guarantees this is the only reference ever made to POOL, and it is taken before any other
+    // code runs; the pool is in .bss (zeroed by the stub) and page-aligned.
+    let pool = unsafe { &mut *(&raw mut POOL) };
+    let mut builder = Builder { tables: &mut pool.0, used: 1 };
+    for (range, flags, size) in mappings() {
+        builder.map(range, flags, size);
+    }
+    builder.map(IMAGE.base..IMAGE.end(), Flags::PRESENT | Flags::NO_EXECUTE, PageSize::Small);
+    let pml4 = PhysFrame::from_start_address(PhysAddr::new(table_address(&builder.tables[0])))
+        .expect("the pool is page-aligned");
+    // SAFETY: the new tables map the running code (.text), the stack in use (boot stack) and all data the kernel
+    // touches, with the same (identity) addresses as the boot map, so execution continues unchanged.
+    unsafe { Cr3::write(pml4, Cr3Flags::empty()) };
+}
+
+fn table_address(table: &PageTable) -> u64 {
+    table as *const PageTable as u64
+}
+
+struct Builder<'a> {
+    tables: &'a mut [PageTable; POOL_TABLES],
+    used: usize,
+}
+
+impl Builder<'_> {
+    fn map(&mut self, range: Range<u64>, flags: Flags, size: PageSize) {
+        let step = if size == PageSize::Huge { HUGE_PAGE_SIZE } else { PAGE_SIZE };
+        assert!(range.start % step == 0 && range.end % step == 0, "mapping not aligned to its page size");
+        for addr in range.step_by(step as usize) {
+            self.map_page(addr, flags, size);
+        }
+    }
+
+    fn map_page(&mut self, addr: u64, flags: Flags, size: PageSize) {
+        let index = |level: u32| ((addr >> (12 + 9 * level)) & 0x1ff) as usize;
+        let pdpt = self.next_table(0, index(3));
+        let pd = self.next_table(pdpt, index(2));
+        if size == PageSize::Huge {
+            let entry = &mut self.tables[pd][index(1)];
+            assert!(entry.is_unused(), "page mapped twice");
+            entry.set_addr(PhysAddr::new(addr), flags | Flags::HUGE_PAGE);
+            return;
+        }
+        let pt = self.next_table(pd, index(1));
+        let entry = &mut self.tables[pt][index(0)];
+        assert!(entry.is_unused(), "page mapped twice");
+        entry.set_addr(PhysAddr::new(addr), flags);
+    }
+
+    /// The pool index of the table that entry `index` of table `parent` points to, allocating it if needed.
+    /// Intermediate entries allow everything; the leaf entry decides the access.
+    fn next_table(&mut self, parent: usize, index: usize) -> usize {
+        let base = table_address(&self.tables[0]);
+        let entry = &self.tables[parent][index];
+        if !entry.is_unused() {
+            assert!(!entry.flags().contains(Flags::HUGE_PAGE), "a huge page is in the way");
+            return ((entry.addr().as_u64() - base) / PAGE_SIZE) as usize;
+        }
+        let child = self.used;
+        assert!(child < POOL_TABLES, "page-table pool exhausted");
+        self.used += 1;
+        let address = table_address(&self.tables[child]);
+        self.tables[parent][index].set_addr(PhysAddr::new(address), Flags::PRESENT | Flags::WRITABLE);
+        child
+    }
+}
+
+/// The access of the page holding `addr` in the live tables (from CR3), or `None` if it is not mapped.
+/// Flags are combined across levels as the CPU does: writable only if every level is, no-execute if any level is.
+pub fn translate(addr: u64) -> Option<Flags> {
+    let mut table_addr = Cr3::read().0.start_address().as_u64();
+    let mut writable = true;
+    let mut no_execute = false;
+    for level in (0..4u32).rev() {
+        // SAFETY: page tables are identity-mapped in the pool, which the kernel's own tables map read-write.
+        let table = unsafe { &*(table_addr as *const PageTable) };
+        let entry = &table[((addr >> (12 + 9 * level)) & 0x1ff) as usize];
+        let flags = entry.flags();
+        if !flags.contains(Flags::PRESENT) {
+            return None;
+        }
+        writable &= flags.contains(Flags::WRITABLE);
+        no_execute |= flags.contains(Flags::NO_EXECUTE);
+        if level == 0 || flags.contains(Flags::HUGE_PAGE) {
+            let mut access = Flags::PRESENT;
+            access.set(Flags::WRITABLE, writable);
+            access.set(Flags::NO_EXECUTE, no_execute);
+            return Some(access);
+        }
+        table_addr = entry.addr().as_u64();
+    }
+    None
+}
+
+/// Counts the mapped pages (4 KiB and 2 MiB leaves) and the writable-and-executable ones, across the live tables.
+pub fn audit() -> PagingAudit {
+    let mut audit = PagingAudit::default();
+    walk(Cr3::read().0.start_address().as_u64(), 3, true, false, &mut audit);
+    audit
+}
+
+/// What [`audit`] found.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PagingAudit {
+    /// Mapped 4 KiB pages.
+    pub small_pages: u64,
+    /// Mapped 2 MiB pages.
+    pub huge_pages: u64,
+    /// Pages that are both writable and executable; must be 0.
+    pub writable_and_executable: u64,
+}
+
+fn walk(table_addr: u64, level: u32, writable: bool, no_execute: bool, audit: &mut PagingAudit) {
+    // SAFETY: as in `translate`.
+    let table = unsafe { &*(table_addr as *const PageTable) };
+    for entry in table.iter().filter(|e| e.flags().contains(Flags::PRESENT)) {
+        let flags = entry.flags();
+        let writable = writable && flags.contains(Flags::WRITABLE);
+        let no_execute = no_execute || flags.contains(Flags::NO_EXECUTE);
+        if level == 0 || flags.contains(Flags::HUGE_PAGE) {
+            *if level == 0 { &mut audit.small_pages } else { &mut audit.huge_pages } += 1;
+            audit.writable_and_executable += u64::from(writable && !no_execute);
+        } else {
+            walk(entry.addr().as_u64(), level - 1, writable, no_execute, audit);
+        }
+    }
+}

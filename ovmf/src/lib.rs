@@ -1,0 +1,15 @@
+//! What replaces OVMF in an Ampoule image.
+//!
+//! - [`layout`]: the one memory map. The linker script (through a generated `layout.ld`), the guest and xtask all
+//!   read it from here.
+//! - [`exit`]: the debug-exit port and the status codes a bounded run ends with.
+//! - [`cpu_features`]: the CPUID bits the image is compiled to use, checked by the reset code before any Rust runs.
+//! - `reset` (feature `boot`, guest only): the reset vector and the 16 -> 32 -> 64-bit mode switch, in `.s` files.
+#![no_std]
+
+pub mod cpu_features;
+pub mod exit;
+pub mod layout;
+
+#[cfg(feature = "boot")]
+mod reset;

@@ -1,0 +1,199 @@
+# reset32.s: 32-bit protected mode, flat segments, no paging yet.
+#
+# 1. Zero the boot scratch RAM, save the reset TSC there, take a temporary stack from it.
+# 2. Check every CPUID bit in AMPOULE_REQUIRED_CPUID (ovmf::cpu_features): compiled Rust may use any of them.
+# 3. Build the boot page tables: an identity map of the low 4 GiB with 2 MiB pages. The kernel's first act in Rust
+#    is to replace them with its own W^X tables (kernel/src/paging.rs).
+# 4. Copy the kernel's load image from the ROM payload to RAM_IMAGE and zero .bss and the stacks.
+# 5. Enable x87/SSE/AVX state (CR0, CR4, XCR0 = 0x7), PAE, long mode, NX and paging, and far-jump to 64-bit code.
+
+.set BOOT_DS, 0x10
+.set BOOT_CS64, 0x18
+
+.set CR0_MP, 1 << 1
+.set CR0_EM, 1 << 2
+.set CR0_NE, 1 << 5
+.set CR0_WP, 1 << 16
+.set CR0_NW, 1 << 29
+.set CR0_CD, 1 << 30
+.set CR0_PG, 1 << 31
+.set CR4_PAE, 1 << 5
+.set CR4_OSFXSR, 1 << 9
+.set CR4_OSXMMEXCPT, 1 << 10
+.set CR4_OSXSAVE, 1 << 18
+.set MSR_EFER, 0xc0000080
+.set EFER_LME, 1 << 8
+.set EFER_NXE, 1 << 11
+# XCR0: x87 | SSE | AVX state (DESIGN.md §9: not every bit CPUID offers).
+.set XCR0_X87_SSE_AVX, 0x7
+# Page-table entry bits (Intel SDM vol. 3A, 4.5).
+.set PTE_PRESENT, 1 << 0
+.set PTE_WRITABLE, 1 << 1
+.set PTE_HUGE, 1 << 7
+# Boot-info block offsets (ovmf::layout::boot_scratch::BOOT_INFO).
+.set INFO_RESET_TSC, 0
+.set INFO_MAX_BASIC_LEAF, 8
+.set INFO_MAX_EXTENDED_LEAF, 12
+# Serial line status register: transmitter holding register empty.
+.set UART_LSR, 5
+.set UART_LSR_THRE, 1 << 5
+
+.section .reset.text32, "ax"
+.code32
+protected_mode_start:
+    movw $BOOT_DS, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movw %ax, %fs
+    movw %ax, %gs
+
+    # 1. Boot scratch: zero it, keep the reset TSC, use its top as a stack.
+    movl $BOOT_SCRATCH_BASE, %edx
+    movl %edi, %ebx                         # TSC high, before EDI is reused
+    movl %edx, %edi
+    movl $BOOT_SCRATCH_SIZE, %ecx
+    xorl %eax, %eax
+    rep stosb
+    movl %esi, BOOT_INFO + INFO_RESET_TSC
+    movl %ebx, BOOT_INFO + INFO_RESET_TSC + 4
+    movl $BOOT_SCRATCH_STACK_TOP, %esp
+
+    # 2. CPU features.
+    call check_cpu_features
+
+    # 3. Boot page tables: PML4[0] -> PDPT, PDPT[0..4] -> four page directories of 2 MiB pages.
+    movl $(BOOT_PDPT + PTE_PRESENT + PTE_WRITABLE), BOOT_PML4
+    xorl %ecx, %ecx
+1:  movl %ecx, %eax
+    shll $12, %eax
+    addl $(BOOT_PD + PTE_PRESENT + PTE_WRITABLE), %eax
+    movl %eax, BOOT_PDPT(, %ecx, 8)
+    incl %ecx
+    cmpl $4, %ecx
+    jb 1b
+    xorl %ecx, %ecx
+2:  movl %ecx, %eax
+    shll $21, %eax
+    orl $(PTE_PRESENT + PTE_WRITABLE + PTE_HUGE), %eax
+    movl %eax, BOOT_PD(, %ecx, 8)
+    incl %ecx
+    cmpl $BOOT_PD_ENTRIES, %ecx
+    jb 2b
+
+    # 4. Kernel load image: ROM payload -> RAM, then zero .bss and the stacks.
+    movl $PAYLOAD_BASE, %esi
+    movl $RAM_IMAGE_BASE, %edi
+    movl $__ram_load_size, %ecx
+    rep movsb
+    movl $__bss_start, %edi
+    movl $__bss_size, %ecx
+    xorl %eax, %eax
+    rep stosb
+
+    # 5. Extended state, then long mode. CR0.CD/NW are set at reset: clear them so caches work.
+    movl %cr0, %eax
+    andl $~(CR0_EM | CR0_CD | CR0_NW), %eax
+    orl $(CR0_MP | CR0_NE | CR0_WP), %eax
+    movl %eax, %cr0
+    movl %cr4, %eax
+    orl $(CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE), %eax
+    movl %eax, %cr4
+    xorl %ecx, %ecx
+    xorl %edx, %edx
+    movl $XCR0_X87_SSE_AVX, %eax
+    xsetbv
+    movl $BOOT_PML4, %eax
+    movl %eax, %cr3
+    movl $MSR_EFER, %ecx
+    rdmsr
+    orl $(EFER_LME | EFER_NXE), %eax
+    wrmsr
+    movl %cr0, %eax
+    orl $CR0_PG, %eax
+    movl %eax, %cr0
+    ljmpl $BOOT_CS64, $long_mode_start
+
+# check_cpu_features: returns if every entry of AMPOULE_REQUIRED_CPUID is present; otherwise prints a record naming
+# the first missing one and ends the run with EXIT_CPU_UNSUPPORTED. Entries are 32 bytes: leaf, subleaf, register
+# (0 = EAX .. 3 = EDX), bit, NUL-padded name (layout tested in ovmf::cpu_features).
+check_cpu_features:
+    xorl %eax, %eax
+    cpuid
+    movl %eax, BOOT_INFO + INFO_MAX_BASIC_LEAF
+    movl $0x80000000, %eax
+    cpuid
+    movl %eax, BOOT_INFO + INFO_MAX_EXTENDED_LEAF
+    movl $AMPOULE_REQUIRED_CPUID, %esi
+    movl AMPOULE_REQUIRED_CPUID_COUNT, %edi
+1:  testl %edi, %edi
+    jz 9f
+    movl 0(%esi), %eax
+    # A leaf above the CPU's highest one returns unrelated data: count it as missing.
+    movl BOOT_INFO + INFO_MAX_BASIC_LEAF, %edx
+    testl $0x80000000, %eax
+    jz 2f
+    movl BOOT_INFO + INFO_MAX_EXTENDED_LEAF, %edx
+2:  cmpl %edx, %eax
+    ja cpu_feature_missing
+    movl 4(%esi), %ecx
+    cpuid
+    movl 8(%esi), %ebp
+    cmpl $1, %ebp
+    jne 3f
+    movl %ebx, %eax
+3:  cmpl $2, %ebp
+    jne 4f
+    movl %ecx, %eax
+4:  cmpl $3, %ebp
+    jne 5f
+    movl %edx, %eax
+5:  movl 12(%esi), %ecx
+    btl %ecx, %eax
+    jnc cpu_feature_missing
+    addl $32, %esi
+    decl %edi
+    jmp 1b
+9:  ret
+
+# ESI points at the missing entry.
+cpu_feature_missing:
+    movl $msg_cpu_prefix, %ebx
+    call serial_puts
+    leal 16(%esi), %ebx
+    call serial_puts
+    movl $msg_cpu_suffix, %ebx
+    call serial_puts
+    movw $DEBUG_EXIT_PORT, %dx
+    movl $EXIT_CPU_UNSUPPORTED, %eax
+    outl %eax, %dx
+    # Without a debug-exit device: stop here.
+1:  cli
+    hlt
+    jmp 1b
+
+# serial_puts: writes the NUL-terminated string at EBX to COM1. Clobbers EAX, EBX, ECX, EDX, EBP.
+serial_puts:
+1:  movb (%ebx), %cl
+    testb %cl, %cl
+    jz 3f
+    # Bounded wait for the transmitter: an absent UART must not hang the stub.
+    movw $(SERIAL_PORT + UART_LSR), %dx
+    movl $100000, %ebp
+2:  inb %dx, %al
+    testb $UART_LSR_THRE, %al
+    jnz 4f
+    decl %ebp
+    jnz 2b
+4:  movw $SERIAL_PORT, %dx
+    movb %cl, %al
+    outb %al, %dx
+    incl %ebx
+    jmp 1b
+3:  ret
+
+.section .reset.rodata, "a"
+msg_cpu_prefix:
+    .asciz "level=error target=boot msg=\"cpu feature missing\" need=x86-64-v3 feature="
+msg_cpu_suffix:
+    .asciz "\n"

@@ -1,0 +1,166 @@
+//! `cargo xtask build | run-qemu | test | repro`: see the README.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use xtask::image::{self, BuildOptions, Variant};
+use xtask::qemu::{self, Accel, RunConfig};
+use xtask::paths;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test the Ampoule guest")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build ampoule.bin and print its path, size and SHA-256.
+    Build {
+        /// Print one JSON object (keys: image, size, sha256).
+        #[arg(long)]
+        json: bool,
+        /// Show cargo's output.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Build the image (unless --image is given), boot it under QEMU and stream its records.
+    RunQemu {
+        /// Boot this image instead of building one.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// tcg (software; the default here) or kvm (real hosts).
+        #[arg(long, value_enum, default_value = "tcg")]
+        accel: Accel,
+        /// The QEMU CPU model.
+        #[arg(long, default_value = "max")]
+        cpu: String,
+        /// Seconds before the run is stopped as a timeout.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Run every test: host unit tests and the QEMU integration tests.
+    Test {
+        /// Skip clippy.
+        #[arg(long)]
+        no_lint: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let root = paths::repo_root();
+    match cli.command {
+        Cmd::Build { json, verbose } => {
+            let started = Instant::now();
+            let options = BuildOptions { verbose, ..BuildOptions::for_checkout(&root) };
+            let built = image::build(Variant::Release, &options)?;
+            if json {
+                let value = serde_json::json!({
+                    "image": built.path,
+                    "size": built.bytes.len(),
+                    "sha256": built.sha256_hex(),
+                });
+                println!("{value}");
+            } else {
+                println!("image  {}", built.path.display());
+                println!("size   {} bytes", built.bytes.len());
+                println!("sha256 {}", built.sha256_hex());
+                eprintln!("xtask: built in {:.1} s", started.elapsed().as_secs_f64());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::RunQemu { image, accel, cpu, timeout } => run_qemu(&root, image, accel, cpu, timeout),
+        Cmd::Test { no_lint } => test(&root, no_lint),
+    }
+}
+
+fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let started = Instant::now();
+    eprintln!("xtask: {name} ...");
+    let value = f()?;
+    eprintln!("xtask: {name}: done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(value)
+}
+
+fn run_qemu(root: &std::path::Path, image: Option<PathBuf>, accel: Accel, cpu: String, timeout: u64) -> Result<ExitCode> {
+    step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
+    let image_path = match image {
+        Some(path) => {
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            image::validate(&bytes).with_context(|| format!("refusing {}", path.display()))?;
+            path
+        }
+        None => step("build", || image::build(Variant::Release, &BuildOptions::for_checkout(root)))?.path,
+    };
+    let config = RunConfig { accel, cpu, timeout: Duration::from_secs(timeout), echo: true, ..RunConfig::new(image_path) };
+    let report = qemu::run(&config)?;
+    let booted = report.record("booted").map(|(_, at)| format!("{:.0} ms", at.as_secs_f64() * 1e3));
+    eprintln!(
+        "xtask: outcome={} booted_after={} wall={:.0} ms",
+        report.outcome.name(),
+        booted.as_deref().unwrap_or("never"),
+        report.wall.as_secs_f64() * 1e3
+    );
+    if !report.stderr.trim().is_empty() {
+        eprintln!("xtask: qemu stderr:\n{}", report.stderr.trim_end());
+    }
+    if report.outcome.is_success() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        if let Some(line) = report.lines.iter().rev().find(|l| l.contains("level=error")) {
+            eprintln!("xtask: guest's last error: {line}");
+        }
+        bail!("the guest did not succeed: {}", report.outcome.name())
+    }
+}
+
+fn cargo(root: &std::path::Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root);
+    cmd
+}
+
+fn test(root: &std::path::Path, no_lint: bool) -> Result<ExitCode> {
+    step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
+    if !no_lint {
+        step("clippy (host crates)", || {
+            let ok = cargo(root).args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]).status()?.success();
+            anyhow::ensure!(ok, "clippy found problems in the host crates");
+            Ok(())
+        })?;
+        step("clippy (guest)", || {
+            let ok = cargo(&root.join("kernel"))
+                .args(["clippy", "--release", "--quiet", "--target-dir"])
+                .arg(paths::target_dir(root).join("kernel"))
+                .args(["--features", "fault-injection", "--", "-D", "warnings"])
+                .status()?
+                .success();
+            anyhow::ensure!(ok, "clippy found problems in the guest");
+            Ok(())
+        })?;
+    }
+    let release = step("build release image", || image::build(Variant::Release, &BuildOptions::for_checkout(root)))?;
+    let faulty =
+        step("build fault-injection image", || image::build(Variant::FaultInjection, &BuildOptions::for_checkout(root)))?;
+    // cargo test's summary lines end the output, as CI expects.
+    let status = cargo(root)
+        .args(["test", "--workspace"])
+        .env("AMPOULE_IMAGE", &release.path)
+        .env("AMPOULE_FAULT_INJECTION_IMAGE", &faulty.path)
+        .status()?;
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,18 @@
+//! Where things are: the repository, the target directory, the images.
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (the parent of xtask/).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
+}
+
+/// `target/` of the root workspace, which also holds the kernel's build and the images.
+pub fn target_dir(root: &Path) -> PathBuf {
+    root.join("target")
+}
+
+/// Where built images go: `target/ampoule/`.
+pub fn image_dir(root: &Path) -> PathBuf {
+    target_dir(root).join("ampoule")
+}

@@ -1,0 +1,255 @@
+//! Running an image under QEMU: the command line, a bounded run that streams the guest's serial records, and the
+//! mapping of how it ended to a named [`Outcome`].
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ovmf::exit::{DEBUG_EXIT_PORT, ExitCode};
+use ovmf::layout::GUEST_RAM_SIZE;
+use protocol::console::Record;
+
+use crate::install;
+
+/// The QEMU binary.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// Installs QEMU from Debian's packages if it is missing.
+pub fn ensure_installed(log_dir: &Path) -> Result<()> {
+    if install::on_path(QEMU) {
+        return Ok(());
+    }
+    install::ensure_debian_packages(&["qemu-system-x86"], "QEMU boots the image", log_dir)?;
+    anyhow::ensure!(install::on_path(QEMU), "{QEMU} is still not on PATH after installing qemu-system-x86");
+    Ok(())
+}
+
+/// How QEMU runs the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Accel {
+    /// Software emulation: works everywhere (the default here, where /dev/kvm only emulates).
+    Tcg,
+    /// Hardware virtualization, for real hosts.
+    Kvm,
+}
+
+/// One QEMU run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The firmware image (`-bios`).
+    pub image: PathBuf,
+    /// The accelerator.
+    pub accel: Accel,
+    /// The CPU model (`-cpu`).
+    pub cpu: String,
+    /// How long the run may take before QEMU is killed.
+    pub timeout: Duration,
+    /// fw_cfg files to pass (`-fw_cfg name=...,string=...`).
+    pub fw_cfg: Vec<(String, String)>,
+    /// Echo serial records to stdout as they arrive.
+    pub echo: bool,
+}
+
+impl RunConfig {
+    /// The defaults for `image`: TCG, `-cpu max`, 60 s.
+    pub fn new(image: impl Into<PathBuf>) -> Self {
+        Self {
+            image: image.into(),
+            accel: Accel::Tcg,
+            cpu: "max".into(),
+            timeout: Duration::from_secs(60),
+            fw_cfg: Vec::new(),
+            echo: false,
+        }
+    }
+
+    /// The QEMU arguments: a q35 machine with nothing but the firmware, COM1 on stdio, the debug-exit device, and
+    /// `-no-reboot` so a triple fault ends the run instead of looping.
+    pub fn qemu_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "-machine".into(),
+            format!("q35,accel={}", if self.accel == Accel::Kvm { "kvm" } else { "tcg" }),
+            "-cpu".into(),
+            self.cpu.clone(),
+            "-m".into(),
+            format!("{}M", GUEST_RAM_SIZE >> 20),
+            "-smp".into(),
+            "1".into(),
+            "-bios".into(),
+            self.image.display().to_string(),
+            "-nodefaults".into(),
+            "-display".into(),
+            "none".into(),
+            "-serial".into(),
+            "stdio".into(),
+            "-device".into(),
+            format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04"),
+            "-no-reboot".into(),
+        ];
+        for (name, value) in &self.fw_cfg {
+            args.push("-fw_cfg".into());
+            args.push(format!("name={name},string={value}"));
+        }
+        args
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The guest wrote an exit code to the debug-exit port.
+    Guest(ExitCode),
+    /// QEMU exited with 0 without a guest exit code: under `-no-reboot` that is a reset, usually a triple fault.
+    Reset,
+    /// The run did not end within its timeout and was killed.
+    Timeout,
+    /// QEMU failed (bad arguments, missing image, ...) or died from a signal.
+    QemuError(Option<i32>),
+}
+
+impl Outcome {
+    /// Maps QEMU's exit status to an outcome.
+    pub fn from_qemu_status(status: Option<i32>) -> Outcome {
+        match status {
+            Some(0) => Outcome::Reset,
+            Some(code) => ExitCode::from_qemu_status(code).map_or(Outcome::QemuError(Some(code)), Outcome::Guest),
+            None => Outcome::QemuError(None),
+        }
+    }
+
+    /// A stable name: the guest's exit-code name, `reset`, `timeout` or `qemu-error`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Guest(code) => code.name(),
+            Outcome::Reset => "reset",
+            Outcome::Timeout => "timeout",
+            Outcome::QemuError(_) => "qemu-error",
+        }
+    }
+
+    /// Whether the guest finished its job.
+    pub fn is_success(self) -> bool {
+        self == Outcome::Guest(ExitCode::Success)
+    }
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Every line the guest printed, in order.
+    pub lines: Vec<String>,
+    /// Time from spawning QEMU to each line.
+    pub line_times: Vec<Duration>,
+    /// QEMU's stderr.
+    pub stderr: String,
+    /// The whole run.
+    pub wall: Duration,
+}
+
+impl RunReport {
+    /// The first record whose `msg` is `msg`, with the time it arrived.
+    pub fn record(&self, msg: &str) -> Option<(Record<'_>, Duration)> {
+        self.lines
+            .iter()
+            .zip(&self.line_times)
+            .find_map(|(line, t)| Record::parse(line).ok().filter(|r| r.msg == msg).map(|r| (r, *t)))
+    }
+
+    /// Lines that are not records (the guest should print none).
+    pub fn non_records(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().map(String::as_str).filter(|l| Record::parse(l).is_err())
+    }
+}
+
+/// Runs QEMU until it exits or the timeout passes (then it is killed). Never blocks longer than the timeout.
+pub fn run(config: &RunConfig) -> Result<RunReport> {
+    let start = Instant::now();
+    let mut child = Command::new(QEMU)
+        .args(config.qemu_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {QEMU}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((line, start.elapsed())).is_err() {
+                break;
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut lines = Vec::new();
+    let mut line_times = Vec::new();
+    let mut collect = |line: String, at: Duration| {
+        if config.echo {
+            println!("{line}");
+        }
+        lines.push(line);
+        line_times.push(at);
+    };
+    let outcome = loop {
+        while let Ok((line, at)) = rx.try_recv() {
+            collect(line, at);
+        }
+        if let Some(status) = child.try_wait()? {
+            break Outcome::from_qemu_status(status.code());
+        }
+        if start.elapsed() >= config.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Outcome::Timeout;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let wall = start.elapsed();
+    let _ = reader.join();
+    for (line, at) in rx.try_iter() {
+        collect(line, at);
+    }
+    let stderr = err_reader.join().unwrap_or_default();
+    Ok(RunReport { outcome, lines, line_times, stderr, wall })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_statuses_map_to_named_outcomes() {
+        assert_eq!(Outcome::from_qemu_status(Some(33)), Outcome::Guest(ExitCode::Success));
+        assert!(Outcome::from_qemu_status(Some(33)).is_success());
+        assert_eq!(Outcome::from_qemu_status(Some(35)), Outcome::Guest(ExitCode::Fault));
+        assert_eq!(Outcome::from_qemu_status(Some(35)).name(), "guest-fault");
+        assert_eq!(Outcome::from_qemu_status(Some(0)), Outcome::Reset);
+        assert_eq!(Outcome::from_qemu_status(Some(0)).name(), "reset");
+        assert_eq!(Outcome::from_qemu_status(Some(1)), Outcome::QemuError(Some(1)));
+        assert_eq!(Outcome::from_qemu_status(None), Outcome::QemuError(None));
+        assert_eq!(Outcome::Timeout.name(), "timeout");
+        for code in ExitCode::ALL {
+            assert_eq!(Outcome::from_qemu_status(Some(code.qemu_status())), Outcome::Guest(code));
+        }
+    }
+
+    #[test]
+    fn command_line_has_the_exit_device_no_reboot_and_fw_cfg() {
+        let mut config = RunConfig::new("/x/ampoule.bin");
+        config.fw_cfg.push(("opt/ampoule/inject".into(), "ud".into()));
+        let args = config.qemu_args().join(" ");
+        assert!(args.contains("-bios /x/ampoule.bin"));
+        assert!(args.contains("isa-debug-exit,iobase=0xf4,iosize=0x04"));
+        assert!(args.contains("-no-reboot"));
+        assert!(args.contains("accel=tcg"));
+        assert!(args.contains("-fw_cfg name=opt/ampoule/inject,string=ud"));
+        assert!(args.contains("-m 256M"));
+    }
+}

@@ -5,6 +5,7 @@
 //! - `page-fault`: a read of an unmapped address (#PF, CR2 = [`UNMAPPED_ADDRESS`]).
 //! - `stack-overflow`: unbounded recursion into the boot stack's guard page (#PF on the guard page).
 //! - `broken-idt`: an IDT with limit 0, then #UD: undeliverable, so the CPU triple-faults and QEMU resets.
+//! - `hang`: spin forever, so the runner's timeout has something to stop.
 
 use core::hint::black_box;
 
@@ -47,6 +48,12 @@ pub fn run() {
             // SAFETY: UD2 raises #UD, which cannot be delivered through the broken IDT: the CPU triple-faults.
             unsafe { core::arch::asm!("ud2", options(nomem, nostack, noreturn)) }
         }
+        "hang" => {
+            log::info!(target: "fault_injection", kind = kind; "hanging");
+            loop {
+                core::hint::spin_loop();
+            }
+        }
         _ => {
             log::error!(target: "fault_injection", "unknown fault kind");
             exit(ExitCode::SelfCheckFailed);
@@ -62,5 +69,6 @@ fn recurse(depth: u64) -> u64 {
     let mut frame = [0u8; 4096];
     frame[0] = depth as u8;
     black_box(&mut frame);
-    recurse(black_box(depth + 1)).wrapping_add(u64::from(frame[0]))
+    // The condition is always true, but the compiler cannot know it.
+    if black_box(depth) < u64::MAX { recurse(depth + 1).wrapping_add(u64::from(frame[0])) } else { 0 }
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::paths;
 
 /// Which image to build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Variant {
     /// The image users run: no test features.
     Release,

@@ -5,3 +5,4 @@ pub mod image;
 pub mod install;
 pub mod paths;
 pub mod qemu;
+pub mod repro;

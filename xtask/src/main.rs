@@ -27,6 +27,9 @@ enum Cmd {
         /// Show cargo's output.
         #[arg(long, short)]
         verbose: bool,
+        /// Which image: the release image, or the test image that raises faults on request.
+        #[arg(long, value_enum, default_value = "release")]
+        variant: Variant,
     },
     /// Build the image (unless --image is given), boot it under QEMU and stream its records.
     RunQemu {
@@ -42,6 +45,16 @@ enum Cmd {
         /// Seconds before the run is stopped as a timeout.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Boot the fault-injection test image and make it raise this fault
+        /// (ud, page-fault, stack-overflow, broken-idt, hang).
+        #[arg(long)]
+        inject: Option<String>,
+    },
+    /// Build the image from two different checkout paths and fail unless the bytes are identical.
+    Repro {
+        /// Show cargo's output.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Run every test: host unit tests and the QEMU integration tests.
     Test {
@@ -64,10 +77,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     let root = paths::repo_root();
     match cli.command {
-        Cmd::Build { json, verbose } => {
+        Cmd::Build { json, verbose, variant } => {
             let started = Instant::now();
             let options = BuildOptions { verbose, ..BuildOptions::for_checkout(&root) };
-            let built = image::build(Variant::Release, &options)?;
+            let built = image::build(variant, &options)?;
             if json {
                 let value = serde_json::json!({
                     "image": built.path,
@@ -83,7 +96,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::RunQemu { image, accel, cpu, timeout } => run_qemu(&root, image, accel, cpu, timeout),
+        Cmd::RunQemu { image, accel, cpu, timeout, inject } => {
+            let mut config = RunConfig { accel, cpu, timeout: Duration::from_secs(timeout), echo: true, ..RunConfig::new("") };
+            let variant = if inject.is_some() { Variant::FaultInjection } else { Variant::Release };
+            config.fw_cfg.extend(inject.map(|kind| (FAULT_INJECTION_FW_CFG.to_string(), kind)));
+            run_qemu(&root, image, variant, config)
+        }
+        Cmd::Repro { verbose } => {
+            let report = step("repro: two builds from two paths", || xtask::repro::run(&root, verbose))?;
+            for (path, sha) in &report.builds {
+                println!("{sha}  {}", path.display());
+            }
+            if report.identical {
+                println!("identical: yes");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                bail!("the two builds differ (first differing byte at offset {:?})", report.first_difference)
+            }
+        }
         Cmd::Test { no_lint } => test(&root, no_lint),
     }
 }
@@ -96,7 +126,10 @@ fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     Ok(value)
 }
 
-fn run_qemu(root: &std::path::Path, image: Option<PathBuf>, accel: Accel, cpu: String, timeout: u64) -> Result<ExitCode> {
+/// The fw_cfg file the fault-injection image reads (kernel/src/fault_injection.rs).
+const FAULT_INJECTION_FW_CFG: &str = "opt/ampoule/inject";
+
+fn run_qemu(root: &std::path::Path, image: Option<PathBuf>, variant: Variant, mut config: RunConfig) -> Result<ExitCode> {
     step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
     let image_path = match image {
         Some(path) => {
@@ -104,9 +137,9 @@ fn run_qemu(root: &std::path::Path, image: Option<PathBuf>, accel: Accel, cpu: S
             image::validate(&bytes).with_context(|| format!("refusing {}", path.display()))?;
             path
         }
-        None => step("build", || image::build(Variant::Release, &BuildOptions::for_checkout(root)))?.path,
+        None => step("build", || image::build(variant, &BuildOptions::for_checkout(root)))?.path,
     };
-    let config = RunConfig { accel, cpu, timeout: Duration::from_secs(timeout), echo: true, ..RunConfig::new(image_path) };
+    config.image = image_path;
     let report = qemu::run(&config)?;
     let booted = report.record("booted").map(|(_, at)| format!("{:.0} ms", at.as_secs_f64() * 1e3));
     eprintln!(

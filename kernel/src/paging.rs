@@ -15,9 +15,9 @@
 //! Everything else is unmapped: the null page, the boot scratch area, all other RAM and MMIO.
 
 use core::ops::Range;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use ovmf::layout::{HEAP, IMAGE, PAGE_SIZE};
+use spin::Mutex;
 use x86_64::PhysAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::{PageTable, PageTableFlags as Flags, PhysFrame};
@@ -31,8 +31,8 @@ const POOL_TABLES: usize = 16;
 #[repr(C, align(4096))]
 struct TablePool([PageTable; POOL_TABLES]);
 
-static mut POOL: TablePool = TablePool([const { PageTable::new() }; POOL_TABLES]);
-static BUILT: AtomicBool = AtomicBool::new(false);
+/// The tables live here for the whole run. The lock is only taken by `init`, once.
+static POOL: Mutex<TablePool> = Mutex::new(TablePool([const { PageTable::new() }; POOL_TABLES]));
 
 /// Which page size a range is mapped with.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -63,10 +63,8 @@ fn mappings() -> [(Range<u64>, Flags, PageSize); 9] {
 
 /// Builds the kernel's page tables and switches CR3 to them. Runs once, first thing in `main`.
 pub fn init() {
-    assert!(!BUILT.swap(true, Ordering::SeqCst), "paging::init runs once");
-    // SAFETY: BUILT guarantees this is the only reference ever made to POOL, and it is taken before any other
-    // code runs; the pool is in .bss (zeroed by the stub) and page-aligned.
-    let pool = unsafe { &mut *(&raw mut POOL) };
+    let mut pool = POOL.try_lock().expect("paging::init runs once, on the boot CPU");
+    assert!(pool.0[0].iter().all(|e| e.is_unused()), "paging::init runs once");
     let mut builder = Builder { tables: &mut pool.0, used: 1 };
     for (range, flags, size) in mappings() {
         builder.map(range, flags, size);
@@ -91,7 +89,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn map(&mut self, range: Range<u64>, flags: Flags, size: PageSize) {
         let step = if size == PageSize::Huge { HUGE_PAGE_SIZE } else { PAGE_SIZE };
-        assert!(range.start % step == 0 && range.end % step == 0, "mapping not aligned to its page size");
+        assert!(range.start.is_multiple_of(step) && range.end.is_multiple_of(step), "mapping not aligned to its page size");
         for addr in range.step_by(step as usize) {
             self.map_page(addr, flags, size);
         }

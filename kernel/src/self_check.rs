@@ -27,9 +27,12 @@ pub struct Failure {
     pub reason: &'static str,
 }
 
+/// A check: `Err` says what was wrong.
+type Check = fn() -> Result<(), &'static str>;
+
 /// Runs every check in order; stops at the first failure.
 pub fn run_all() -> Result<(), Failure> {
-    let checks: [(&'static str, fn() -> Result<(), &'static str>); 4] =
+    let checks: [(&'static str, Check); 4] =
         [("paging", paging), ("heap", heap), ("avx", avx), ("exception-return", exception_return)];
     for (check, run) in checks {
         run().map_err(|reason| Failure { check, reason })?;

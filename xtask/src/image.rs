@@ -182,7 +182,7 @@ pub fn validate(bytes: &[u8]) -> Result<()> {
     let len = bytes.len() as u64;
     ensure!(len > 0, "the image is empty");
     ensure!(
-        len % BIOS_SIZE_GRANULE == 0,
+        len.is_multiple_of(BIOS_SIZE_GRANULE),
         "the image is {len} bytes, not a multiple of 64 KiB: QEMU cannot map it as firmware (truncated?)"
     );
     ensure!(len == IMAGE.size, "the image is {len} bytes; an Ampoule image is exactly {} bytes", IMAGE.size);

@@ -20,7 +20,7 @@ fn assert_within(outer: &Region, inner: &Region) {
 fn image_ends_at_4_gib_and_is_a_whole_number_of_bios_granules() {
     assert_eq!(IMAGE.end(), 4 * GIB);
     assert_eq!(IMAGE.size % BIOS_SIZE_GRANULE, 0);
-    assert!(IMAGE.size > 0);
+    const { assert!(IMAGE.size > 0) };
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn reset_vector_is_the_last_16_bytes() {
 #[test]
 fn real_mode_code_page_is_reachable_from_the_reset_cs() {
     // After reset CS.base = 0xFFFF_0000: 16-bit code must lie in the top 64 KiB.
-    assert!(RESET_PAGE.base >= IMAGE_END - 64 * KIB);
+    const { assert!(RESET_PAGE.base >= IMAGE_END - 64 * KIB) };
     assert_eq!(RESET_PAGE.end(), IMAGE_END);
 }
 
@@ -73,13 +73,13 @@ fn ram_regions_are_disjoint_page_aligned_and_inside_guest_ram() {
 
 #[test]
 fn the_payload_fits_in_ram_image() {
-    assert!(PAYLOAD.size <= RAM_IMAGE.size);
+    const { assert!(PAYLOAD.size <= RAM_IMAGE.size) };
 }
 
 #[test]
 fn boot_scratch_holds_its_tables() {
     // At least a page is left for the stub's temporary stack.
-    assert!(boot_scratch::USED + PAGE_SIZE <= BOOT_SCRATCH.size);
+    const { assert!(boot_scratch::USED + PAGE_SIZE <= BOOT_SCRATCH.size) };
     assert_eq!(boot_scratch::PD_COUNT * GIB, 4 * GIB, "boot map covers the image at the top of 4 GiB");
 }
 

@@ -1,0 +1,57 @@
+//! Shared by the integration tests: the images under test, built once per test process.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use xtask::image::{self, BuildOptions, Variant};
+use xtask::qemu::{self, RunConfig, RunReport};
+use xtask::paths;
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+static RELEASE: OnceLock<PathBuf> = OnceLock::new();
+static FAULT_INJECTION: OnceLock<PathBuf> = OnceLock::new();
+
+/// The image of `variant`: from `cargo xtask test` (environment), or built here once per test process.
+pub fn image(variant: Variant) -> PathBuf {
+    let (var, cell) = match variant {
+        Variant::Release => ("AMPOULE_IMAGE", &RELEASE),
+        Variant::FaultInjection => ("AMPOULE_FAULT_INJECTION_IMAGE", &FAULT_INJECTION),
+    };
+    cell.get_or_init(|| {
+        if let Some(path) = std::env::var_os(var) {
+            return PathBuf::from(path);
+        }
+        // Both variants share the kernel's target directory: build one at a time, each into its own file.
+        let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let root = paths::repo_root();
+        image::build(variant, &BuildOptions::for_checkout(&root)).expect("building the image").path
+    })
+    .clone()
+}
+
+/// Boots `variant` with `config` adjustments and returns the report.
+pub fn boot(variant: Variant, adjust: impl FnOnce(&mut RunConfig)) -> RunReport {
+    qemu::ensure_installed(&paths::target_dir(&paths::repo_root())).expect("QEMU is installed");
+    let mut config = RunConfig::new(image(variant));
+    config.timeout = Duration::from_secs(60);
+    adjust(&mut config);
+    let report = qemu::run(&config).expect("QEMU runs");
+    assert!(report.non_records().next().is_none(), "lines that are not records: {:?}", report.lines);
+    report
+}
+
+/// Boots the fault-injection image and asks it to raise `kind`.
+pub fn boot_injecting(kind: &str) -> RunReport {
+    boot(Variant::FaultInjection, |c| c.fw_cfg.push(("opt/ampoule/inject".into(), kind.into())))
+}
+
+/// Parses a `0x...` or decimal field value.
+pub fn number(value: &str) -> u64 {
+    match value.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("not hex: {value}")),
+        None => value.parse().unwrap_or_else(|_| panic!("not a number: {value}")),
+    }
+}

@@ -115,12 +115,13 @@ pub const EXCEPTION_STACK_SIZE: u64 = 32 * KIB;
 pub const SERIAL_PORT: u16 = 0x3f8;
 
 /// Extra absolute symbols for the linker script and the boot stub, beyond the `REGIONS` triples.
-pub const LINKER_SYMBOLS: [(&str, u64); 11] = [
+pub const LINKER_SYMBOLS: [(&str, u64); 12] = [
     ("BOOT_PML4", BOOT_SCRATCH.base + boot_scratch::PML4),
     ("BOOT_PDPT", BOOT_SCRATCH.base + boot_scratch::PDPT),
     ("BOOT_PD", BOOT_SCRATCH.base + boot_scratch::PD),
     ("BOOT_PD_ENTRIES", boot_scratch::PD_COUNT * 512),
     ("BOOT_INFO", BOOT_SCRATCH.base + boot_scratch::BOOT_INFO),
+    ("BOOT_SCRATCH_USED_DWORDS", boot_scratch::USED / 4),
     ("BOOT_SCRATCH_STACK_TOP", BOOT_SCRATCH.end()),
     ("BOOT_STACK_SIZE", BOOT_STACK_SIZE),
     ("EXCEPTION_STACK_SIZE", EXCEPTION_STACK_SIZE),

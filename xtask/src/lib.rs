@@ -1,6 +1,7 @@
 //! `cargo xtask`: Ampoule's build logic, in Rust. The binary (main.rs) is the CLI; this library is what the CLI and
 //! the integration tests (xtask/tests/) share.
 
+pub mod bench;
 pub mod image;
 pub mod install;
 pub mod paths;

@@ -56,6 +56,18 @@ enum Cmd {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Measure boot time against OVMF, guest instructions to boot, and image size (not a test).
+    Bench {
+        /// Print one JSON object: {"figures": [...]}.
+        #[arg(long)]
+        json: bool,
+        /// Run one area only (boot, image).
+        #[arg(long)]
+        only: Option<String>,
+        /// Runs per side for timed figures.
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+    },
     /// Run every test: host unit tests and the QEMU integration tests.
     Test {
         /// Skip clippy.
@@ -113,6 +125,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 bail!("the two builds differ (first differing byte at offset {:?})", report.first_difference)
             }
+        }
+        Cmd::Bench { json, only, runs } => {
+            anyhow::ensure!(runs > 0, "--runs must be at least 1");
+            let figures = xtask::bench::run(&root, only.as_deref(), runs)?;
+            if json {
+                let figures: Vec<_> = figures.iter().map(|f| f.to_json()).collect();
+                println!("{}", serde_json::json!({ "figures": figures }));
+            } else {
+                for f in &figures {
+                    let goal = f.goal.map(|g| format!("  goal {g}: {}", if f.meets_goal == Some(true) { "met" } else { "NOT met" }));
+                    println!("{:<32} {:>14} {:<12}{}", f.name, f.value, f.unit, goal.unwrap_or_default());
+                    println!("{:<32} {}", "", f.how);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Test { no_lint } => test(&root, no_lint),
     }

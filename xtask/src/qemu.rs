@@ -51,6 +51,8 @@ pub struct RunConfig {
     pub fw_cfg: Vec<(String, String)>,
     /// Echo serial records to stdout as they arrive.
     pub echo: bool,
+    /// More QEMU arguments, appended last.
+    pub extra_args: Vec<String>,
 }
 
 impl RunConfig {
@@ -63,6 +65,7 @@ impl RunConfig {
             timeout: Duration::from_secs(60),
             fw_cfg: Vec::new(),
             echo: false,
+            extra_args: Vec::new(),
         }
     }
 
@@ -93,6 +96,7 @@ impl RunConfig {
             args.push("-fw_cfg".into());
             args.push(format!("name={name},string={value}"));
         }
+        args.extend(self.extra_args.iter().cloned());
         args
     }
 }

@@ -4,7 +4,7 @@
 # 2. Check every CPUID bit in AMPOULE_REQUIRED_CPUID (ovmf::cpu_features): compiled Rust may use any of them.
 # 3. Build the boot page tables: an identity map of the low 4 GiB with 2 MiB pages. The kernel's first act in Rust
 #    is to replace them with its own W^X tables (kernel/src/paging.rs).
-# 4. Copy the kernel's load image from the ROM payload to RAM_IMAGE and zero .bss and the stacks.
+# 4. Copy the kernel's load image from the ROM payload to RAM_IMAGE and zero .bss.
 # 5. Enable x87/SSE/AVX state (CR0, CR4, XCR0 = 0x7), PAE, long mode, NX and paging, and far-jump to 64-bit code.
 
 .set BOOT_DS, 0x10
@@ -48,13 +48,13 @@ protected_mode_start:
     movw %ax, %fs
     movw %ax, %gs
 
-    # 1. Boot scratch: zero it, keep the reset TSC, use its top as a stack.
-    movl $BOOT_SCRATCH_BASE, %edx
+    # 1. Boot scratch: zero its tables and boot info, keep the reset TSC, use its top as a stack.
+    #    Doubleword string operations: every size here is a whole number of pages (asserted in the linker script).
     movl %edi, %ebx                         # TSC high, before EDI is reused
-    movl %edx, %edi
-    movl $BOOT_SCRATCH_SIZE, %ecx
+    movl $BOOT_SCRATCH_BASE, %edi
+    movl $BOOT_SCRATCH_USED_DWORDS, %ecx
     xorl %eax, %eax
-    rep stosb
+    rep stosl
     movl %esi, BOOT_INFO + INFO_RESET_TSC
     movl %ebx, BOOT_INFO + INFO_RESET_TSC + 4
     movl $BOOT_SCRATCH_STACK_TOP, %esp
@@ -81,15 +81,16 @@ protected_mode_start:
     cmpl $BOOT_PD_ENTRIES, %ecx
     jb 2b
 
-    # 4. Kernel load image: ROM payload -> RAM, then zero .bss and the stacks.
+    # 4. Kernel load image: ROM payload -> RAM, then zero .bss. The stacks are not zeroed: every stack slot is
+    #    written before it is read.
     movl $PAYLOAD_BASE, %esi
     movl $RAM_IMAGE_BASE, %edi
-    movl $__ram_load_size, %ecx
-    rep movsb
+    movl $__ram_load_dwords, %ecx
+    rep movsl
     movl $__bss_start, %edi
-    movl $__bss_size, %ecx
+    movl $__bss_dwords, %ecx
     xorl %eax, %eax
-    rep stosb
+    rep stosl
 
     # 5. Extended state, then long mode. CR0.CD/NW are set at reset: clear them so caches work.
     movl %cr0, %eax

@@ -89,7 +89,10 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn map(&mut self, range: Range<u64>, flags: Flags, size: PageSize) {
         let step = if size == PageSize::Huge { HUGE_PAGE_SIZE } else { PAGE_SIZE };
-        assert!(range.start.is_multiple_of(step) && range.end.is_multiple_of(step), "mapping not aligned to its page size");
+        assert!(
+            range.start.is_multiple_of(step) && range.end.is_multiple_of(step),
+            "mapping not aligned to its page size"
+        );
         for addr in range.step_by(step as usize) {
             self.map_page(addr, flags, size);
         }

@@ -2,7 +2,7 @@
 //!
 //! Only plain mode proceeds at this stage; the SNP and TDX paths come with their own issues.
 
-use core::arch::x86_64::{CpuidResult, __cpuid_count};
+use core::arch::x86_64::{__cpuid_count, CpuidResult};
 
 use x86_64::registers::model_specific::Msr;
 

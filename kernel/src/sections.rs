@@ -61,11 +61,7 @@ pub struct Stack {
 
 /// The stack `main` runs on (set up by `entry64.s`).
 pub fn boot_stack() -> Stack {
-    Stack {
-        guard: addr!(__boot_stack_guard),
-        bottom: addr!(__boot_stack_bottom),
-        top: addr!(__boot_stack_top),
-    }
+    Stack { guard: addr!(__boot_stack_guard), bottom: addr!(__boot_stack_bottom), top: addr!(__boot_stack_top) }
 }
 
 /// The stacks of the TSS's interrupt stack table, in IST-slot order (see `gdt::IstSlot`).
@@ -76,11 +72,7 @@ pub fn exception_stacks() -> [Stack; 4] {
             bottom: addr!(__ist_double_fault_bottom),
             top: addr!(__ist_double_fault_top),
         },
-        Stack {
-            guard: addr!(__ist_nmi_guard),
-            bottom: addr!(__ist_nmi_bottom),
-            top: addr!(__ist_nmi_top),
-        },
+        Stack { guard: addr!(__ist_nmi_guard), bottom: addr!(__ist_nmi_bottom), top: addr!(__ist_nmi_top) },
         Stack {
             guard: addr!(__ist_machine_check_guard),
             bottom: addr!(__ist_machine_check_bottom),

@@ -132,7 +132,8 @@ pub fn expected_breakpoint() {
 }
 
 fn exception_return() -> Result<(), &'static str> {
-    let pattern: [u64; 4] = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210, 0x0f0f_0f0f_f0f0_f0f0, 0x1122_3344_5566_7788];
+    let pattern: [u64; 4] =
+        [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210, 0x0f0f_0f0f_f0f0_f0f0, 0x1122_3344_5566_7788];
     let mut after = [0u64; 4];
     let gpr_before: u64 = 0x5eed_5eed_5eed_5eed;
     let gpr_after: u64;

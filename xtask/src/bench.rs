@@ -127,7 +127,10 @@ fn boot(image: &Path, runs: usize) -> Result<Vec<Figure>> {
             unit: "ms",
             goal: None,
             meets_goal: None,
-            how: format!("QEMU spawn -> first serial byte of {OVMF_BIOS}; median of {runs}, min {:.1} ms", minimum(&ovmf_ms)),
+            how: format!(
+                "QEMU spawn -> first serial byte of {OVMF_BIOS}; median of {runs}, min {:.1} ms",
+                minimum(&ovmf_ms)
+            ),
         },
     ];
     figures.push(instructions_to_booted(image)?);

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
+use object::Endianness;
 use object::elf::PT_LOAD;
 use object::read::elf::{ElfFile64, ProgramHeader};
-use object::Endianness;
 use ovmf::layout::{BIOS_SIZE_GRANULE, IMAGE, IMAGE_END, RESET_VECTOR};
 use sha2::{Digest, Sha256};
 

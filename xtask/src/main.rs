@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use xtask::image::{self, BuildOptions, Variant};
-use xtask::qemu::{self, Accel, RunConfig};
 use xtask::paths;
+use xtask::qemu::{self, Accel, RunConfig};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run and test the Ampoule guest")]
@@ -70,7 +70,7 @@ enum Cmd {
     },
     /// Run every test: host unit tests and the QEMU integration tests.
     Test {
-        /// Skip clippy.
+        /// Skip rustfmt and clippy.
         #[arg(long)]
         no_lint: bool,
     },
@@ -109,7 +109,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::RunQemu { image, accel, cpu, timeout, inject } => {
-            let mut config = RunConfig { accel, cpu, timeout: Duration::from_secs(timeout), echo: true, ..RunConfig::new("") };
+            let mut config =
+                RunConfig { accel, cpu, timeout: Duration::from_secs(timeout), echo: true, ..RunConfig::new("") };
             let variant = if inject.is_some() { Variant::FaultInjection } else { Variant::Release };
             config.fw_cfg.extend(inject.map(|kind| (FAULT_INJECTION_FW_CFG.to_string(), kind)));
             run_qemu(&root, image, variant, config)
@@ -134,7 +135,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::json!({ "figures": figures }));
             } else {
                 for f in &figures {
-                    let goal = f.goal.map(|g| format!("  goal {g}: {}", if f.meets_goal == Some(true) { "met" } else { "NOT met" }));
+                    let goal = f
+                        .goal
+                        .map(|g| format!("  goal {g}: {}", if f.meets_goal == Some(true) { "met" } else { "NOT met" }));
                     println!("{:<32} {:>14} {:<12}{}", f.name, f.value, f.unit, goal.unwrap_or_default());
                     println!("{:<32} {}", "", f.how);
                 }
@@ -156,7 +159,12 @@ fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// The fw_cfg file the fault-injection image reads (kernel/src/fault_injection.rs).
 const FAULT_INJECTION_FW_CFG: &str = "opt/ampoule/inject";
 
-fn run_qemu(root: &std::path::Path, image: Option<PathBuf>, variant: Variant, mut config: RunConfig) -> Result<ExitCode> {
+fn run_qemu(
+    root: &std::path::Path,
+    image: Option<PathBuf>,
+    variant: Variant,
+    mut config: RunConfig,
+) -> Result<ExitCode> {
     step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
     let image_path = match image {
         Some(path) => {
@@ -197,8 +205,18 @@ fn cargo(root: &std::path::Path) -> Command {
 fn test(root: &std::path::Path, no_lint: bool) -> Result<ExitCode> {
     step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
     if !no_lint {
+        step("rustfmt", || {
+            for dir in [root.to_path_buf(), root.join("kernel")] {
+                let ok = cargo(&dir).args(["fmt", "--all", "--check"]).status()?.success();
+                anyhow::ensure!(ok, "{} is not formatted: run `cargo fmt --all` there", dir.display());
+            }
+            Ok(())
+        })?;
         step("clippy (host crates)", || {
-            let ok = cargo(root).args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]).status()?.success();
+            let ok = cargo(root)
+                .args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"])
+                .status()?
+                .success();
             anyhow::ensure!(ok, "clippy found problems in the host crates");
             Ok(())
         })?;
@@ -214,8 +232,9 @@ fn test(root: &std::path::Path, no_lint: bool) -> Result<ExitCode> {
         })?;
     }
     let release = step("build release image", || image::build(Variant::Release, &BuildOptions::for_checkout(root)))?;
-    let faulty =
-        step("build fault-injection image", || image::build(Variant::FaultInjection, &BuildOptions::for_checkout(root)))?;
+    let faulty = step("build fault-injection image", || {
+        image::build(Variant::FaultInjection, &BuildOptions::for_checkout(root))
+    })?;
     // cargo test's summary lines end the output, as CI expects.
     let status = cargo(root)
         .args(["test", "--workspace"])

@@ -90,12 +90,10 @@ pub fn run(root: &Path, verbose: bool) -> Result<ReproReport> {
         builds.push(image::build(Variant::Release, &options)?);
     }
     let (a, b) = (&builds[0].bytes, &builds[1].bytes);
-    let first_difference = a.iter().zip(b.iter()).position(|(x, y)| x != y).or((a.len() != b.len()).then_some(a.len().min(b.len())));
+    let first_difference =
+        a.iter().zip(b.iter()).position(|(x, y)| x != y).or((a.len() != b.len()).then_some(a.len().min(b.len())));
     Ok(ReproReport {
-        builds: [
-            (checkouts[0].clone(), builds[0].sha256_hex()),
-            (checkouts[1].clone(), builds[1].sha256_hex()),
-        ],
+        builds: [(checkouts[0].clone(), builds[0].sha256_hex()), (checkouts[1].clone(), builds[1].sha256_hex())],
         identical: a == b,
         first_difference,
     })

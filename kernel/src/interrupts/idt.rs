@@ -75,10 +75,8 @@ pub fn init() {
         let stubs = unsafe { &exception_stub_table };
         Idt(core::array::from_fn(|vector| GateDescriptor::new(stubs[vector], selector, ist_slot(vector))))
     });
-    let pointer = DescriptorTablePointer {
-        limit: (core::mem::size_of::<Idt>() - 1) as u16,
-        base: VirtAddr::from_ptr(idt),
-    };
+    let pointer =
+        DescriptorTablePointer { limit: (core::mem::size_of::<Idt>() - 1) as u16, base: VirtAddr::from_ptr(idt) };
     // SAFETY: the table lives in a static for the rest of the run, and every gate points at a stub in entry.s that
     // saves all state before calling Rust.
     unsafe { lidt(&pointer) };

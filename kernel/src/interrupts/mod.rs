@@ -15,9 +15,9 @@ use x86_64::registers::control::Cr2;
 use crate::exit::exit;
 use crate::serial;
 
+pub use idt::init;
 #[cfg(feature = "fault-injection")]
 pub use idt::load_broken as load_broken_idt;
-pub use idt::init;
 
 core::arch::global_asm!(include_str!("entry.s"), options(att_syntax));
 

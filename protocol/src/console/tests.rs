@@ -21,7 +21,8 @@ fn formats_the_booted_record_exactly() {
 
 #[test]
 fn formats_hex_and_signed_values() {
-    let line = render(Level::Error, "fault", format_args!("fault"), &[("rip", Value::Hex(0xdead)), ("d", Value::I64(-3))]);
+    let line =
+        render(Level::Error, "fault", format_args!("fault"), &[("rip", Value::Hex(0xdead)), ("d", Value::I64(-3))]);
     assert_eq!(line, "level=error target=fault msg=\"fault\" rip=0xdead d=-3\n");
 }
 

@@ -7,8 +7,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use xtask::image::{self, BuildOptions, Variant};
-use xtask::qemu::{self, RunConfig, RunReport};
 use xtask::paths;
+use xtask::qemu::{self, RunConfig, RunReport};
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 static RELEASE: OnceLock<PathBuf> = OnceLock::new();

@@ -1,7 +1,8 @@
 //! `cargo xtask build | run-qemu | test | repro`: see the README.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -235,11 +236,65 @@ fn test(root: &std::path::Path, no_lint: bool) -> Result<ExitCode> {
     let faulty = step("build fault-injection image", || {
         image::build(Variant::FaultInjection, &BuildOptions::for_checkout(root))
     })?;
-    // cargo test's summary lines end the output, as CI expects.
-    let status = cargo(root)
+    // cargo test's summary lines end the output, as CI expects; a total of all of them closes it.
+    let mut child = cargo(root)
         .args(["test", "--workspace"])
         .env("AMPOULE_IMAGE", &release.path)
         .env("AMPOULE_FAULT_INJECTION_IMAGE", &faulty.path)
-        .status()?;
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut total = TestTotals::default();
+    for line in BufReader::new(child.stdout.take().expect("stdout is piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        total.add(&line);
+    }
+    let status = child.wait()?;
+    println!("\nsummary: {} passed, {} failed, {} ignored", total.passed, total.failed, total.ignored);
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Sums cargo test's `test result:` lines.
+#[derive(Default)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl TestTotals {
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else { return };
+        for part in rest.split([';', '.']) {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(what)) = (words.next().and_then(|n| n.parse::<u64>().ok()), words.next()) else {
+                continue;
+            };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestTotals;
+
+    #[test]
+    fn totals_add_up_cargo_test_result_lines_and_ignore_the_rest() {
+        let mut total = TestTotals::default();
+        for line in [
+            "test result: ok. 15 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s",
+            "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 4 filtered out; finished in 1.20s",
+            "test something ... ok",
+            "running 5 tests",
+        ] {
+            total.add(line);
+        }
+        assert_eq!((total.passed, total.failed, total.ignored), (18, 2, 1));
+    }
 }

@@ -34,7 +34,8 @@ pub fn run() {
         }
         "page-fault" => {
             log::info!(target: "fault_injection", kind = kind, address:% = Hex(UNMAPPED_ADDRESS); "raising fault");
-            // SAFETY: none: the address is unmapped on purpose, and the #PF handler ends the run.
+            // SAFETY: the read faults by design (the kernel never maps this address) and the #PF handler ends the
+            // run, so no value is ever produced from it.
             unsafe { (UNMAPPED_ADDRESS as *const u64).read_volatile() };
         }
         "stack-overflow" => {

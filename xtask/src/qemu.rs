@@ -45,6 +45,8 @@ pub struct RunConfig {
     pub accel: Accel,
     /// The CPU model (`-cpu`).
     pub cpu: String,
+    /// Guest RAM (`-m`), in bytes.
+    pub memory: u64,
     /// How long the run may take before QEMU is killed.
     pub timeout: Duration,
     /// fw_cfg files to pass (`-fw_cfg name=...,string=...`).
@@ -62,6 +64,7 @@ impl RunConfig {
             image: image.into(),
             accel: Accel::Tcg,
             cpu: "max".into(),
+            memory: GUEST_RAM_SIZE,
             timeout: Duration::from_secs(60),
             fw_cfg: Vec::new(),
             echo: false,
@@ -78,7 +81,7 @@ impl RunConfig {
             "-cpu".into(),
             self.cpu.clone(),
             "-m".into(),
-            format!("{}M", GUEST_RAM_SIZE >> 20),
+            format!("{}M", self.memory >> 20),
             "-smp".into(),
             "1".into(),
             "-bios".into(),

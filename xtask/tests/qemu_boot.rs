@@ -145,3 +145,14 @@ fn a_cpu_missing_only_fma_is_refused_by_name() {
     assert_eq!(report.outcome, Outcome::Guest(ExitCode::CpuUnsupported), "{:#?}", report.lines);
     assert_eq!(report.record("cpu feature missing").unwrap().0.field("feature"), Some("fma"));
 }
+
+#[test]
+fn too_little_guest_ram_is_reported_not_crashed_into() {
+    // The heap ends at 80 MiB: with 64 MiB the probe at its end finds no RAM.
+    let report = boot(Variant::Release, |c| c.memory = 64 << 20);
+    assert_eq!(report.outcome, Outcome::Guest(ExitCode::SelfCheckFailed), "{:#?}", report.lines);
+    let (record, _) = report.record("guest RAM too small for the heap").expect("a clear record");
+    assert_eq!(record.level, protocol::console::Level::Error);
+    assert!(number(record.field("address").unwrap()) >= 64 << 20);
+    assert!(report.record("booted").is_none());
+}

@@ -65,8 +65,9 @@ pub const RESET_VECTOR: Region = Region { name: "RESET_VECTOR", base: IMAGE_END 
 /// may be placed here.
 pub const METADATA: Region = Region { name: "METADATA", base: IMAGE_END - 0x20 - 0x600, size: 0x600 };
 
-/// Between the metadata window and the reset vector: where OVMF keeps its AP entry; reserved, zero.
-pub const METADATA_FOOTER_GAP: Region = Region { name: "METADATA_FOOTER_GAP", base: IMAGE_END - 0x20, size: 0x10 };
+/// Between the metadata window and the reset vector: the AP entry (where OVMF keeps its own). Under SEV-ES/SNP the
+/// VMM starts every AP here (the SEV-ES reset block in the metadata points to it) in real mode; Ampoule parks them.
+pub const AP_ENTRY: Region = Region { name: "AP_ENTRY", base: IMAGE_END - 0x20, size: 0x10 };
 
 /// The part of the image that holds the Rust kernel's load image (text, rodata, data), copied to [`RAM_IMAGE`].
 pub const PAYLOAD: Region = Region { name: "PAYLOAD", base: IMAGE.base, size: IMAGE.size - RESET_PAGE.size };
@@ -76,6 +77,15 @@ pub const RAM_IMAGE: Region = Region { name: "RAM_IMAGE", base: MIB, size: 7 * M
 
 /// Early scratch RAM for the assembly stub: the boot page tables and the boot-info block below.
 pub const BOOT_SCRATCH: Region = Region { name: "BOOT_SCRATCH", base: 8 * MIB, size: 64 * KIB };
+
+/// The SNP secrets page (SEV metadata section SNP_SECRETS): filled by the PSP at launch. Exactly 4 KiB (DESIGN §9).
+pub const SNP_SECRETS: Region = Region { name: "SNP_SECRETS", base: 8 * MIB + 64 * KIB, size: PAGE_SIZE };
+
+/// The SNP CPUID page (SEV metadata section CPUID): the VMM fills it, the PSP checks it. Exactly 4 KiB.
+pub const SNP_CPUID: Region = Region { name: "SNP_CPUID", base: SNP_SECRETS.end(), size: PAGE_SIZE };
+
+/// The TD HOB (TDVF section TD_HOB): QEMU writes the hand-off block list describing RAM here. Untrusted input.
+pub const TD_HOB: Region = Region { name: "TD_HOB", base: SNP_CPUID.end(), size: 2 * PAGE_SIZE };
 
 /// The heap (`linked_list_allocator`).
 pub const HEAP: Region = Region { name: "HEAP", base: 16 * MIB, size: 64 * MIB };
@@ -103,8 +113,20 @@ pub mod boot_scratch {
 }
 
 /// Every region with a fixed address, in address order: the input of the invariant tests and of `layout.ld`.
-pub const REGIONS: [Region; 9] =
-    [RAM_IMAGE, BOOT_SCRATCH, HEAP, IMAGE, PAYLOAD, RESET_PAGE, METADATA, METADATA_FOOTER_GAP, RESET_VECTOR];
+pub const REGIONS: [Region; 12] = [
+    RAM_IMAGE,
+    BOOT_SCRATCH,
+    SNP_SECRETS,
+    SNP_CPUID,
+    TD_HOB,
+    HEAP,
+    IMAGE,
+    PAYLOAD,
+    RESET_PAGE,
+    METADATA,
+    AP_ENTRY,
+    RESET_VECTOR,
+];
 
 /// The boot stack, on which the kernel's `main` runs.
 pub const BOOT_STACK_SIZE: u64 = 512 * KIB;

@@ -1,5 +1,6 @@
 //! What replaces OVMF in an Ampoule image.
 //!
+//! - [`metadata`]: the OVMF-compatible footer table, SEV and TDX metadata: encoded at compile time, parsed strictly.
 //! - [`layout`]: the one memory map. The linker script (through a generated `layout.ld`), the guest and xtask all
 //!   read it from here.
 //! - [`exit`]: the debug-exit port and the status codes a bounded run ends with.
@@ -10,6 +11,7 @@
 pub mod cpu_features;
 pub mod exit;
 pub mod layout;
+pub mod metadata;
 
 #[cfg(feature = "boot")]
 mod reset;

@@ -5,7 +5,7 @@ mod common;
 
 use common::image;
 use object::{Object, ObjectSymbol};
-use ovmf::layout::{IMAGE, IMAGE_END, METADATA, RAM_IMAGE, RESET_VECTOR};
+use ovmf::layout::{AP_ENTRY, IMAGE, IMAGE_END, METADATA, RAM_IMAGE, RESET_VECTOR};
 use xtask::image::Variant;
 
 fn release_bytes() -> Vec<u8> {
@@ -31,10 +31,13 @@ fn image_has_the_layout_size_and_a_reset_jump() {
 }
 
 #[test]
-fn metadata_window_is_reserved_and_empty_for_now() {
+fn metadata_window_holds_exactly_the_encoded_metadata_and_parses() {
     let bytes = release_bytes();
-    assert!(bytes[offset(METADATA.base)..offset(METADATA.end())].iter().all(|&b| b == 0));
-    assert!(bytes[offset(METADATA.end())..offset(RESET_VECTOR.base)].iter().all(|&b| b == 0));
+    assert_eq!(&bytes[offset(METADATA.base)..offset(METADATA.end())], &ovmf::metadata::encode()[..]);
+    let metadata = ovmf::metadata::parse(&bytes, ovmf::layout::GUEST_RAM_SIZE).unwrap();
+    assert_eq!(u64::from(metadata.sev_es_ap_entry), AP_ENTRY.base);
+    // The AP entry parks APs: cli; hlt; jmp back to the hlt.
+    assert_eq!(&bytes[offset(AP_ENTRY.base)..offset(AP_ENTRY.base) + 4], &[0xfa, 0xf4, 0xeb, 0xfd]);
 }
 
 #[test]
@@ -58,6 +61,8 @@ fn linker_placed_the_fixed_symbols_where_the_layout_says() {
     let file = object::File::parse(&*elf).unwrap();
     let symbol = |name: &str| file.symbols().find(|s| s.name() == Ok(name)).map(|s| s.address());
     assert_eq!(symbol("reset_vector"), Some(RESET_VECTOR.base));
+    assert_eq!(symbol("ap_entry"), Some(AP_ENTRY.base));
+    assert_eq!(symbol("AMPOULE_METADATA"), Some(METADATA.base));
     assert_eq!(symbol("long_mode_start"), Some(RAM_IMAGE.base));
     let cpuid_table = symbol("AMPOULE_REQUIRED_CPUID").unwrap();
     assert!((IMAGE_END - 4096..METADATA.base).contains(&cpuid_table), "CPUID table must be in the reset page (ROM)");

@@ -1,8 +1,8 @@
 use super::*;
 
-const RAM_REGIONS: [Region; 3] = [RAM_IMAGE, BOOT_SCRATCH, HEAP];
+const RAM_REGIONS: [Region; 6] = [RAM_IMAGE, BOOT_SCRATCH, SNP_SECRETS, SNP_CPUID, TD_HOB, HEAP];
 const ROM_PARTS: [Region; 2] = [PAYLOAD, RESET_PAGE];
-const RESET_PAGE_PARTS: [Region; 2] = [METADATA, RESET_VECTOR];
+const RESET_PAGE_PARTS: [Region; 3] = [METADATA, AP_ENTRY, RESET_VECTOR];
 
 fn assert_disjoint(regions: &[Region]) {
     for (i, a) in regions.iter().enumerate() {
@@ -39,7 +39,7 @@ fn real_mode_code_page_is_reachable_from_the_reset_cs() {
 #[test]
 fn metadata_window_ends_where_the_ovmf_footer_table_must_end() {
     assert_eq!(METADATA.end(), IMAGE_END - 0x20);
-    assert_eq!(METADATA_FOOTER_GAP.end(), RESET_VECTOR.base);
+    assert_eq!(AP_ENTRY.end(), RESET_VECTOR.base);
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn rom_parts_tile_the_image_without_overlap() {
         assert_within(&IMAGE, &part);
     }
     assert_eq!(PAYLOAD.size + RESET_PAGE.size, IMAGE.size);
-    assert_disjoint(&[METADATA, METADATA_FOOTER_GAP, RESET_VECTOR]);
+    assert_disjoint(&[METADATA, AP_ENTRY, RESET_VECTOR]);
     for part in RESET_PAGE_PARTS {
         assert_within(&RESET_PAGE, &part);
     }

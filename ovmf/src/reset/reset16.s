@@ -17,6 +17,16 @@ reset_vector:
     # 4 GiB - 16. A near jump back into the reset page.
     jmp real_mode_start
 
+.section .ap_entry, "ax"
+.code16
+.globl ap_entry
+ap_entry:
+    # 4 GiB - 0x20, named by the SEV-ES reset block: under SEV-ES/SNP the VMM starts every AP here in real mode
+    # (CS.base = 0xFFFF0000, IP = 0xFFE0). Ampoule runs on one vCPU: APs stop here and touch nothing.
+    cli
+1:  hlt
+    jmp 1b
+
 .section .reset.text16, "ax"
 .code16
 real_mode_start:

@@ -223,7 +223,7 @@ fn structure_start(
     if start.checked_add(header_len).is_none_or(|end| end > table_start) {
         return Err(MetadataError::OutOfImage { what, value: offset.into() });
     }
-    if start % 4 != 0 {
+    if !start.is_multiple_of(4) {
         return Err(MetadataError::Misaligned { what, value: offset.into() });
     }
     Ok(start)
@@ -261,7 +261,7 @@ fn structure_header(
 /// Checks that `[address, address + size)` is non-empty, page-aligned and does not wrap.
 fn page_range(what: &'static str, address: u64, size: u64) -> Result<u64, MetadataError> {
     let end = address.checked_add(size);
-    if size == 0 || address % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 || end.is_none() {
+    if size == 0 || !address.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) || end.is_none() {
         return Err(MetadataError::BadRange { what, address, size });
     }
     Ok(address + size)
@@ -284,7 +284,7 @@ fn parse_sev(image: &[u8], table: &Table, ram_end: u64) -> Result<Sections<SevSe
     let mut sections = Sections::new();
     let mut ranges = [(0u64, 0u64); MAX_SECTIONS];
     let (mut secrets, mut cpuid) = (0, 0);
-    for i in 0..count {
+    for (i, range) in ranges.iter_mut().enumerate().take(count) {
         let at = start + SEV_HEADER_LEN + i * SEV_SECTION_LEN;
         let field = |o| u32_at(image, at + o).ok_or(MetadataError::OutOfImage { what: WHAT, value: at as u64 });
         let (gpa, size, raw_type) = (field(0)?, field(4)?, field(8)?);
@@ -308,7 +308,7 @@ fn parse_sev(image: &[u8], table: &Table, ram_end: u64) -> Result<Sections<SevSe
                 return Err(MetadataError::UnsupportedSectionType { what: "SEV", value: raw_type });
             }
         }
-        ranges[i] = (gpa.into(), end);
+        *range = (gpa.into(), end);
         sections.items[i] = SevSection { gpa, size, kind };
         sections.len = i + 1;
     }
@@ -334,7 +334,7 @@ fn parse_tdvf(image: &[u8], table: &Table, ram_end: u64) -> Result<Sections<Tdvf
     let mut sections = Sections::new();
     let mut ranges = [(0u64, 0u64); MAX_SECTIONS];
     let (mut hobs, mut bfvs) = (0, 0);
-    for i in 0..count {
+    for (i, range) in ranges.iter_mut().enumerate().take(count) {
         let at = start + TDVF_HEADER_LEN + i * TDVF_SECTION_LEN;
         let oob = MetadataError::OutOfImage { what: WHAT, value: at as u64 };
         let (data_offset, raw_data_size) = (u32_at(image, at).ok_or(oob)?, u32_at(image, at + 4).ok_or(oob)?);
@@ -354,7 +354,7 @@ fn parse_tdvf(image: &[u8], table: &Table, ram_end: u64) -> Result<Sections<Tdvf
                 let data_end = u64::from(data_offset) + u64::from(raw_data_size);
                 if raw_data_size == 0
                     || u64::from(raw_data_size) != memory_data_size
-                    || u64::from(data_offset) % PAGE_SIZE != 0
+                    || !u64::from(data_offset).is_multiple_of(PAGE_SIZE)
                     || data_end > image.len() as u64
                 {
                     return Err(MetadataError::RawData { what: "BFV/CFV" });
@@ -377,7 +377,7 @@ fn parse_tdvf(image: &[u8], table: &Table, ram_end: u64) -> Result<Sections<Tdvf
                 hobs += u32::from(kind == TdvfSectionType::TdHob);
             }
         }
-        ranges[i] = (memory_address, end);
+        *range = (memory_address, end);
         sections.items[i] =
             TdvfSection { data_offset, raw_data_size, memory_address, memory_data_size, kind, attributes };
         sections.len = i + 1;
@@ -396,7 +396,7 @@ fn parse_tdvf(image: &[u8], table: &Table, ram_end: u64) -> Result<Sections<Tdvf
 /// RAM below 4 GiB.
 pub fn parse(image: &[u8], ram_end: u64) -> Result<Metadata, MetadataError> {
     let len = image.len();
-    if len == 0 || len as u64 % PAGE_SIZE != 0 || len as u64 > IMAGE_END {
+    if len == 0 || !(len as u64).is_multiple_of(PAGE_SIZE) || len as u64 > IMAGE_END {
         return Err(MetadataError::ImageSize { len });
     }
     let image_base = IMAGE_END - len as u64;

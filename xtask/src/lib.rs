@@ -4,6 +4,8 @@
 pub mod bench;
 pub mod image;
 pub mod install;
+pub mod measure;
 pub mod paths;
+pub mod python;
 pub mod qemu;
 pub mod repro;

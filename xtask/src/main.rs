@@ -51,6 +51,24 @@ enum Cmd {
         #[arg(long)]
         inject: Option<String>,
     },
+    /// Print the SEV-SNP launch digest and the TDX MRTD of the image (built unless --image is given).
+    Measure {
+        /// Measure this image instead of building one.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// vCPU count (one VMSA each in the SNP digest).
+        #[arg(long, default_value_t = 1)]
+        vcpus: u32,
+        /// QEMU vCPU model (its CPUID signature is in every VMSA).
+        #[arg(long, default_value = xtask::measure::DEFAULT_VCPU_TYPE)]
+        vcpu_type: String,
+        /// SEV_FEATURES of the VMSAs, hex (0x1 for QEMU >= 9.1 on host kernels >= 6.10).
+        #[arg(long, default_value = "0x1", value_parser = parse_hex_u64)]
+        guest_features: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Build the image from two different checkout paths and fail unless the bytes are identical.
     Repro {
         /// Show cargo's output.
@@ -116,6 +134,43 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config.fw_cfg.extend(inject.map(|kind| (FAULT_INJECTION_FW_CFG.to_string(), kind)));
             run_qemu(&root, image, variant, config)
         }
+        Cmd::Measure { image, vcpus, vcpu_type, guest_features, json } => {
+            let vcpu_type = xtask::measure::VcpuType::by_name(&vcpu_type)?;
+            let launch = xtask::measure::SnpLaunch { vcpus, vcpu_type, guest_features };
+            let (path, bytes) = match image {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    (path, bytes)
+                }
+                None => {
+                    let built = image::build(Variant::Release, &BuildOptions::for_checkout(&root))?;
+                    (built.path, built.bytes)
+                }
+            };
+            let m =
+                xtask::measure::measure(&bytes, &launch).with_context(|| format!("measuring {}", path.display()))?;
+            let (snp, mrtd) = (xtask::measure::hex(&m.snp), xtask::measure::hex(&m.mrtd));
+            if json {
+                let value = serde_json::json!({
+                    "image": path,
+                    "sha256": image::sha256_hex(&bytes),
+                    "snp": { "launch_digest": snp, "vcpus": vcpus, "vcpu_type": vcpu_type.name,
+                             "guest_features": format!("{guest_features:#x}") },
+                    "tdx": { "mrtd": mrtd },
+                });
+                println!("{value}");
+            } else {
+                println!("image               {}", path.display());
+                println!("sha256              {}", image::sha256_hex(&bytes));
+                println!("snp launch digest   {snp}");
+                println!(
+                    "                    vcpus={vcpus} vcpu-type={} guest-features={guest_features:#x}",
+                    vcpu_type.name
+                );
+                println!("tdx mrtd            {mrtd}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Repro { verbose } => {
             let report = step("repro: two builds from two paths", || xtask::repro::run(&root, verbose))?;
             for (path, sha) in &report.builds {
@@ -147,6 +202,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Test { no_lint } => test(&root, no_lint),
     }
+}
+
+fn parse_hex_u64(text: &str) -> Result<u64, String> {
+    u64::from_str_radix(text.trim_start_matches("0x"), 16).map_err(|e| format!("{text:?} is not hex: {e}"))
 }
 
 fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {

@@ -1,0 +1,63 @@
+//! Python reference tools (sev-snp-measure, ...), installed from PyPI into a virtualenv under `target/` when
+//! missing, with a one-line message. Versions are pinned.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, ensure};
+
+use crate::paths;
+
+/// A pinned PyPI package and the command it installs.
+#[derive(Clone, Copy, Debug)]
+pub struct PythonTool {
+    /// `name==version`.
+    pub requirement: &'static str,
+    /// The executable it puts in the virtualenv's `bin/`.
+    pub executable: &'static str,
+    /// Why xtask needs it, for the install message.
+    pub why: &'static str,
+}
+
+/// AMD's reference calculator of SEV-SNP launch digests.
+pub const SEV_SNP_MEASURE: PythonTool = PythonTool {
+    requirement: "sev-snp-measure==0.0.13",
+    executable: "sev-snp-measure",
+    why: "an independent check of the SNP launch digest",
+};
+
+/// The virtualenv: `target/venv`.
+pub fn venv_dir(root: &Path) -> PathBuf {
+    paths::target_dir(root).join("venv")
+}
+
+/// The path of `tool`'s executable, installing the tool (and the virtualenv) first if needed.
+pub fn ensure_tool(root: &Path, tool: PythonTool) -> Result<PathBuf> {
+    let venv = venv_dir(root);
+    let bin = venv.join("bin");
+    let executable = bin.join(tool.executable);
+    let marker = venv.join(format!(".installed-{}", tool.requirement));
+    if executable.is_file() && marker.is_file() {
+        return Ok(executable);
+    }
+    eprintln!("xtask: installing {} from PyPI into {} ({})", tool.requirement, venv.display(), tool.why);
+    if !bin.join("python").is_file() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .stdout(Stdio::null())
+            .status()
+            .context("running python3 -m venv (is python3 installed?)")?;
+        ensure!(status.success(), "python3 -m venv {} failed", venv.display());
+    }
+    let log = paths::target_dir(root).join("pip.log");
+    let out = Command::new(bin.join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", tool.requirement])
+        .output()
+        .context("running pip")?;
+    std::fs::write(&log, [out.stdout.as_slice(), out.stderr.as_slice()].concat())?;
+    ensure!(out.status.success(), "pip install {} failed; see {}", tool.requirement, log.display());
+    ensure!(executable.is_file(), "{} did not install {}", tool.requirement, executable.display());
+    std::fs::write(marker, b"")?;
+    Ok(executable)
+}

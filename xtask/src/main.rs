@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use xtask::image::{self, BuildOptions, Variant};
 use xtask::paths;
-use xtask::qemu::{self, Accel, RunConfig};
+use xtask::qemu::{self, Accel, RunConfig, Tee};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run and test the Ampoule guest")]
@@ -40,12 +40,21 @@ enum Cmd {
         /// tcg (software; the default here) or kvm (real hosts).
         #[arg(long, value_enum, default_value = "tcg")]
         accel: Accel,
-        /// The QEMU CPU model.
-        #[arg(long, default_value = "max")]
-        cpu: String,
+        /// The QEMU CPU model [default: max; EPYC-v4 under SNP, as `measure` assumes; host under TDX].
+        #[arg(long)]
+        cpu: Option<String>,
         /// Seconds before the run is stopped as a timeout.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Launch as plain, SEV-SNP or TDX (SNP and TDX need a host with KVM support for them).
+        #[arg(long, value_enum, default_value = "plain")]
+        tee: Tee,
+        /// vCPUs (-smp): the SNP launch digest depends on it.
+        #[arg(long, default_value_t = 1)]
+        vcpus: u32,
+        /// Print the QEMU command line and exit (for SNP/TDX: the command for a real host).
+        #[arg(long)]
+        print_cmdline: bool,
         /// Boot the fault-injection test image and make it raise this fault
         /// (ud, page-fault, stack-overflow, broken-idt, hang).
         #[arg(long)]
@@ -68,6 +77,9 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Rewrite README.md's table of predicted SNP digests (1, 2, 4, 8 vCPUs) and MRTD for this image.
+        #[arg(long)]
+        write_readme: bool,
     },
     /// Build the image from two different checkout paths and fail unless the bytes are identical.
     Repro {
@@ -127,14 +139,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::RunQemu { image, accel, cpu, timeout, inject } => {
-            let mut config =
-                RunConfig { accel, cpu, timeout: Duration::from_secs(timeout), echo: true, ..RunConfig::new("") };
+        Cmd::RunQemu { image, accel, cpu, timeout, inject, tee, vcpus, print_cmdline } => {
+            let cpu = cpu.unwrap_or_else(|| {
+                match tee {
+                    Tee::Plain => "max",
+                    Tee::Snp => xtask::measure::DEFAULT_VCPU_TYPE,
+                    Tee::Tdx => "host",
+                }
+                .to_string()
+            });
+            if tee == Tee::Snp {
+                // Only models whose CPUID signature measure knows: the digest depends on it.
+                xtask::measure::VcpuType::by_name(&cpu)?;
+            }
+            let mut config = RunConfig {
+                tee,
+                vcpus,
+                accel,
+                cpu,
+                timeout: Duration::from_secs(timeout),
+                echo: true,
+                ..RunConfig::new("")
+            };
             let variant = if inject.is_some() { Variant::FaultInjection } else { Variant::Release };
             config.fw_cfg.extend(inject.map(|kind| (FAULT_INJECTION_FW_CFG.to_string(), kind)));
+            if print_cmdline {
+                config.image = match image {
+                    Some(path) => path,
+                    None => image::build(variant, &BuildOptions::for_checkout(&root))?.path,
+                };
+                println!("{} {}", qemu::QEMU, shell_words(&config.qemu_args()));
+                return Ok(ExitCode::SUCCESS);
+            }
+            if tee != Tee::Plain {
+                qemu::check_tee_host(tee)?;
+            }
             run_qemu(&root, image, variant, config)
         }
-        Cmd::Measure { image, vcpus, vcpu_type, guest_features, json } => {
+        Cmd::Measure { image, vcpus, vcpu_type, guest_features, json, write_readme } => {
             let vcpu_type = xtask::measure::VcpuType::by_name(&vcpu_type)?;
             let launch = xtask::measure::SnpLaunch { vcpus, vcpu_type, guest_features };
             let (path, bytes) = match image {
@@ -149,6 +191,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let m =
                 xtask::measure::measure(&bytes, &launch).with_context(|| format!("measuring {}", path.display()))?;
+            if write_readme {
+                let readme_path = root.join("README.md");
+                let readme = std::fs::read_to_string(&readme_path)?;
+                let table = xtask::measure::readme_table(&bytes)?;
+                std::fs::write(&readme_path, xtask::measure::with_readme_table(&readme, &table)?)?;
+                eprintln!("xtask: updated the digest table in {}", readme_path.display());
+            }
             let (snp, mrtd) = (xtask::measure::hex(&m.snp), xtask::measure::hex(&m.mrtd));
             if json {
                 let value = serde_json::json!({
@@ -173,8 +222,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Repro { verbose } => {
             let report = step("repro: two builds from two paths", || xtask::repro::run(&root, verbose))?;
-            for (path, sha) in &report.builds {
-                println!("{sha}  {}", path.display());
+            for ((path, sha), (snp, mrtd)) in report.builds.iter().zip(&report.measurements) {
+                println!("{}", path.display());
+                println!("  sha256             {sha}");
+                println!("  snp launch digest  {snp}");
+                println!("  tdx mrtd           {mrtd}");
             }
             if report.identical {
                 println!("identical: yes");
@@ -202,6 +254,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Test { no_lint } => test(&root, no_lint),
     }
+}
+
+/// Arguments joined for a shell: each quoted if it holds anything but safe characters.
+fn shell_words(args: &[String]) -> String {
+    let safe = |a: &str| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_=,./:+@".contains(&b));
+    args.iter()
+        .map(|a| if safe(a) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn parse_hex_u64(text: &str) -> Result<u64, String> {

@@ -36,9 +36,28 @@ pub enum Accel {
     Kvm,
 }
 
+/// How the guest is launched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tee {
+    /// No TEE.
+    Plain,
+    /// AMD SEV-SNP (QEMU >= 9.1, host kernel >= 6.11, KVM).
+    Snp,
+    /// Intel TDX (QEMU >= 10.1, host kernel >= 6.16, KVM).
+    Tdx,
+}
+
+/// The SNP guest policy run-qemu launches with (SEV-SNP Firmware ABI, 4.3 "Guest Policy"): bit 16 must be 1,
+/// bit 17 allows SMT; debug (bit 19) and the migration agent (bit 18) are off.
+pub const SNP_POLICY: u64 = 0x30000;
+
 /// One QEMU run.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
+    /// Plain, SNP or TDX.
+    pub tee: Tee,
+    /// vCPUs (`-smp`); the SNP launch digest depends on it.
+    pub vcpus: u32,
     /// The firmware image (`-bios`).
     pub image: PathBuf,
     /// The accelerator.
@@ -61,6 +80,8 @@ impl RunConfig {
     /// The defaults for `image`: TCG, `-cpu max`, 60 s.
     pub fn new(image: impl Into<PathBuf>) -> Self {
         Self {
+            tee: Tee::Plain,
+            vcpus: 1,
             image: image.into(),
             accel: Accel::Tcg,
             cpu: "max".into(),
@@ -74,16 +95,34 @@ impl RunConfig {
 
     /// The QEMU arguments: a q35 machine with nothing but the firmware, COM1 on stdio, the debug-exit device, and
     /// `-no-reboot` so a triple fault ends the run instead of looping.
+    /// Under SNP and TDX: KVM, and the confidential-guest object with the settings `measure` assumes.
     pub fn qemu_args(&self) -> Vec<String> {
-        let mut args: Vec<String> = vec![
-            "-machine".into(),
-            format!("q35,accel={}", if self.accel == Accel::Kvm { "kvm" } else { "tcg" }),
+        let accel = if self.accel == Accel::Kvm || self.tee != Tee::Plain { "kvm" } else { "tcg" };
+        let memory = format!("{}M", self.memory >> 20);
+        let machine = match self.tee {
+            Tee::Plain => format!("q35,accel={accel}"),
+            Tee::Snp => format!("q35,accel={accel},confidential-guest-support=sev0,memory-backend=ram0"),
+            Tee::Tdx => format!("q35,accel={accel},kernel-irqchip=split,confidential-guest-support=tdx0"),
+        };
+        let mut args: Vec<String> = vec!["-machine".into(), machine];
+        match self.tee {
+            Tee::Plain => {}
+            Tee::Snp => args.extend([
+                "-object".into(),
+                format!("memory-backend-memfd,id=ram0,size={memory},share=true,prealloc=false"),
+                "-object".into(),
+                // cbitpos 51 and reduced-phys-bits 1 are what Milan, Genoa and Turin hosts report.
+                format!("sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy={SNP_POLICY:#x}"),
+            ]),
+            Tee::Tdx => args.extend(["-object".into(), "tdx-guest,id=tdx0".into()]),
+        }
+        args.extend([
             "-cpu".into(),
             self.cpu.clone(),
             "-m".into(),
-            format!("{}M", self.memory >> 20),
+            memory,
             "-smp".into(),
-            "1".into(),
+            self.vcpus.to_string(),
             "-bios".into(),
             self.image.display().to_string(),
             "-nodefaults".into(),
@@ -94,7 +133,7 @@ impl RunConfig {
             "-device".into(),
             format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04"),
             "-no-reboot".into(),
-        ];
+        ]);
         for (name, value) in &self.fw_cfg {
             args.push("-fw_cfg".into());
             args.push(format!("name={name},string={value}"));
@@ -227,6 +266,46 @@ pub fn run(config: &RunConfig) -> Result<RunReport> {
     Ok(RunReport { outcome, lines, line_times, stderr, wall })
 }
 
+/// Checks that this host can launch `tee` guests: the KVM device for it and a QEMU new enough. Says what is missing.
+pub fn check_tee_host(tee: Tee) -> Result<()> {
+    let (device, min, what) = match tee {
+        Tee::Plain => return Ok(()),
+        Tee::Snp => ("/dev/sev", (9, 1), "SEV-SNP needs /dev/sev (a host kernel >= 6.11 with SNP enabled)"),
+        Tee::Tdx => ("/dev/kvm", (10, 1), "TDX needs a TDX host kernel (>= 6.16) with KVM"),
+    };
+    let version = qemu_version()?;
+    anyhow::ensure!(
+        Path::new(device).exists() && (tee != Tee::Tdx || tdx_enabled()),
+        "{what}; this host has none. `--print-cmdline` prints the command for a host that has."
+    );
+    anyhow::ensure!(
+        version >= min,
+        "{what} and QEMU >= {}.{}; this QEMU is {}.{}. `--print-cmdline` prints the command.",
+        min.0,
+        min.1,
+        version.0,
+        version.1
+    );
+    Ok(())
+}
+
+/// Whether KVM reports TDX support (the kvm_intel module's `tdx` parameter).
+fn tdx_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/kvm_intel/parameters/tdx").is_ok_and(|v| v.trim() == "Y")
+}
+
+/// QEMU's (major, minor) version.
+pub fn qemu_version() -> Result<(u32, u32)> {
+    let out = Command::new(QEMU).arg("--version").output().with_context(|| format!("running {QEMU} --version"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().skip_while(|w| *w != "version").nth(1).unwrap_or("");
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => Ok((major, minor)),
+        _ => anyhow::bail!("cannot read the QEMU version from {text:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +324,19 @@ mod tests {
         for code in ExitCode::ALL {
             assert_eq!(Outcome::from_qemu_status(Some(code.qemu_status())), Outcome::Guest(code));
         }
+    }
+
+    #[test]
+    fn snp_and_tdx_command_lines_carry_what_measure_assumes() {
+        let config = RunConfig { tee: Tee::Snp, vcpus: 4, cpu: "EPYC-Milan".into(), ..RunConfig::new("/x/a.bin") };
+        let args = config.qemu_args().join(" ");
+        assert!(args.contains("confidential-guest-support=sev0"));
+        assert!(args.contains("sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy=0x30000"));
+        assert!(args.contains("accel=kvm"));
+        assert!(args.contains("-cpu EPYC-Milan") && args.contains("-smp 4") && args.contains("-bios /x/a.bin"));
+        let tdx = RunConfig { tee: Tee::Tdx, cpu: "host".into(), ..RunConfig::new("/x/a.bin") }.qemu_args().join(" ");
+        assert!(tdx.contains("kernel-irqchip=split,confidential-guest-support=tdx0"));
+        assert!(tdx.contains("-object tdx-guest,id=tdx0"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::{Context, Result, ensure};
 
 use crate::image::{self, BuildOptions, Variant};
+use crate::measure::{self, DEFAULT_GUEST_FEATURES, DEFAULT_VCPU_TYPE, SnpLaunch, VcpuType};
 use crate::paths;
 
 /// The two builds.
@@ -16,7 +17,9 @@ use crate::paths;
 pub struct ReproReport {
     /// Each build's checkout path and image SHA-256.
     pub builds: [(PathBuf, String); 2],
-    /// Whether the images are byte-identical.
+    /// Each build's SNP launch digest (1 vCPU, default type and features) and MRTD, in hex.
+    pub measurements: [(String, String); 2],
+    /// Whether the images are byte-identical and their measurements equal.
     pub identical: bool,
     /// The offset of the first differing byte, if any.
     pub first_difference: Option<usize>,
@@ -89,12 +92,23 @@ pub fn run(root: &Path, verbose: bool) -> Result<ReproReport> {
         };
         builds.push(image::build(Variant::Release, &options)?);
     }
+    let launch = SnpLaunch {
+        vcpus: 1,
+        vcpu_type: VcpuType::by_name(DEFAULT_VCPU_TYPE)?,
+        guest_features: DEFAULT_GUEST_FEATURES,
+    };
+    let measured = |bytes: &[u8]| -> Result<(String, String)> {
+        let m = measure::measure(bytes, &launch)?;
+        Ok((measure::hex(&m.snp), measure::hex(&m.mrtd)))
+    };
+    let measurements = [measured(&builds[0].bytes)?, measured(&builds[1].bytes)?];
     let (a, b) = (&builds[0].bytes, &builds[1].bytes);
     let first_difference =
         a.iter().zip(b.iter()).position(|(x, y)| x != y).or((a.len() != b.len()).then_some(a.len().min(b.len())));
     Ok(ReproReport {
         builds: [(checkouts[0].clone(), builds[0].sha256_hex()), (checkouts[1].clone(), builds[1].sha256_hex())],
-        identical: a == b,
+        identical: a == b && measurements[0] == measurements[1],
+        measurements,
         first_difference,
     })
 }

@@ -128,3 +128,14 @@ fn measure_refuses_malformed_images_and_prints_no_digest() {
     let (ok, stdout, _) = measure_cli("good.bin", &bytes);
     assert!(ok && stdout.contains("snp launch digest"));
 }
+
+#[test]
+fn readme_digest_table_is_current() {
+    let bytes = std::fs::read(image(Variant::Release)).unwrap();
+    let readme = std::fs::read_to_string(paths::repo_root().join("README.md")).unwrap();
+    let expected = measure::with_readme_table(&readme, &measure::readme_table(&bytes).unwrap()).unwrap();
+    assert!(
+        readme == expected,
+        "README.md's table of predicted digests is stale for this image: run `cargo xtask measure --write-readme`"
+    );
+}

@@ -7,4 +7,5 @@ fn builds_from_two_checkout_paths_are_byte_identical() {
     assert_ne!(report.builds[0].0, report.builds[1].0);
     assert!(report.identical, "{report:#?}");
     assert_eq!(report.builds[0].1, report.builds[1].1);
+    assert_eq!(report.measurements[0], report.measurements[1]);
 }

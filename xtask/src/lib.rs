@@ -2,6 +2,7 @@
 //! the integration tests (xtask/tests/) share.
 
 pub mod bench;
+pub mod fuzz;
 pub mod image;
 pub mod install;
 pub mod measure;

@@ -99,11 +99,23 @@ enum Cmd {
         #[arg(long, default_value_t = 7)]
         runs: usize,
     },
+    /// Run the cargo-fuzz targets (nightly; installs cargo-fuzz when missing).
+    Fuzz {
+        /// One target (metadata); all when omitted.
+        #[arg(long)]
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Run every test: host unit tests and the QEMU integration tests.
     Test {
         /// Skip rustfmt and clippy.
         #[arg(long)]
         no_lint: bool,
+        /// Seconds of fuzzing per target (0 skips it).
+        #[arg(long, default_value_t = 30)]
+        fuzz_seconds: u64,
     },
 }
 
@@ -252,7 +264,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Test { no_lint } => test(&root, no_lint),
+        Cmd::Fuzz { target, seconds } => {
+            let targets: Vec<String> = match target {
+                Some(t) => vec![t],
+                None => xtask::fuzz::TARGETS.iter().map(|t| t.to_string()).collect(),
+            };
+            for target in targets {
+                let report = xtask::fuzz::run(&root, &target, seconds)?;
+                println!(
+                    "fuzz {}: {} executions in {:.0} s, no crash",
+                    report.target, report.executions, report.seconds
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Test { no_lint, fuzz_seconds } => test(&root, no_lint, fuzz_seconds),
     }
 }
 
@@ -323,7 +349,7 @@ fn cargo(root: &std::path::Path) -> Command {
     cmd
 }
 
-fn test(root: &std::path::Path, no_lint: bool) -> Result<ExitCode> {
+fn test(root: &std::path::Path, no_lint: bool, fuzz_seconds: u64) -> Result<ExitCode> {
     step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
     if !no_lint {
         step("rustfmt", || {
@@ -351,6 +377,13 @@ fn test(root: &std::path::Path, no_lint: bool) -> Result<ExitCode> {
             anyhow::ensure!(ok, "clippy found problems in the guest");
             Ok(())
         })?;
+    }
+    if fuzz_seconds > 0 {
+        for target in xtask::fuzz::TARGETS {
+            let report =
+                step(&format!("fuzz {target} ({fuzz_seconds} s)"), || xtask::fuzz::run(root, target, fuzz_seconds))?;
+            eprintln!("xtask: fuzz {target}: {} executions, no crash", report.executions);
+        }
     }
     let release = step("build release image", || image::build(Variant::Release, &BuildOptions::for_checkout(root)))?;
     let faulty = step("build fault-injection image", || {

@@ -1,0 +1,96 @@
+//! `cargo xtask fuzz`: the cargo-fuzz targets in fuzz/, run with the machine's nightly toolchain (fuzzing needs
+//! it; the image never does). Installs cargo-fuzz when missing. Seeds each target's corpus with a valid input.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::paths;
+
+/// The pinned cargo-fuzz.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// The fuzz targets, by name.
+pub const TARGETS: [&str; 1] = ["metadata"];
+
+/// What one run did.
+#[derive(Debug)]
+pub struct FuzzReport {
+    /// The target.
+    pub target: String,
+    /// libFuzzer's executed-units count.
+    pub executions: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+fn rustup_nightly() -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly"]);
+    // The outer cargo's settings belong to the pinned stable toolchain.
+    for var in ["RUSTUP_TOOLCHAIN", "RUSTC", "CARGO", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Installs cargo-fuzz if `cargo fuzz` does not run; checks that a nightly toolchain is there.
+pub fn ensure_cargo_fuzz() -> Result<()> {
+    let nightly = rustup_nightly().args(["rustc", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    ensure!(
+        nightly.is_ok_and(|s| s.success()),
+        "fuzzing needs a nightly toolchain (`rustup toolchain install nightly`), and this machine has none"
+    );
+    let installed = rustup_nightly().args(["cargo", "fuzz", "--version"]).output();
+    if installed.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION)) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} from crates.io (fuzzing needs it)");
+    let status = Command::new("cargo")
+        .args(["install", "--quiet", "--locked", "cargo-fuzz", "--version", CARGO_FUZZ_VERSION])
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .status()
+        .context("running cargo install cargo-fuzz")?;
+    ensure!(status.success(), "cargo install cargo-fuzz failed");
+    Ok(())
+}
+
+/// A valid input for `target`, so the fuzzer starts from the real structure.
+fn seed(target: &str) -> Result<Vec<u8>> {
+    match target {
+        // The metadata window as encoded in every image; the fuzz target zero-fills the rest of the tail.
+        "metadata" => Ok(ovmf::metadata::encode().to_vec()),
+        _ => bail!("unknown fuzz target {target:?}; targets: {}", TARGETS.join(", ")),
+    }
+}
+
+/// Runs `target` for `seconds`; fails if the fuzzer finds a crash (the input is kept under fuzz/artifacts/).
+pub fn run(root: &Path, target: &str, seconds: u64) -> Result<FuzzReport> {
+    let corpus = paths::target_dir(root).join("fuzz-corpus").join(target);
+    std::fs::create_dir_all(&corpus)?;
+    std::fs::write(corpus.join("seed"), seed(target)?)?;
+    ensure_cargo_fuzz()?;
+    let started = Instant::now();
+    let out = rustup_nightly()
+        .current_dir(root)
+        .args(["cargo", "fuzz", "run", "--fuzz-dir", "fuzz", target])
+        .arg(&corpus)
+        .args(["--", &format!("-max_total_time={seconds}"), "-print_final_stats=1"])
+        .stdout(Stdio::inherit())
+        .output()
+        .context("running cargo fuzz")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let seconds = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
+        bail!("fuzz target {target} failed:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+    let executions = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+        .and_then(|n| n.trim().parse().ok())
+        .context("libFuzzer printed no execution count")?;
+    Ok(FuzzReport { target: target.to_string(), executions, seconds })
+}

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod fuzz;
+pub mod igvm;
 pub mod image;
 pub mod install;
 pub mod measure;

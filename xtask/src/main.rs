@@ -31,6 +31,15 @@ enum Cmd {
         /// Which image: the release image, or the test image that raises faults on request.
         #[arg(long, value_enum, default_value = "release")]
         variant: Variant,
+        /// Also write the image as an IGVM file (ampoule.igvm; native, SEV-SNP and TDX platforms).
+        #[arg(long)]
+        igvm: bool,
+        /// With --igvm: the vCPU model whose CPUID signature goes into the SNP VMSA.
+        #[arg(long, default_value = xtask::measure::DEFAULT_VCPU_TYPE)]
+        vcpu_type: String,
+        /// With --igvm: SEV_FEATURES of the SNP VMSA, hex.
+        #[arg(long, default_value = "0x1", value_parser = parse_hex_u64)]
+        guest_features: u64,
     },
     /// Build the image (unless --image is given), boot it under QEMU and stream its records.
     RunQemu {
@@ -80,6 +89,9 @@ enum Cmd {
         /// Rewrite README.md's table of predicted SNP digests (1, 2, 4, 8 vCPUs) and MRTD for this image.
         #[arg(long)]
         write_readme: bool,
+        /// Measure the IGVM rendering (--image names an .igvm file; by default it is built with the other options).
+        #[arg(long)]
+        igvm: bool,
     },
     /// Build the image from two different checkout paths and fail unless the bytes are identical.
     Repro {
@@ -132,21 +144,36 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     let root = paths::repo_root();
     match cli.command {
-        Cmd::Build { json, verbose, variant } => {
+        Cmd::Build { json, verbose, variant, igvm, vcpu_type, guest_features } => {
             let started = Instant::now();
             let options = BuildOptions { verbose, ..BuildOptions::for_checkout(&root) };
             let built = image::build(variant, &options)?;
+            let igvm_file = if igvm {
+                let vcpu_type = xtask::measure::VcpuType::by_name(&vcpu_type)?;
+                let launch = xtask::measure::SnpLaunch { vcpus: 1, vcpu_type, guest_features };
+                Some(write_igvm(&built, &launch)?)
+            } else {
+                None
+            };
             if json {
-                let value = serde_json::json!({
+                let mut value = serde_json::json!({
                     "image": built.path,
                     "size": built.bytes.len(),
                     "sha256": built.sha256_hex(),
                 });
+                if let Some((path, bytes)) = &igvm_file {
+                    value["igvm"] = serde_json::json!({
+                        "path": path, "size": bytes.len(), "sha256": image::sha256_hex(bytes),
+                    });
+                }
                 println!("{value}");
             } else {
                 println!("image  {}", built.path.display());
                 println!("size   {} bytes", built.bytes.len());
                 println!("sha256 {}", built.sha256_hex());
+                if let Some((path, bytes)) = &igvm_file {
+                    println!("igvm   {} ({} bytes, sha256 {})", path.display(), bytes.len(), image::sha256_hex(bytes));
+                }
                 eprintln!("xtask: built in {:.1} s", started.elapsed().as_secs_f64());
             }
             Ok(ExitCode::SUCCESS)
@@ -188,9 +215,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             run_qemu(&root, image, variant, config)
         }
-        Cmd::Measure { image, vcpus, vcpu_type, guest_features, json, write_readme } => {
+        Cmd::Measure { image, vcpus, vcpu_type, guest_features, json, write_readme, igvm } => {
             let vcpu_type = xtask::measure::VcpuType::by_name(&vcpu_type)?;
             let launch = xtask::measure::SnpLaunch { vcpus, vcpu_type, guest_features };
+            if igvm {
+                anyhow::ensure!(!write_readme, "--write-readme is for the -bios image");
+                return measure_igvm(&root, image, &launch, json);
+            }
             let (path, bytes) = match image {
                 Some(path) => {
                     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -301,6 +332,47 @@ fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let value = f()?;
     eprintln!("xtask: {name}: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(value)
+}
+
+/// Renders `built` as ampoule.igvm beside it; returns the path and bytes.
+fn write_igvm(built: &image::BuiltImage, launch: &xtask::measure::SnpLaunch) -> Result<(PathBuf, Vec<u8>)> {
+    let metadata = ovmf::metadata::parse(&built.bytes, ovmf::layout::GUEST_RAM_SIZE)
+        .map_err(|e| anyhow::anyhow!("malformed image metadata: {e}"))?;
+    let bytes = xtask::igvm::to_bytes(&xtask::igvm::render(&built.bytes, &metadata, launch)?)?;
+    let path = built.path.with_extension("igvm");
+    std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+    Ok((path, bytes))
+}
+
+fn measure_igvm(
+    root: &std::path::Path,
+    image: Option<PathBuf>,
+    launch: &xtask::measure::SnpLaunch,
+    json: bool,
+) -> Result<ExitCode> {
+    let (path, bytes) = match image {
+        Some(path) => {
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            (path, bytes)
+        }
+        None => write_igvm(&image::build(Variant::Release, &BuildOptions::for_checkout(root))?, launch)?,
+    };
+    let m = xtask::measure::igvm::measure_igvm(&bytes).with_context(|| format!("measuring {}", path.display()))?;
+    let (snp, mrtd) = (xtask::measure::hex(&m.snp), xtask::measure::hex(&m.mrtd));
+    if json {
+        let value = serde_json::json!({
+            "igvm": path, "sha256": image::sha256_hex(&bytes),
+            "snp": { "launch_digest": snp, "vcpus": 1 }, "tdx": { "mrtd": mrtd },
+        });
+        println!("{value}");
+    } else {
+        println!("igvm                {}", path.display());
+        println!("sha256              {}", image::sha256_hex(&bytes));
+        println!("snp launch digest   {snp}");
+        println!("                    (IGVM launch, 1 vCPU, VMSA as in the file)");
+        println!("tdx mrtd            {mrtd}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The fw_cfg file the fault-injection image reads (kernel/src/fault_injection.rs).

@@ -139,3 +139,65 @@ fn readme_digest_table_is_current() {
         "README.md's table of predicted digests is stale for this image: run `cargo xtask measure --write-readme`"
     );
 }
+
+/// The release image's IGVM rendering with the default vCPU type and features, serialized and parsed back.
+fn igvm_rendering() -> (Vec<u8>, igvm::IgvmFile) {
+    let bytes = std::fs::read(image(Variant::Release)).unwrap();
+    let metadata = ovmf::metadata::parse(&bytes, ovmf::layout::GUEST_RAM_SIZE).unwrap();
+    let launch =
+        SnpLaunch { vcpus: 1, vcpu_type: VcpuType::by_name("EPYC-v4").unwrap(), guest_features: GUEST_FEATURES };
+    let serialized = xtask::igvm::to_bytes(&xtask::igvm::render(&bytes, &metadata, &launch).unwrap()).unwrap();
+    let parsed = igvm::IgvmFile::new_from_binary(&serialized, None).expect("the file parses back");
+    (serialized, parsed)
+}
+
+#[test]
+fn igvm_snp_digest_agrees_with_the_igvm_crate() {
+    let (serialized, file) = igvm_rendering();
+    let reference =
+        igvm::measurement::generate_snp_measurement(file.initializations(), file.directives(), xtask::igvm::SNP_MASK)
+            .unwrap();
+    let ours = measure::igvm::measure_igvm(&serialized).unwrap();
+    assert_eq!(measure::hex(&ours.snp), measure::hex(&reference));
+}
+
+#[test]
+fn mrtd_of_the_bios_image_agrees_with_the_igvm_crate_on_the_tdx_rendering() {
+    let bytes = std::fs::read(image(Variant::Release)).unwrap();
+    let launch =
+        SnpLaunch { vcpus: 1, vcpu_type: VcpuType::by_name("EPYC-v4").unwrap(), guest_features: GUEST_FEATURES };
+    let bios_mrtd = measure::measure(&bytes, &launch).unwrap().mrtd;
+    let (serialized, file) = igvm_rendering();
+    let reference = igvm::measurement::generate_tdx_measurement(file.directives(), xtask::igvm::TDX_MASK).unwrap();
+    assert_eq!(measure::hex(&bios_mrtd), measure::hex(&reference), "-bios MRTD vs the igvm crate");
+    assert_eq!(measure::hex(&measure::igvm::measure_igvm(&serialized).unwrap().mrtd), measure::hex(&reference));
+}
+
+#[test]
+fn igvm_rendering_carries_the_bios_reset_state_and_policy() {
+    let (_, file) = igvm_rendering();
+    let vmsa = file
+        .directives()
+        .iter()
+        .find_map(|d| match d {
+            igvm::IgvmDirectiveHeader::SnpVpContext { vmsa, gpa, .. } => Some((vmsa.clone(), *gpa)),
+            _ => None,
+        })
+        .expect("an SNP VP context");
+    assert_eq!(vmsa.1, 0xffff_ffff_f000, "KVM measures VMSAs at this GPA");
+    assert_eq!(vmsa.0.rdx, u64::from(VcpuType::by_name("EPYC-v4").unwrap().signature()));
+    assert_eq!(u64::from(vmsa.0.sev_features), GUEST_FEATURES);
+    assert_eq!(vmsa.0.rip, 0xfff0);
+    assert!(file.initializations().iter().any(|h| matches!(
+        h,
+        igvm::IgvmInitializationHeader::GuestPolicy { policy: 0x30000, compatibility_mask: xtask::igvm::SNP_MASK }
+    )));
+}
+
+#[test]
+fn measure_igvm_refuses_what_is_not_an_igvm_file() {
+    let (mut serialized, _) = igvm_rendering();
+    assert!(measure::igvm::measure_igvm(b"not igvm").is_err());
+    serialized.truncate(serialized.len() / 2);
+    assert!(measure::igvm::measure_igvm(&serialized).is_err());
+}

@@ -4,6 +4,7 @@
 //! - [`snp`]: the SEV-SNP launch digest for the QEMU configuration run-qemu uses.
 //! - [`tdx`]: the TDX MRTD.
 
+pub mod igvm;
 pub mod snp;
 pub mod tdx;
 pub mod vcpu;

@@ -19,10 +19,11 @@ pub type Digest384 = [u8; 48];
 /// PAGE_TYPE values (SEV-SNP Firmware ABI, table "Page Types").
 #[repr(u8)]
 #[derive(Clone, Copy)]
-enum PageType {
+pub(crate) enum PageType {
     Normal = 0x1,
     Vmsa = 0x2,
     Zero = 0x3,
+    Unmeasured = 0x4,
     Secrets = 0x5,
     Cpuid = 0x6,
 }
@@ -31,15 +32,15 @@ enum PageType {
 /// VMPL2_PERMS u8, VMPL1_PERMS u8, reserved u8, GPA u64.
 const PAGE_INFO_LEN: usize = 0x70;
 /// The GPA the firmware uses for VMSA pages in PAGE_INFO.
-const VMSA_GPA: u64 = 0xffff_ffff_f000;
+pub const VMSA_GPA: u64 = 0xffff_ffff_f000;
 /// The BSP's first instruction.
-const RESET_VECTOR: u32 = 0xffff_fff0;
+pub const RESET_VECTOR: u32 = 0xffff_fff0;
 
 /// The digest being extended, LAUNCH_UPDATE by LAUNCH_UPDATE.
-struct LaunchDigest(Digest384);
+pub(crate) struct LaunchDigest(pub(crate) Digest384);
 
 impl LaunchDigest {
-    fn update(&mut self, page_type: PageType, gpa: u64, contents: &Digest384) {
+    pub(crate) fn update(&mut self, page_type: PageType, gpa: u64, contents: &Digest384) {
         let mut info = [0u8; PAGE_INFO_LEN];
         info[..48].copy_from_slice(&self.0);
         info[48..96].copy_from_slice(contents);
@@ -50,14 +51,14 @@ impl LaunchDigest {
         self.0 = Sha384::digest(info).into();
     }
 
-    fn normal_pages(&mut self, gpa: u64, bytes: &[u8]) {
+    pub(crate) fn normal_pages(&mut self, gpa: u64, bytes: &[u8]) {
         for (i, page) in bytes.chunks(PAGE_SIZE as usize).enumerate() {
             self.update(PageType::Normal, gpa + i as u64 * PAGE_SIZE, &Sha384::digest(page).into());
         }
     }
 
     /// ZERO, SECRETS and CPUID pages are measured with zero contents (the firmware fills or checks them).
-    fn contentless_pages(&mut self, page_type: PageType, gpa: u64, size: u64) {
+    pub(crate) fn contentless_pages(&mut self, page_type: PageType, gpa: u64, size: u64) {
         for offset in (0..size).step_by(PAGE_SIZE as usize) {
             self.update(page_type, gpa + offset, &[0; 48]);
         }

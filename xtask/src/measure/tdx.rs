@@ -25,25 +25,42 @@ fn record(operation: &[u8], gpa: u64) -> [u8; RECORD_LEN] {
     r
 }
 
-/// MRTD of `image` with its parsed `metadata`.
-pub fn mrtd(image: &[u8], metadata: &Metadata) -> Digest384 {
-    let mut hash = Sha384::new();
-    for section in metadata.tdvf_sections.as_slice() {
-        let extend = section.attributes & TDVF_ATTRIBUTE_MR_EXTEND != 0;
-        for offset in (0..section.memory_data_size).step_by(PAGE_SIZE as usize) {
-            let gpa = section.memory_address + offset;
-            hash.update(record(b"MEM.PAGE.ADD", gpa));
-            if !extend {
-                continue;
-            }
-            // The parser checked data_offset + raw_data_size (= memory_data_size) lies in the image.
-            let start = section.data_offset as usize + offset as usize;
-            let page = &image[start..start + PAGE_SIZE as usize];
+/// MRTD being extended, TDH.MEM.PAGE.ADD by TDH.MEM.PAGE.ADD.
+pub(crate) struct Mrtd(Sha384);
+
+impl Mrtd {
+    pub(crate) fn new() -> Self {
+        Self(Sha384::new())
+    }
+
+    /// One PAGE.ADD of the page at `gpa`, then, if `contents` is given, its 16 MR.EXTENDs.
+    pub(crate) fn add_page(&mut self, gpa: u64, contents: Option<&[u8]>) {
+        self.0.update(record(b"MEM.PAGE.ADD", gpa));
+        if let Some(page) = contents {
+            debug_assert_eq!(page.len(), PAGE_SIZE as usize);
             for (i, chunk) in page.chunks(EXTEND_CHUNK).enumerate() {
-                hash.update(record(b"MR.EXTEND", gpa + (i * EXTEND_CHUNK) as u64));
-                hash.update(chunk);
+                self.0.update(record(b"MR.EXTEND", gpa + (i * EXTEND_CHUNK) as u64));
+                self.0.update(chunk);
             }
         }
     }
-    hash.finalize().into()
+
+    pub(crate) fn finish(self) -> Digest384 {
+        self.0.finalize().into()
+    }
+}
+
+/// MRTD of `image` with its parsed `metadata`.
+pub fn mrtd(image: &[u8], metadata: &Metadata) -> Digest384 {
+    let mut mrtd = Mrtd::new();
+    for section in metadata.tdvf_sections.as_slice() {
+        let extend = section.attributes & TDVF_ATTRIBUTE_MR_EXTEND != 0;
+        for offset in (0..section.memory_data_size).step_by(PAGE_SIZE as usize) {
+            // The parser checked data_offset + raw_data_size (= memory_data_size) lies in the image.
+            let start = section.data_offset as usize + offset as usize;
+            let contents = extend.then(|| &image[start..start + PAGE_SIZE as usize]);
+            mrtd.add_page(section.memory_address + offset, contents);
+        }
+    }
+    mrtd.finish()
 }

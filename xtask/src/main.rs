@@ -64,6 +64,9 @@ enum Cmd {
         /// Print the QEMU command line and exit (for SNP/TDX: the command for a real host).
         #[arg(long)]
         print_cmdline: bool,
+        /// Launch the IGVM rendering (QEMU >= 10.1; plain or SNP) instead of -bios.
+        #[arg(long)]
+        igvm: bool,
         /// Boot the fault-injection test image and make it raise this fault
         /// (ud, page-fault, stack-overflow, broken-idt, hang).
         #[arg(long)]
@@ -178,7 +181,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::RunQemu { image, accel, cpu, timeout, inject, tee, vcpus, print_cmdline } => {
+        Cmd::RunQemu { image, accel, cpu, timeout, inject, tee, vcpus, print_cmdline, igvm } => {
             let cpu = cpu.unwrap_or_else(|| {
                 match tee {
                     Tee::Plain => "max",
@@ -202,18 +205,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let variant = if inject.is_some() { Variant::FaultInjection } else { Variant::Release };
             config.fw_cfg.extend(inject.map(|kind| (FAULT_INJECTION_FW_CFG.to_string(), kind)));
+            config.igvm = igvm;
+            if igvm {
+                anyhow::ensure!(tee != Tee::Tdx, "QEMU does not load TDX IGVM files; launch a TD from -bios");
+                anyhow::ensure!(vcpus == 1, "the IGVM rendering describes one vCPU");
+            }
+            if !print_cmdline {
+                qemu::check_tee_host(tee, igvm)?;
+                step("qemu", || qemu::ensure_installed(&paths::target_dir(&root)))?;
+            }
+            config.image = resolve_image(&root, image, variant, &config)?;
             if print_cmdline {
-                config.image = match image {
-                    Some(path) => path,
-                    None => image::build(variant, &BuildOptions::for_checkout(&root))?.path,
-                };
                 println!("{} {}", qemu::QEMU, shell_words(&config.qemu_args()));
                 return Ok(ExitCode::SUCCESS);
             }
-            if tee != Tee::Plain {
-                qemu::check_tee_host(tee)?;
-            }
-            run_qemu(&root, image, variant, config)
+            run_qemu(config)
         }
         Cmd::Measure { image, vcpus, vcpu_type, guest_features, json, write_readme, igvm } => {
             let vcpu_type = xtask::measure::VcpuType::by_name(&vcpu_type)?;
@@ -378,22 +384,36 @@ fn measure_igvm(
 /// The fw_cfg file the fault-injection image reads (kernel/src/fault_injection.rs).
 const FAULT_INJECTION_FW_CFG: &str = "opt/ampoule/inject";
 
-fn run_qemu(
+/// The image to boot: `given` (checked to be an Ampoule `-bios` image unless it is an IGVM launch), or this
+/// checkout's image, built (and rendered as IGVM for an IGVM launch).
+fn resolve_image(
     root: &std::path::Path,
-    image: Option<PathBuf>,
+    given: Option<PathBuf>,
     variant: Variant,
-    mut config: RunConfig,
-) -> Result<ExitCode> {
-    step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
-    let image_path = match image {
-        Some(path) => {
+    config: &RunConfig,
+) -> Result<PathBuf> {
+    if let Some(path) = given {
+        if !config.igvm {
             let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             image::validate(&bytes).with_context(|| format!("refusing {}", path.display()))?;
-            path
         }
-        None => step("build", || image::build(variant, &BuildOptions::for_checkout(root)))?.path,
-    };
-    config.image = image_path;
+        return Ok(path);
+    }
+    let built = step("build", || image::build(variant, &BuildOptions::for_checkout(root)))?;
+    if !config.igvm {
+        return Ok(built.path);
+    }
+    let vcpu_type = xtask::measure::VcpuType::by_name(if config.tee == Tee::Snp {
+        &config.cpu
+    } else {
+        xtask::measure::DEFAULT_VCPU_TYPE
+    })?;
+    let launch =
+        xtask::measure::SnpLaunch { vcpus: 1, vcpu_type, guest_features: xtask::measure::DEFAULT_GUEST_FEATURES };
+    Ok(write_igvm(&built, &launch)?.0)
+}
+
+fn run_qemu(config: RunConfig) -> Result<ExitCode> {
     let report = qemu::run(&config)?;
     let booted = report.record("booted").map(|(_, at)| format!("{:.0} ms", at.as_secs_f64() * 1e3));
     eprintln!(

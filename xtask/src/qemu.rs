@@ -58,8 +58,10 @@ pub struct RunConfig {
     pub tee: Tee,
     /// vCPUs (`-smp`); the SNP launch digest depends on it.
     pub vcpus: u32,
-    /// The firmware image (`-bios`).
+    /// The firmware image (`-bios`), or the IGVM file when `igvm` is set.
     pub image: PathBuf,
+    /// Launch `image` as an IGVM file (`-object igvm-cfg`, QEMU >= 10.1) instead of `-bios`.
+    pub igvm: bool,
     /// The accelerator.
     pub accel: Accel,
     /// The CPU model (`-cpu`).
@@ -83,6 +85,7 @@ impl RunConfig {
             tee: Tee::Plain,
             vcpus: 1,
             image: image.into(),
+            igvm: false,
             accel: Accel::Tcg,
             cpu: "max".into(),
             memory: GUEST_RAM_SIZE,
@@ -104,7 +107,11 @@ impl RunConfig {
             Tee::Snp => format!("q35,accel={accel},confidential-guest-support=sev0,memory-backend=ram0"),
             Tee::Tdx => format!("q35,accel={accel},kernel-irqchip=split,confidential-guest-support=tdx0"),
         };
+        let machine = if self.igvm { format!("{machine},igvm-cfg=igvm0") } else { machine };
         let mut args: Vec<String> = vec!["-machine".into(), machine];
+        if self.igvm {
+            args.extend(["-object".into(), format!("igvm-cfg,id=igvm0,file={}", self.image.display())]);
+        }
         match self.tee {
             Tee::Plain => {}
             Tee::Snp => args.extend([
@@ -116,15 +123,11 @@ impl RunConfig {
             ]),
             Tee::Tdx => args.extend(["-object".into(), "tdx-guest,id=tdx0".into()]),
         }
+        args.extend(["-cpu".into(), self.cpu.clone(), "-m".into(), memory, "-smp".into(), self.vcpus.to_string()]);
+        if !self.igvm {
+            args.extend(["-bios".into(), self.image.display().to_string()]);
+        }
         args.extend([
-            "-cpu".into(),
-            self.cpu.clone(),
-            "-m".into(),
-            memory,
-            "-smp".into(),
-            self.vcpus.to_string(),
-            "-bios".into(),
-            self.image.display().to_string(),
             "-nodefaults".into(),
             "-display".into(),
             "none".into(),
@@ -267,7 +270,17 @@ pub fn run(config: &RunConfig) -> Result<RunReport> {
 }
 
 /// Checks that this host can launch `tee` guests: the KVM device for it and a QEMU new enough. Says what is missing.
-pub fn check_tee_host(tee: Tee) -> Result<()> {
+pub fn check_tee_host(tee: Tee, igvm: bool) -> Result<()> {
+    if igvm {
+        anyhow::ensure!(tee != Tee::Tdx, "QEMU does not load TDX IGVM files; launch a TD from -bios");
+        let version = qemu_version()?;
+        anyhow::ensure!(
+            version >= (10, 1),
+            "IGVM needs QEMU >= 10.1; this QEMU is {}.{}. `--print-cmdline` prints the command.",
+            version.0,
+            version.1
+        );
+    }
     let (device, min, what) = match tee {
         Tee::Plain => return Ok(()),
         Tee::Snp => ("/dev/sev", (9, 1), "SEV-SNP needs /dev/sev (a host kernel >= 6.11 with SNP enabled)"),
@@ -337,6 +350,15 @@ mod tests {
         let tdx = RunConfig { tee: Tee::Tdx, cpu: "host".into(), ..RunConfig::new("/x/a.bin") }.qemu_args().join(" ");
         assert!(tdx.contains("kernel-irqchip=split,confidential-guest-support=tdx0"));
         assert!(tdx.contains("-object tdx-guest,id=tdx0"));
+    }
+
+    #[test]
+    fn igvm_launches_replace_bios_with_an_igvm_cfg_object() {
+        let config = RunConfig { tee: Tee::Snp, igvm: true, ..RunConfig::new("/x/a.igvm") };
+        let args = config.qemu_args().join(" ");
+        assert!(args.contains("-object igvm-cfg,id=igvm0,file=/x/a.igvm"));
+        assert!(args.contains("confidential-guest-support=sev0,memory-backend=ram0,igvm-cfg=igvm0"));
+        assert!(!args.contains("-bios"));
     }
 
     #[test]

@@ -36,11 +36,16 @@ fn rustup_nightly() -> Command {
     cmd
 }
 
+/// Whether the machine has a nightly toolchain (fuzzing needs one; it cannot be fetched here).
+pub fn nightly_available() -> bool {
+    let status = rustup_nightly().args(["rustc", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    status.is_ok_and(|s| s.success())
+}
+
 /// Installs cargo-fuzz if `cargo fuzz` does not run; checks that a nightly toolchain is there.
 pub fn ensure_cargo_fuzz() -> Result<()> {
-    let nightly = rustup_nightly().args(["rustc", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
     ensure!(
-        nightly.is_ok_and(|s| s.success()),
+        nightly_available(),
         "fuzzing needs a nightly toolchain (`rustup toolchain install nightly`), and this machine has none"
     );
     let installed = rustup_nightly().args(["cargo", "fuzz", "--version"]).output();

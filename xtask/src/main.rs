@@ -470,7 +470,11 @@ fn test(root: &std::path::Path, no_lint: bool, fuzz_seconds: u64) -> Result<Exit
             Ok(())
         })?;
     }
-    if fuzz_seconds > 0 {
+    if fuzz_seconds > 0 && !xtask::fuzz::nightly_available() {
+        eprintln!(
+            "xtask: WARNING: fuzzing SKIPPED: this machine has no nightly toolchain (`cargo xtask fuzz` needs one)"
+        );
+    } else if fuzz_seconds > 0 {
         for target in xtask::fuzz::TARGETS {
             let report =
                 step(&format!("fuzz {target} ({fuzz_seconds} s)"), || xtask::fuzz::run(root, target, fuzz_seconds))?;

@@ -1,0 +1,145 @@
+//! `cargo xtask run-qemu`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use xtask::image::{self, BuildOptions, Variant};
+use xtask::paths;
+use xtask::qemu::{self, Accel, RunConfig, Tee};
+
+use super::build::write_igvm;
+use super::step;
+
+/// Build the image (unless --image is given), boot it under QEMU and stream its records.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Boot this image instead of building one.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// tcg (software; the default here) or kvm (real hosts).
+    #[arg(long, value_enum, default_value = "tcg")]
+    pub accel: Accel,
+    /// The QEMU CPU model [default: max; EPYC-v4 under SNP, as `measure` assumes; host under TDX].
+    #[arg(long)]
+    pub cpu: Option<String>,
+    /// Seconds before the run is stopped as a timeout.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Launch as plain, SEV-SNP or TDX (SNP and TDX need a host with KVM support for them).
+    #[arg(long, value_enum, default_value = "plain")]
+    pub tee: Tee,
+    /// vCPUs (-smp): the SNP launch digest depends on it.
+    #[arg(long, default_value_t = 1)]
+    pub vcpus: u32,
+    /// Print the QEMU command line and exit (for SNP/TDX: the command for a real host).
+    #[arg(long)]
+    pub print_cmdline: bool,
+    /// Launch the IGVM rendering (QEMU >= 10.1; plain or SNP) instead of -bios.
+    #[arg(long)]
+    pub igvm: bool,
+    /// Boot the fault-injection test image and make it raise this fault
+    /// (ud, page-fault, stack-overflow, broken-idt, hang).
+    #[arg(long)]
+    pub inject: Option<String>,
+}
+
+/// Runs the command.
+pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
+    let RunArgs { image, accel, cpu, timeout, tee, vcpus, print_cmdline, igvm, inject } = args;
+    let cpu = cpu.unwrap_or_else(|| {
+        match tee {
+            Tee::Plain => "max",
+            Tee::Snp => xtask::measure::DEFAULT_VCPU_TYPE,
+            Tee::Tdx => "host",
+        }
+        .to_string()
+    });
+    if tee == Tee::Snp {
+        // Only models whose CPUID signature measure knows: the digest depends on it.
+        xtask::measure::VcpuType::by_name(&cpu)?;
+    }
+    let mut config =
+        RunConfig { tee, vcpus, accel, cpu, timeout: Duration::from_secs(timeout), echo: true, ..RunConfig::new("") };
+    let variant = if inject.is_some() { Variant::FaultInjection } else { Variant::Release };
+    config.fw_cfg.extend(inject.map(|kind| (FAULT_INJECTION_FW_CFG.to_string(), kind)));
+    config.igvm = igvm;
+    if igvm {
+        anyhow::ensure!(tee != Tee::Tdx, "QEMU does not load TDX IGVM files; launch a TD from -bios");
+        anyhow::ensure!(vcpus == 1, "the IGVM rendering describes one vCPU");
+    }
+    if !print_cmdline {
+        qemu::check_tee_host(tee, igvm)?;
+        step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
+    }
+    config.image = resolve_image(root, image, variant, &config)?;
+    if print_cmdline {
+        println!("{} {}", qemu::QEMU, shell_words(&config.qemu_args()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    run_qemu(config)
+}
+
+/// The fw_cfg file the fault-injection image reads (kernel/src/fault_injection.rs).
+const FAULT_INJECTION_FW_CFG: &str = "opt/ampoule/inject";
+
+/// The image to boot: `given` (checked to be an Ampoule `-bios` image unless it is an IGVM launch), or this
+/// checkout's image, built (and rendered as IGVM for an IGVM launch).
+fn resolve_image(
+    root: &std::path::Path,
+    given: Option<PathBuf>,
+    variant: Variant,
+    config: &RunConfig,
+) -> Result<PathBuf> {
+    if let Some(path) = given {
+        if !config.igvm {
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            image::validate(&bytes).with_context(|| format!("refusing {}", path.display()))?;
+        }
+        return Ok(path);
+    }
+    let built = step("build", || image::build(variant, &BuildOptions::for_checkout(root)))?;
+    if !config.igvm {
+        return Ok(built.path);
+    }
+    let vcpu_type = xtask::measure::VcpuType::by_name(if config.tee == Tee::Snp {
+        &config.cpu
+    } else {
+        xtask::measure::DEFAULT_VCPU_TYPE
+    })?;
+    let launch =
+        xtask::measure::SnpLaunch { vcpus: 1, vcpu_type, guest_features: xtask::measure::DEFAULT_GUEST_FEATURES };
+    Ok(write_igvm(&built, &launch)?.0)
+}
+
+fn run_qemu(config: RunConfig) -> Result<ExitCode> {
+    let report = qemu::run(&config)?;
+    let booted = report.record("booted").map(|(_, at)| format!("{:.0} ms", at.as_secs_f64() * 1e3));
+    eprintln!(
+        "xtask: outcome={} booted_after={} wall={:.0} ms",
+        report.outcome.name(),
+        booted.as_deref().unwrap_or("never"),
+        report.wall.as_secs_f64() * 1e3
+    );
+    if !report.stderr.trim().is_empty() {
+        eprintln!("xtask: qemu stderr:\n{}", report.stderr.trim_end());
+    }
+    if report.outcome.is_success() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        if let Some(line) = report.lines.iter().rev().find(|l| l.contains("level=error")) {
+            eprintln!("xtask: guest's last error: {line}");
+        }
+        bail!("the guest did not succeed: {}", report.outcome.name())
+    }
+}
+
+/// Arguments joined for a shell: each quoted if it holds anything but safe characters.
+fn shell_words(args: &[String]) -> String {
+    let safe = |a: &str| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_=,./:+@".contains(&b));
+    args.iter()
+        .map(|a| if safe(a) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

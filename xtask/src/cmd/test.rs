@@ -1,0 +1,140 @@
+//! `cargo xtask test`: rustfmt, clippy, fuzzing, the images, then `cargo test --workspace` (which ends the output,
+//! as CI expects), closed by a total.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::Result;
+use xtask::image::{self, BuildOptions, Variant};
+use xtask::{paths, qemu};
+
+use super::step;
+
+/// Run every test: host unit tests and the QEMU integration tests.
+#[derive(clap::Args)]
+pub struct TestArgs {
+    /// Skip rustfmt and clippy.
+    #[arg(long)]
+    pub no_lint: bool,
+    /// Seconds of fuzzing per target (0 skips it).
+    #[arg(long, default_value_t = 30)]
+    pub fuzz_seconds: u64,
+}
+
+/// Runs the command.
+pub fn run(root: &std::path::Path, args: TestArgs) -> Result<ExitCode> {
+    test(root, args.no_lint, args.fuzz_seconds)
+}
+
+fn cargo(root: &std::path::Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root);
+    cmd
+}
+
+fn test(root: &std::path::Path, no_lint: bool, fuzz_seconds: u64) -> Result<ExitCode> {
+    step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
+    if !no_lint {
+        step("rustfmt", || {
+            for dir in [root.to_path_buf(), root.join("kernel")] {
+                let ok = cargo(&dir).args(["fmt", "--all", "--check"]).status()?.success();
+                anyhow::ensure!(ok, "{} is not formatted: run `cargo fmt --all` there", dir.display());
+            }
+            Ok(())
+        })?;
+        step("clippy (host crates)", || {
+            let ok = cargo(root)
+                .args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"])
+                .status()?
+                .success();
+            anyhow::ensure!(ok, "clippy found problems in the host crates");
+            Ok(())
+        })?;
+        step("clippy (guest)", || {
+            let ok = cargo(&root.join("kernel"))
+                .args(["clippy", "--release", "--quiet", "--target-dir"])
+                .arg(paths::target_dir(root).join("kernel"))
+                .args(["--features", "fault-injection", "--", "-D", "warnings"])
+                .status()?
+                .success();
+            anyhow::ensure!(ok, "clippy found problems in the guest");
+            Ok(())
+        })?;
+    }
+    if fuzz_seconds > 0 && !xtask::fuzz::nightly_available() {
+        eprintln!(
+            "xtask: WARNING: fuzzing SKIPPED: this machine has no nightly toolchain (`cargo xtask fuzz` needs one)"
+        );
+    } else if fuzz_seconds > 0 {
+        for target in xtask::fuzz::TARGETS {
+            let report =
+                step(&format!("fuzz {target} ({fuzz_seconds} s)"), || xtask::fuzz::run(root, target, fuzz_seconds))?;
+            eprintln!("xtask: fuzz {target}: {} executions, no crash", report.executions);
+        }
+    }
+    let release = step("build release image", || image::build(Variant::Release, &BuildOptions::for_checkout(root)))?;
+    let faulty = step("build fault-injection image", || {
+        image::build(Variant::FaultInjection, &BuildOptions::for_checkout(root))
+    })?;
+    // cargo test's summary lines end the output, as CI expects; a total of all of them closes it.
+    let mut child = cargo(root)
+        .args(["test", "--workspace"])
+        .env("AMPOULE_IMAGE", &release.path)
+        .env("AMPOULE_FAULT_INJECTION_IMAGE", &faulty.path)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut total = TestTotals::default();
+    for line in BufReader::new(child.stdout.take().expect("stdout is piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        total.add(&line);
+    }
+    let status = child.wait()?;
+    println!("\nsummary: {} passed, {} failed, {} ignored", total.passed, total.failed, total.ignored);
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Sums cargo test's `test result:` lines.
+#[derive(Default)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl TestTotals {
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else { return };
+        for part in rest.split([';', '.']) {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(what)) = (words.next().and_then(|n| n.parse::<u64>().ok()), words.next()) else {
+                continue;
+            };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestTotals;
+
+    #[test]
+    fn totals_add_up_cargo_test_result_lines_and_ignore_the_rest() {
+        let mut total = TestTotals::default();
+        for line in [
+            "test result: ok. 15 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s",
+            "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 4 filtered out; finished in 1.20s",
+            "test something ... ok",
+            "running 5 tests",
+        ] {
+            total.add(line);
+        }
+        assert_eq!((total.passed, total.failed, total.ignored), (18, 2, 1));
+    }
+}

@@ -1,6 +1,19 @@
 //! Formats shared by the Ampoule guest and the host tools, one source of truth for both sides.
 //!
 //! - [`console`]: the structured serial records the guest prints and xtask reads (DESIGN.md §4).
+//! - [`frame`], [`message`], [`refusal`], [`tee`]: the key dance's wire format (DESIGN.md §5).
+//! - [`binding`]: the report data that ties evidence to a nonce and a key.
+//! - [`seal`]: HPKE sealing (RFC 9180).
+//! - [`report`]: the SEV-SNP report layout and the simulated report of plain mode.
 #![no_std]
 
+extern crate alloc;
+
+pub mod binding;
 pub mod console;
+pub mod frame;
+pub mod message;
+pub mod refusal;
+pub mod report;
+pub mod seal;
+pub mod tee;

@@ -1,0 +1,240 @@
+//! The messages of the key dance (DESIGN.md §5) and their encoding: one type byte, then fixed-size fields and
+//! length-prefixed byte strings, big-endian. Decoding is strict: exact lengths, bounded strings, no trailing bytes,
+//! unknown types and values refused.
+//!
+//! ```text
+//! guest -> broker  Hello      { version: u16, tee: u8 }
+//! broker -> guest  Challenge  { nonce: [u8; 32] }
+//! guest -> broker  Attest     { tee: u8, key_id: [u8; 16], guest_public_key: [u8; 32], evidence: u32 len + bytes }
+//! broker -> guest  KeyRelease { key_id: [u8; 16], expires_at: u64, encapped_key: [u8; 32], sealed_key: u16 len + bytes }
+//! broker -> guest  Refused    { code: u16 }
+//! ```
+
+use alloc::vec::Vec;
+
+use crate::frame::MAX_FRAME_LEN;
+use crate::refusal::RefusalCode;
+use crate::tee::Tee;
+
+/// The protocol version a guest announces in `Hello`.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The nonce length.
+pub const NONCE_LEN: usize = 32;
+/// A key id: 16 random bytes, printed as hex.
+pub type KeyId = [u8; 16];
+/// An X25519 public key.
+pub type PublicKey = [u8; 32];
+/// The most evidence bytes an `Attest` can carry.
+pub const MAX_EVIDENCE_LEN: usize = MAX_FRAME_LEN - 1 - 1 - 16 - 32 - 4;
+/// The most sealed-key bytes a `KeyRelease` can carry (a 32-byte key + 16-byte tag, with room to spare).
+pub const MAX_SEALED_KEY_LEN: usize = 256;
+
+/// One message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// The guest opens a session.
+    Hello {
+        /// [`PROTOCOL_VERSION`].
+        version: u16,
+        /// The TEE the guest runs in.
+        tee: Tee,
+    },
+    /// A fresh, single-use nonce for this connection.
+    Challenge {
+        /// The nonce.
+        nonce: [u8; NONCE_LEN],
+    },
+    /// The guest's evidence, bound to the nonce and its ephemeral public key.
+    Attest {
+        /// The TEE the evidence is from.
+        tee: Tee,
+        /// The key the image needs.
+        key_id: KeyId,
+        /// The guest's ephemeral X25519 public key.
+        guest_public_key: PublicKey,
+        /// The hardware (or simulated) report or quote.
+        evidence: Vec<u8>,
+    },
+    /// The key, sealed with HPKE to the guest's public key.
+    KeyRelease {
+        /// Which key.
+        key_id: KeyId,
+        /// Until when the release is valid (Unix seconds).
+        expires_at: u64,
+        /// The HPKE encapsulated key.
+        encapped_key: [u8; 32],
+        /// The HPKE ciphertext of the key.
+        sealed_key: Vec<u8>,
+    },
+    /// Nothing is released, and why.
+    Refused {
+        /// The reason.
+        code: RefusalCode,
+    },
+}
+
+/// Message type bytes.
+const HELLO: u8 = 1;
+const CHALLENGE: u8 = 2;
+const ATTEST: u8 = 3;
+const KEY_RELEASE: u8 = 4;
+const REFUSED: u8 = 5;
+
+/// Why bytes are not a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The body ends before a field does.
+    Truncated,
+    /// Bytes follow the last field.
+    TrailingBytes,
+    /// An unknown message type byte.
+    UnknownType(u8),
+    /// An unknown TEE byte.
+    UnknownTee(u8),
+    /// An unknown refusal code.
+    UnknownRefusal(u16),
+    /// A byte string longer than its bound.
+    TooLong,
+}
+
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.rest.len() < n {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn tee(&mut self) -> Result<Tee, DecodeError> {
+        let value = self.u8()?;
+        Tee::from_u8(value).ok_or(DecodeError::UnknownTee(value))
+    }
+
+    /// A byte string with a `len_bytes`-byte length prefix, at most `max` long.
+    fn bytes(&mut self, len_bytes: usize, max: usize) -> Result<Vec<u8>, DecodeError> {
+        let mut len = 0usize;
+        for &b in self.take(len_bytes)? {
+            len = len << 8 | usize::from(b);
+        }
+        if len > max {
+            return Err(DecodeError::TooLong);
+        }
+        // The length is bounded and the bytes are already in memory: no allocation beyond what arrived.
+        Ok(self.take(len)?.to_vec())
+    }
+
+    fn finish(self) -> Result<(), DecodeError> {
+        if self.rest.is_empty() { Ok(()) } else { Err(DecodeError::TrailingBytes) }
+    }
+}
+
+impl Message {
+    /// Decodes one frame body.
+    pub fn decode(body: &[u8]) -> Result<Message, DecodeError> {
+        let mut r = Reader { rest: body };
+        let message = match r.u8()? {
+            HELLO => Message::Hello { version: r.u16()?, tee: r.tee()? },
+            CHALLENGE => Message::Challenge { nonce: r.array()? },
+            ATTEST => Message::Attest {
+                tee: r.tee()?,
+                key_id: r.array()?,
+                guest_public_key: r.array()?,
+                evidence: r.bytes(4, MAX_EVIDENCE_LEN)?,
+            },
+            KEY_RELEASE => Message::KeyRelease {
+                key_id: r.array()?,
+                expires_at: r.u64()?,
+                encapped_key: r.array()?,
+                sealed_key: r.bytes(2, MAX_SEALED_KEY_LEN)?,
+            },
+            REFUSED => {
+                let code = r.u16()?;
+                Message::Refused { code: RefusalCode::from_u16(code).ok_or(DecodeError::UnknownRefusal(code))? }
+            }
+            other => return Err(DecodeError::UnknownType(other)),
+        };
+        r.finish()?;
+        Ok(message)
+    }
+
+    /// Encodes the message as a frame body. Byte strings longer than their bound are an error of the caller's.
+    pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
+        let mut out = Vec::new();
+        match self {
+            Message::Hello { version, tee } => {
+                out.push(HELLO);
+                out.extend_from_slice(&version.to_be_bytes());
+                out.push(*tee as u8);
+            }
+            Message::Challenge { nonce } => {
+                out.push(CHALLENGE);
+                out.extend_from_slice(nonce);
+            }
+            Message::Attest { tee, key_id, guest_public_key, evidence } => {
+                if evidence.len() > MAX_EVIDENCE_LEN {
+                    return Err(DecodeError::TooLong);
+                }
+                out.push(ATTEST);
+                out.push(*tee as u8);
+                out.extend_from_slice(key_id);
+                out.extend_from_slice(guest_public_key);
+                out.extend_from_slice(&(evidence.len() as u32).to_be_bytes());
+                out.extend_from_slice(evidence);
+            }
+            Message::KeyRelease { key_id, expires_at, encapped_key, sealed_key } => {
+                if sealed_key.len() > MAX_SEALED_KEY_LEN {
+                    return Err(DecodeError::TooLong);
+                }
+                out.push(KEY_RELEASE);
+                out.extend_from_slice(key_id);
+                out.extend_from_slice(&expires_at.to_be_bytes());
+                out.extend_from_slice(encapped_key);
+                out.extend_from_slice(&(sealed_key.len() as u16).to_be_bytes());
+                out.extend_from_slice(sealed_key);
+            }
+            Message::Refused { code } => {
+                out.push(REFUSED);
+                out.extend_from_slice(&(*code as u16).to_be_bytes());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The message's name, for records.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "hello",
+            Message::Challenge { .. } => "challenge",
+            Message::Attest { .. } => "attest",
+            Message::KeyRelease { .. } => "key-release",
+            Message::Refused { .. } => "refused",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,8 @@
 //! Framing: every message is `u32 length (big-endian) || body`, and the length is checked against a hard bound
 //! before anything is allocated or read (DESIGN.md §5).
 
+#[cfg(test)]
+use alloc::vec;
 use alloc::vec::Vec;
 
 /// The largest frame body either side accepts: room for a TDX quote with its certification data.
@@ -46,6 +48,29 @@ pub fn frame(body: &[u8]) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
+/// Why reading a frame failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrameError<E> {
+    /// The stream failed or ended.
+    Io(E),
+    /// The header announced a frame the bound refuses.
+    Frame(FrameError),
+}
+
+/// Reads one frame body with `read_exact`: the header first, then, only if its length is within `limit`, exactly
+/// that many bytes. Nothing is allocated for a refused frame.
+pub fn read_frame<E>(
+    limit: usize,
+    mut read_exact: impl FnMut(&mut [u8]) -> Result<(), E>,
+) -> Result<Vec<u8>, ReadFrameError<E>> {
+    let mut header = [0u8; HEADER_LEN];
+    read_exact(&mut header).map_err(ReadFrameError::Io)?;
+    let len = body_len(header, limit).map_err(ReadFrameError::Frame)?;
+    let mut body = alloc::vec![0u8; len];
+    read_exact(&mut body).map_err(ReadFrameError::Io)?;
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +85,27 @@ mod tests {
         assert_eq!(body_len([0; 4], MAX_FRAME_LEN), Err(FrameError::Empty));
         assert_eq!(frame(&[]), Err(FrameError::Empty));
         assert!(frame(&alloc::vec![0u8; MAX_FRAME_LEN + 1]).is_err());
+    }
+
+    #[test]
+    fn read_frame_reads_exactly_one_frame_and_refuses_oversized_ones_before_reading_on() {
+        let mut stream = frame(b"abc").unwrap();
+        stream.extend_from_slice(b"rest");
+        let mut at = 0;
+        let mut read = |buf: &mut [u8]| -> Result<(), ()> {
+            let end = at + buf.len();
+            buf.copy_from_slice(stream.get(at..end).ok_or(())?);
+            at = end;
+            Ok(())
+        };
+        assert_eq!(read_frame(MAX_FRAME_LEN, &mut read), Ok(b"abc".to_vec()));
+        let mut reads = 0;
+        let result = read_frame(16, |buf: &mut [u8]| -> Result<(), ()> {
+            reads += 1;
+            buf.copy_from_slice(&[0, 0, 1, 0][..buf.len()]);
+            Ok(())
+        });
+        assert_eq!(result, Err(ReadFrameError::Frame(FrameError::TooLong { len: 256 })));
+        assert_eq!(reads, 1, "the body of a refused frame is never read");
     }
 }

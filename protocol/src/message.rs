@@ -5,7 +5,8 @@
 //! ```text
 //! guest -> broker  Hello      { version: u16, tee: u8 }
 //! broker -> guest  Challenge  { nonce: [u8; 32] }
-//! guest -> broker  Attest     { tee: u8, key_id: [u8; 16], guest_public_key: [u8; 32], evidence: u32 len + bytes }
+//! guest -> broker  Attest     { tee: u8, nonce: [u8; 32], key_id: [u8; 16], guest_public_key: [u8; 32],
+//!                               evidence: u32 len + bytes }
 //! broker -> guest  KeyRelease { key_id: [u8; 16], expires_at: u64, encapped_key: [u8; 32], sealed_key: u16 len + bytes }
 //! broker -> guest  Refused    { code: u16 }
 //! ```
@@ -25,7 +26,7 @@ pub type KeyId = [u8; 16];
 /// An X25519 public key.
 pub type PublicKey = [u8; 32];
 /// The most evidence bytes an `Attest` can carry.
-pub const MAX_EVIDENCE_LEN: usize = MAX_FRAME_LEN - 1 - 1 - 16 - 32 - 4;
+pub const MAX_EVIDENCE_LEN: usize = MAX_FRAME_LEN - 1 - 1 - NONCE_LEN - 16 - 32 - 4;
 /// The most sealed-key bytes a `KeyRelease` can carry (a 32-byte key + 16-byte tag, with room to spare).
 pub const MAX_SEALED_KEY_LEN: usize = 256;
 
@@ -48,6 +49,8 @@ pub enum Message {
     Attest {
         /// The TEE the evidence is from.
         tee: Tee,
+        /// The nonce the evidence answers (the broker checks it was issued to this connection, once, recently).
+        nonce: [u8; NONCE_LEN],
         /// The key the image needs.
         key_id: KeyId,
         /// The guest's ephemeral X25519 public key.
@@ -161,6 +164,7 @@ impl Message {
             CHALLENGE => Message::Challenge { nonce: r.array()? },
             ATTEST => Message::Attest {
                 tee: r.tee()?,
+                nonce: r.array()?,
                 key_id: r.array()?,
                 guest_public_key: r.array()?,
                 evidence: r.bytes(4, MAX_EVIDENCE_LEN)?,
@@ -194,12 +198,13 @@ impl Message {
                 out.push(CHALLENGE);
                 out.extend_from_slice(nonce);
             }
-            Message::Attest { tee, key_id, guest_public_key, evidence } => {
+            Message::Attest { tee, nonce, key_id, guest_public_key, evidence } => {
                 if evidence.len() > MAX_EVIDENCE_LEN {
                     return Err(DecodeError::TooLong);
                 }
                 out.push(ATTEST);
                 out.push(*tee as u8);
+                out.extend_from_slice(nonce);
                 out.extend_from_slice(key_id);
                 out.extend_from_slice(guest_public_key);
                 out.extend_from_slice(&(evidence.len() as u32).to_be_bytes());

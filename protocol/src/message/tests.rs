@@ -5,8 +5,14 @@ fn samples() -> [Message; 6] {
     [
         Message::Hello { version: PROTOCOL_VERSION, tee: Tee::Plain },
         Message::Challenge { nonce: [7; NONCE_LEN] },
-        Message::Attest { tee: Tee::Snp, key_id: [1; 16], guest_public_key: [2; 32], evidence: vec![3; 1184] },
-        Message::Attest { tee: Tee::Tdx, key_id: [1; 16], guest_public_key: [2; 32], evidence: vec![] },
+        Message::Attest {
+            tee: Tee::Snp,
+            nonce: [8; 32],
+            key_id: [1; 16],
+            guest_public_key: [2; 32],
+            evidence: vec![3; 1184],
+        },
+        Message::Attest { tee: Tee::Tdx, nonce: [8; 32], key_id: [1; 16], guest_public_key: [2; 32], evidence: vec![] },
         Message::KeyRelease {
             key_id: [4; 16],
             expires_at: 1_800_000_000,
@@ -48,11 +54,12 @@ fn trailing_bytes_unknown_types_and_values_are_refused() {
 #[test]
 fn announced_lengths_beyond_the_bound_are_refused_before_reading() {
     let mut body = vec![ATTEST, 0];
-    body.extend_from_slice(&[0; 16 + 32]);
+    body.extend_from_slice(&[0; 32 + 16 + 32]);
     body.extend_from_slice(&u32::MAX.to_be_bytes());
     assert_eq!(Message::decode(&body), Err(DecodeError::TooLong));
     let too_big = Message::Attest {
         tee: Tee::Plain,
+        nonce: [0; 32],
         key_id: [0; 16],
         guest_public_key: [0; 32],
         evidence: vec![0; MAX_EVIDENCE_LEN + 1],
@@ -61,6 +68,7 @@ fn announced_lengths_beyond_the_bound_are_refused_before_reading() {
     // The largest Attest still fits in one frame.
     let largest = Message::Attest {
         tee: Tee::Plain,
+        nonce: [0; 32],
         key_id: [0; 16],
         guest_public_key: [0; 32],
         evidence: vec![0; MAX_EVIDENCE_LEN],

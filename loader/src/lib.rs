@@ -1,0 +1,17 @@
+//! The guest side of the key dance (DESIGN.md §5), generic over how bytes travel ([`Transport`]) and how evidence
+//! is made ([`Attester`]), so that host tests drive it against the real broker in process and the kernel drives it
+//! over TCP with its platform's attester.
+//!
+//! 1. `Hello` -> `Challenge { nonce }`;
+//! 2. a fresh X25519 key pair; evidence for `report_data = SHA-512(label || nonce || public key)`;
+//! 3. `Attest` -> `KeyRelease` (the key, HPKE-sealed to that key pair) or `Refused { code }`;
+//! 4. the key is opened; the key pair is dropped (and erased) on return.
+#![no_std]
+
+extern crate alloc;
+
+mod attester;
+mod dance;
+
+pub use attester::{AttestError, Attester, SimulatedAttester};
+pub use dance::{LoaderError, ReleasedKey, Step, Transport, obtain_key};

@@ -1,8 +1,6 @@
 //! Framing: every message is `u32 length (big-endian) || body`, and the length is checked against a hard bound
 //! before anything is allocated or read (DESIGN.md §5).
 
-#[cfg(test)]
-use alloc::vec;
 use alloc::vec::Vec;
 
 /// The largest frame body either side accepts: room for a TDX quote with its certification data.

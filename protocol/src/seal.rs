@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use hpke::aead::AesGcm256;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
-pub use hpke::rand_core::CryptoRng;
+pub use hpke::rand_core::{self, CryptoRng};
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use zeroize::Zeroizing;
 

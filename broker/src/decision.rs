@@ -1,0 +1,99 @@
+//! The release decision for one `Attest`: every check in a fixed order, so each attack gets its own reason code.
+//!
+//! 1. the evidence's TEE is the one the session announced;
+//! 2. the nonce was issued to this connection, is unused and unexpired (and is now used up);
+//! 3. a verifier for that TEE accepts the evidence (format, signature, simulation allowed);
+//! 4. the report data binds the nonce and the guest's public key;
+//! 5. the launch policy forbids debugging (unless `allow_debug`);
+//! 6. the measurement is in the allowlist, for this TEE;
+//! 7. the requested key is the one the allowlist binds to that measurement;
+//! 8. the key is sealed to the guest's public key (HPKE), with its id and expiry as AAD.
+
+use getrandom::SysRng;
+use protocol::binding::report_data;
+use protocol::message::{KeyId, Message, NONCE_LEN, PublicKey};
+use protocol::refusal::RefusalCode;
+use protocol::seal::{KEY_RELEASE_INFO, key_release_aad, seal};
+use protocol::tee::Tee;
+
+use crate::Broker;
+
+/// The fields of an `Attest` message.
+pub struct AttestRequest<'a> {
+    /// The TEE the evidence claims.
+    pub tee: Tee,
+    /// The nonce it answers.
+    pub nonce: &'a [u8; NONCE_LEN],
+    /// The key it asks for.
+    pub key_id: &'a KeyId,
+    /// The guest's ephemeral public key.
+    pub guest_public_key: &'a PublicKey,
+    /// The evidence.
+    pub evidence: &'a [u8],
+}
+
+/// What was decided, for the reply and the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The measurement, once the evidence was verified.
+    pub measurement: Option<Vec<u8>>,
+    /// The released key id, or why nothing was released.
+    pub outcome: Result<KeyId, RefusalCode>,
+}
+
+impl Broker {
+    /// Decides on one request of connection `connection`, which announced `announced`, at `now_ms`. Returns the
+    /// reply to send and the decision to audit.
+    pub fn decide(
+        &self,
+        connection: u64,
+        announced: Tee,
+        request: &AttestRequest<'_>,
+        now_ms: u64,
+    ) -> (Message, Decision) {
+        let mut measurement = None;
+        let outcome = self.check_and_seal(connection, announced, request, now_ms, &mut measurement);
+        match outcome {
+            Ok((key_id, message)) => (message, Decision { measurement, outcome: Ok(key_id) }),
+            Err(code) => (Message::Refused { code }, Decision { measurement, outcome: Err(code) }),
+        }
+    }
+
+    fn check_and_seal(
+        &self,
+        connection: u64,
+        announced: Tee,
+        request: &AttestRequest<'_>,
+        now_ms: u64,
+        measurement: &mut Option<Vec<u8>>,
+    ) -> Result<(KeyId, Message), RefusalCode> {
+        if request.tee != announced {
+            return Err(RefusalCode::WrongTee);
+        }
+        self.nonces.take(request.nonce, connection, now_ms)?;
+        let verifier = self.verifiers.iter().find(|v| v.tee() == request.tee).ok_or(RefusalCode::TeeNotSupported)?;
+        let verified = verifier.verify(request.evidence)?;
+        *measurement = Some(verified.measurement.clone());
+        if verified.report_data != report_data(request.nonce, request.guest_public_key) {
+            return Err(RefusalCode::BindingMismatch);
+        }
+        if verified.debug && !self.config.allow_debug {
+            return Err(RefusalCode::DebugPolicy);
+        }
+        let allowed = self.allowlist.iter().find(|a| a.measurement == verified.measurement);
+        let allowed = allowed.ok_or(RefusalCode::UnknownMeasurement)?;
+        if allowed.tee != verified.tee {
+            return Err(RefusalCode::WrongTee);
+        }
+        if &allowed.key_id != request.key_id {
+            return Err(RefusalCode::KeyNotForMeasurement);
+        }
+        let key = self.keys.get(&allowed.key_id).ok_or(RefusalCode::Internal)?;
+        let expires_at = now_ms / 1000 + self.config.release_lifetime_secs;
+        let aad = key_release_aad(&allowed.key_id, expires_at);
+        let mut rng = protocol::seal::rand_core::UnwrapErr(SysRng);
+        let (encapped_key, sealed_key) = seal(request.guest_public_key, &key[..], KEY_RELEASE_INFO, &aad, &mut rng)
+            .map_err(|_| RefusalCode::MalformedMessage)?;
+        Ok((allowed.key_id, Message::KeyRelease { key_id: allowed.key_id, expires_at, encapped_key, sealed_key }))
+    }
+}

@@ -1,0 +1,99 @@
+//! `ampoule-broker`: verifies a guest's evidence, applies the policy and, only if everything holds, releases the
+//! model key bound to the guest's measurement, sealed (HPKE) to the guest's ephemeral key (DESIGN.md §5, §7).
+//!
+//! - [`config`]: the TOML configuration; [`keys`]: the key store.
+//! - [`nonce`]: single-use, expiring, connection-bound nonces.
+//! - [`verify`]: one verifier per TEE (simulated so far).
+//! - [`decision`]: the ordered checks and the sealing; [`audit`]: one JSON line per decision.
+//! - `session` (one connection) and [`server`] (TCP).
+
+pub mod audit;
+pub mod config;
+pub mod decision;
+pub mod keys;
+pub mod log;
+pub mod nonce;
+pub mod server;
+mod session;
+pub mod stats;
+pub mod verify;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use crate::audit::AuditLog;
+use crate::config::{Allowed, Config};
+use crate::keys::KeyStore;
+use crate::nonce::NonceStore;
+use crate::stats::Stats;
+use crate::verify::{SimulatedVerifier, Verifier};
+
+/// Milliseconds since the Unix epoch; tests substitute their own clock.
+pub type Clock = Box<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Box::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
+}
+
+/// A configured broker.
+pub struct Broker {
+    config: Config,
+    allowlist: Vec<Allowed>,
+    keys: KeyStore,
+    nonces: NonceStore,
+    verifiers: Vec<Box<dyn Verifier>>,
+    audit: AuditLog,
+    stats: Stats,
+    clock: Clock,
+    connections: AtomicU64,
+}
+
+impl Broker {
+    /// A broker with `config`, `keys` and `clock`.
+    pub fn new(config: Config, keys: KeyStore, clock: Clock) -> Result<Broker> {
+        let allowlist = config.allowlist()?;
+        keys.check_covers(allowlist.iter().map(|a| a.key_id))?;
+        let audit =
+            AuditLog::open(&config.audit_log).with_context(|| format!("opening {}", config.audit_log.display()))?;
+        let verifiers: Vec<Box<dyn Verifier>> = vec![Box::new(SimulatedVerifier { allowed: config.allow_simulated })];
+        Ok(Broker {
+            nonces: NonceStore::new(config.nonce_lifetime_secs * 1000),
+            allowlist,
+            keys,
+            verifiers,
+            audit,
+            stats: Stats::default(),
+            clock,
+            connections: AtomicU64::new(0),
+            config,
+        })
+    }
+
+    /// Loads the configuration and key store from files.
+    pub fn from_config_file(path: &std::path::Path) -> Result<Broker> {
+        let config = Config::load(path)?;
+        let keys = KeyStore::load(&config.key_store)?;
+        Broker::new(config, keys, system_clock())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Releases and refusals so far, by reason.
+    pub fn stats(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.stats.snapshot()
+    }
+
+    fn now_ms(&self) -> u64 {
+        (self.clock)()
+    }
+
+    fn next_connection(&self) -> u64 {
+        self.connections.fetch_add(1, Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,52 @@
+//! The TCP front: one thread per connection up to `max_connections`, read and write timeouts on each, and a
+//! shutdown flag checked between accepts.
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::Broker;
+use crate::log::{self, Level, Value};
+
+/// Accepts and serves connections on `listener` until `shutdown` is set.
+pub fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Arc<AtomicBool>) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let active = Arc::new(AtomicUsize::new(0));
+    let timeout = Duration::from_millis(broker.config.read_timeout_ms);
+    while !shutdown.load(Ordering::SeqCst) {
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            Err(e) => {
+                log::record(Level::Warn, "accept failed", &[("error", Value::Str(&e.to_string()))]);
+                continue;
+            }
+        };
+        if active.load(Ordering::SeqCst) >= broker.config.max_connections {
+            // Over the limit: close at once; the client sees the connection end and may retry.
+            drop(stream);
+            continue;
+        }
+        active.fetch_add(1, Ordering::SeqCst);
+        let (broker, active) = (broker.clone(), active.clone());
+        std::thread::spawn(move || {
+            if configure(&stream, timeout).is_ok() {
+                let mut stream = stream;
+                broker.serve_connection(&mut stream, &peer.to_string());
+            }
+            active.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    Ok(())
+}
+
+fn configure(stream: &TcpStream, timeout: Duration) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_nodelay(true)
+}

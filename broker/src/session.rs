@@ -1,0 +1,115 @@
+//! One connection: `Hello` -> `Challenge` -> `Attest` -> `KeyRelease` or `Refused`. Any malformed, oversized or
+//! out-of-order frame is refused (and audited), and the connection closed; the broker serves on.
+
+use std::io::{Read, Write};
+
+use protocol::frame::{FrameError, ReadFrameError, frame, read_frame};
+use protocol::message::{Message, PROTOCOL_VERSION};
+use protocol::refusal::RefusalCode;
+use protocol::tee::Tee;
+
+use crate::Broker;
+use crate::decision::{AttestRequest, Decision};
+use crate::log::{self, Value};
+
+/// Why a session ended without a decision worth auditing (the peer went away or timed out).
+#[derive(Debug)]
+pub struct Disconnected;
+
+impl Broker {
+    /// Serves one connection to completion.
+    pub fn serve_connection<S: Read + Write>(&self, stream: &mut S, peer: &str) {
+        let connection = self.next_connection();
+        let _ = self.session(stream, peer, connection);
+    }
+
+    fn read_message<S: Read>(&self, stream: &mut S) -> Result<Result<Message, RefusalCode>, Disconnected> {
+        match read_frame(self.config.max_frame_len, |buf| stream.read_exact(buf)) {
+            Ok(body) => Ok(Message::decode(&body).map_err(|_| RefusalCode::MalformedMessage)),
+            Err(ReadFrameError::Frame(FrameError::TooLong { .. })) => Ok(Err(RefusalCode::Oversized)),
+            Err(ReadFrameError::Frame(FrameError::Empty)) => Ok(Err(RefusalCode::MalformedMessage)),
+            Err(ReadFrameError::Io(_)) => Err(Disconnected),
+        }
+    }
+
+    fn send<S: Write>(stream: &mut S, message: &Message) -> Result<(), Disconnected> {
+        let body = message.encode().map_err(|_| Disconnected)?;
+        let bytes = frame(&body).map_err(|_| Disconnected)?;
+        stream.write_all(&bytes).and_then(|()| stream.flush()).map_err(|_| Disconnected)
+    }
+
+    /// Audits and counts a decision, then sends the reply, which becomes a refusal if the audit failed.
+    fn conclude<S: Write>(&self, stream: &mut S, peer: &str, tee: Option<Tee>, reply: Message, decision: Decision) {
+        let now = self.now_ms();
+        let (reply, decision) = match self.audit.record(now, peer, tee, &decision) {
+            Ok(()) => (reply, decision),
+            Err(_) => {
+                let failed = Decision { measurement: decision.measurement, outcome: Err(RefusalCode::Internal) };
+                (Message::Refused { code: RefusalCode::Internal }, failed)
+            }
+        };
+        self.stats.count(&decision.outcome);
+        let (decision_name, reason) = match decision.outcome {
+            Ok(_) => ("released", None),
+            Err(code) => ("refused", Some(code.as_str())),
+        };
+        log::record(
+            protocol::console::Level::Info,
+            "decision",
+            &[
+                ("peer", Value::Str(peer)),
+                ("tee", Value::Str(tee.map_or("-", Tee::as_str))),
+                ("decision", Value::Str(decision_name)),
+                ("reason", Value::Str(reason.unwrap_or("-"))),
+            ],
+        );
+        let _ = Self::send(stream, &reply);
+    }
+
+    fn refuse<S: Write>(&self, stream: &mut S, peer: &str, tee: Option<Tee>, code: RefusalCode) {
+        let decision = Decision { measurement: None, outcome: Err(code) };
+        self.conclude(stream, peer, tee, Message::Refused { code }, decision);
+    }
+
+    fn session<S: Read + Write>(&self, stream: &mut S, peer: &str, connection: u64) -> Result<(), Disconnected> {
+        let tee = match self.read_message(stream)? {
+            Ok(Message::Hello { version, tee }) if version == PROTOCOL_VERSION => tee,
+            Ok(Message::Hello { tee, .. }) => {
+                self.refuse(stream, peer, Some(tee), RefusalCode::ProtocolVersion);
+                return Ok(());
+            }
+            Ok(_) => {
+                self.refuse(stream, peer, None, RefusalCode::MalformedMessage);
+                return Ok(());
+            }
+            Err(code) => {
+                self.refuse(stream, peer, None, code);
+                return Ok(());
+            }
+        };
+        let nonce = match self.nonces.issue(connection, self.now_ms()) {
+            Ok(nonce) => nonce,
+            Err(_) => {
+                self.refuse(stream, peer, Some(tee), RefusalCode::Internal);
+                return Ok(());
+            }
+        };
+        Self::send(stream, &Message::Challenge { nonce })?;
+        match self.read_message(stream)? {
+            Ok(Message::Attest { tee: claimed, nonce, key_id, guest_public_key, evidence }) => {
+                let request = AttestRequest {
+                    tee: claimed,
+                    nonce: &nonce,
+                    key_id: &key_id,
+                    guest_public_key: &guest_public_key,
+                    evidence: &evidence,
+                };
+                let (reply, decision) = self.decide(connection, tee, &request, self.now_ms());
+                self.conclude(stream, peer, Some(tee), reply, decision);
+            }
+            Ok(_) => self.refuse(stream, peer, Some(tee), RefusalCode::MalformedMessage),
+            Err(code) => self.refuse(stream, peer, Some(tee), code),
+        }
+        Ok(())
+    }
+}

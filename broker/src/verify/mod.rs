@@ -1,0 +1,30 @@
+//! Evidence verification: one module per TEE, each turning evidence bytes into [`Verified`] facts or a refusal.
+//! Only simulated (plain-mode) evidence is verified so far; the SNP and TDX verifiers slot in beside it.
+
+mod simulated;
+
+pub use simulated::SimulatedVerifier;
+
+use protocol::refusal::RefusalCode;
+use protocol::tee::Tee;
+
+/// What verified evidence says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The TEE that produced it.
+    pub tee: Tee,
+    /// The launch measurement.
+    pub measurement: Vec<u8>,
+    /// The 64 bytes the guest had signed.
+    pub report_data: [u8; 64],
+    /// Whether the guest was launched with debugging allowed.
+    pub debug: bool,
+}
+
+/// A verifier for one TEE's evidence.
+pub trait Verifier: Send + Sync {
+    /// The TEE whose evidence it verifies.
+    fn tee(&self) -> Tee;
+    /// Checks the evidence's format and signature and extracts its facts.
+    fn verify(&self, evidence: &[u8]) -> Result<Verified, RefusalCode>;
+}

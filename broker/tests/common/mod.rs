@@ -1,0 +1,178 @@
+//! A broker in process, with a controllable clock, and raw and loader-driven clients over socket pairs.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use broker::Broker;
+use broker::config::{AllowEntry, Config};
+use broker::keys::KeyStore;
+use protocol::frame::{MAX_FRAME_LEN, frame, read_frame};
+use protocol::message::{KeyId, Message, PROTOCOL_VERSION};
+use protocol::seal::rand_core::{Infallible, TryCryptoRng, TryRng};
+use protocol::tee::Tee;
+use zeroize::Zeroizing;
+
+pub const MEASUREMENT_A: [u8; 48] = [0xa1; 48];
+pub const MEASUREMENT_B: [u8; 48] = [0xb2; 48];
+pub const MEASUREMENT_SNP: [u8; 48] = [0xc3; 48];
+pub const KEY_ID_A: KeyId = [0x0a; 16];
+pub const KEY_ID_B: KeyId = [0x0b; 16];
+pub const KEY_ID_SNP: KeyId = [0x0c; 16];
+pub const KEY_A: [u8; 32] = [0x5a; 32];
+pub const KEY_B: [u8; 32] = [0x5b; 32];
+pub const NONCE_LIFETIME_SECS: u64 = 10;
+
+/// A broker and what tests need to observe it.
+pub struct TestBroker {
+    pub broker: Arc<Broker>,
+    pub clock: Arc<AtomicU64>,
+    pub audit_log: PathBuf,
+    _dir: TempDir,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir() -> TempDir {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "ampoule-broker-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    TempDir(dir)
+}
+
+/// A broker allowing A -> key A and B -> key B (plain), and an SNP measurement -> key SNP.
+pub fn test_broker(allow_simulated: bool) -> TestBroker {
+    let dir = temp_dir();
+    let entry = |tee: &str, m: &[u8; 48], k: &KeyId| AllowEntry {
+        tee: tee.into(),
+        measurement: hex::encode(m),
+        key_id: hex::encode(k),
+    };
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        allow_simulated,
+        allow_debug: false,
+        nonce_lifetime_secs: NONCE_LIFETIME_SECS,
+        release_lifetime_secs: 300,
+        max_frame_len: MAX_FRAME_LEN,
+        read_timeout_ms: 2000,
+        max_connections: 8,
+        audit_log: dir.0.join("audit.jsonl"),
+        key_store: dir.0.join("keys.toml"),
+        allow: vec![
+            entry("plain", &MEASUREMENT_A, &KEY_ID_A),
+            entry("plain", &MEASUREMENT_B, &KEY_ID_B),
+            entry("snp", &MEASUREMENT_SNP, &KEY_ID_SNP),
+        ],
+    };
+    let mut keys = KeyStore::default();
+    keys.insert(KEY_ID_A, Zeroizing::new(KEY_A));
+    keys.insert(KEY_ID_B, Zeroizing::new(KEY_B));
+    keys.insert(KEY_ID_SNP, Zeroizing::new([0x5c; 32]));
+    let clock = Arc::new(AtomicU64::new(1_800_000_000_000));
+    let reader = clock.clone();
+    let audit_log = config.audit_log.clone();
+    let broker = Broker::new(config, keys, Box::new(move || reader.load(Ordering::SeqCst))).unwrap();
+    TestBroker { broker: Arc::new(broker), clock, audit_log, _dir: dir }
+}
+
+impl TestBroker {
+    /// A client end whose other end a broker thread serves.
+    pub fn connect(&self) -> UnixStream {
+        let (client, mut server) = UnixStream::pair().unwrap();
+        let broker = self.broker.clone();
+        std::thread::spawn(move || broker.serve_connection(&mut server, "test-peer"));
+        client
+    }
+
+    /// The audit log's lines, parsed.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.audit_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every audit line is JSON"))
+            .collect()
+    }
+
+    pub fn advance_secs(&self, secs: u64) {
+        self.clock.fetch_add(secs * 1000, Ordering::SeqCst);
+    }
+}
+
+/// The loader's transport over a socket.
+pub struct SocketTransport(pub UnixStream);
+
+impl loader::Transport for SocketTransport {
+    type Error = std::io::Error;
+    fn send(&mut self, body: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(&frame(body).map_err(|_| std::io::Error::other("frame"))?)
+    }
+    fn recv(&mut self, limit: usize) -> std::io::Result<Vec<u8>> {
+        read_frame(limit, |buf| self.0.read_exact(buf)).map_err(|_| std::io::Error::other("frame"))
+    }
+}
+
+/// A raw client: sends and receives messages.
+pub struct Client(pub UnixStream);
+
+impl Client {
+    pub fn send(&mut self, message: &Message) {
+        self.0.write_all(&frame(&message.encode().unwrap()).unwrap()).unwrap();
+    }
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).unwrap();
+    }
+    pub fn recv(&mut self) -> Option<Message> {
+        let body = read_frame(MAX_FRAME_LEN, |buf| self.0.read_exact(buf)).ok()?;
+        Some(Message::decode(&body).unwrap())
+    }
+    /// Hello, then the challenge's nonce.
+    pub fn hello(&mut self, tee: Tee) -> [u8; 32] {
+        self.send(&Message::Hello { version: PROTOCOL_VERSION, tee });
+        match self.recv() {
+            Some(Message::Challenge { nonce }) => nonce,
+            other => panic!("expected a challenge, got {other:?}"),
+        }
+    }
+}
+
+/// A deterministic RNG for the guest's ephemeral keys in tests.
+pub struct TestRng(pub u64);
+
+impl TryRng for TestRng {
+    type Error = Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok(self.try_next_u64()? as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Ok(z ^ (z >> 31))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in dst.chunks_mut(8) {
+            let v = self.try_next_u64()?.to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for TestRng {}

@@ -10,7 +10,7 @@
 //! read_timeout_ms = 5000
 //! max_connections = 64
 //! audit_log = "audit.jsonl"        # relative paths are relative to this file
-//! key_store = "keys.toml"
+//! key_store = "keys.toml"         # the standalone broker needs one
 //!
 //! [[allow]]                        # one entry per measurement: it gets exactly one key
 //! tee = "plain"
@@ -55,8 +55,10 @@ pub struct Config {
     pub max_connections: usize,
     /// The audit log (JSON lines).
     pub audit_log: PathBuf,
-    /// The key store.
-    pub key_store: PathBuf,
+    /// The key store file. Absent when the program embedding the broker supplies keys in memory (run-qemu's
+    /// per-run key never touches the disk).
+    #[serde(default)]
+    pub key_store: Option<PathBuf>,
     /// Measurement -> key bindings.
     #[serde(default)]
     pub allow: Vec<AllowEntry>,
@@ -122,7 +124,7 @@ impl Config {
         let mut config: Config = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.audit_log = base.join(&config.audit_log);
-        config.key_store = base.join(&config.key_store);
+        config.key_store = config.key_store.map(|k| base.join(k));
         config.allowlist()?;
         ensure!(config.max_frame_len <= MAX_FRAME_LEN, "max_frame_len exceeds the protocol's {MAX_FRAME_LEN}");
         ensure!(config.nonce_lifetime_secs > 0 && config.max_connections > 0, "lifetimes and limits must be positive");

@@ -75,8 +75,22 @@ impl Broker {
     /// Loads the configuration and key store from files.
     pub fn from_config_file(path: &std::path::Path) -> Result<Broker> {
         let config = Config::load(path)?;
-        let keys = KeyStore::load(&config.key_store)?;
+        let key_store = config.key_store.as_ref().context("the configuration names no key_store")?;
+        let keys = KeyStore::load(key_store)?;
         Broker::new(config, keys, system_clock())
+    }
+
+    /// Logs where the broker listens and, loudly, whether it trusts simulated evidence.
+    pub fn announce(&self, addr: &str) {
+        use crate::log::{Level, Value, record};
+        if self.config.allow_simulated {
+            record(
+                Level::Warn,
+                "SIMULATED EVIDENCE ACCEPTED: plain-mode guests prove nothing; never use this configuration in production",
+                &[("allow_simulated", Value::Bool(true))],
+            );
+        }
+        record(Level::Info, "listening", &[("addr", Value::Str(addr))]);
     }
 
     /// The configuration.

@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use broker::Broker;
-use broker::log::{self, Level, Value};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -23,15 +22,7 @@ fn main() -> Result<()> {
     let broker = Arc::new(Broker::from_config_file(&cli.config)?);
     let listen = broker.config().listen.clone();
     let listener = TcpListener::bind(&listen).with_context(|| format!("binding {listen}"))?;
-    let addr = listener.local_addr()?.to_string();
-    if broker.config().allow_simulated {
-        log::record(
-            Level::Warn,
-            "SIMULATED EVIDENCE ACCEPTED: plain-mode guests prove nothing; never use this configuration in production",
-            &[("allow_simulated", Value::Bool(true))],
-        );
-    }
-    log::record(Level::Info, "listening", &[("addr", Value::Str(&addr))]);
+    broker.announce(&listener.local_addr()?.to_string());
     broker::server::serve(broker, listener, Arc::new(AtomicBool::new(false)))?;
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! QEMU's firmware configuration device (docs/specs/fw_cfg.rst in QEMU), through its I/O ports: used by the
-//! fault-injection test image to learn which fault to raise. Host-controlled input: read with fixed bounds.
+//! QEMU's firmware configuration device (docs/specs/fw_cfg.rst in QEMU), through its I/O ports: how run-qemu
+//! names the key the image asks for, and which fault the test image raises. Host-controlled input: read with
+//! fixed bounds, and nothing read here is trusted (a wrong key id only gets a refusal).
 
 use x86_64::instructions::port::{Port, PortWriteOnly};
 

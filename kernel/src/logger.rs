@@ -13,7 +13,7 @@ use protocol::console::{self, Value};
 use crate::serial::COM1;
 
 /// The longest formatted (`Display`) value; longer ones are cut.
-const MAX_DISPLAY_VALUE: usize = 64;
+const MAX_DISPLAY_VALUE: usize = 128;
 
 struct SerialLogger;
 

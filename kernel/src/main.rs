@@ -1,7 +1,7 @@
 //! The Ampoule guest kernel: what runs after the reset stub (`ovmf/src/reset/`) enters 64-bit mode.
 //!
-//! Boot order: W^X page tables -> serial log -> GDT/TSS -> IDT -> heap -> platform -> `booted` record -> self-checks
-//! -> exit. Everything that is not hardware lives in host-testable crates (`ovmf`, `protocol`).
+//! Boot order: W^X page tables -> serial log -> GDT/TSS -> IDT -> heap -> TSC calibration -> platform -> `booted`
+//! record -> self-checks -> (when configured) the key dance -> exit. Everything that is not hardware lives in host-testable crates (`ovmf`, `protocol`).
 #![no_std]
 #![no_main]
 
@@ -12,19 +12,25 @@ extern crate memfns;
 mod exit;
 #[cfg(feature = "fault-injection")]
 mod fault_injection;
-#[cfg(feature = "fault-injection")]
 mod fw_cfg;
 mod gdt;
 mod heap;
+mod image;
 mod interrupts;
+mod key_dance;
 mod logger;
+mod net;
 mod paging;
 mod panic;
+mod pci;
 mod platform;
+mod rng;
 mod sections;
 mod self_check;
 mod serial;
 mod time;
+mod virtio_net;
+mod virtqueue;
 
 use ovmf::exit::ExitCode;
 
@@ -46,6 +52,7 @@ extern "C" fn ampoule_main(reset_tsc: u64) -> ! {
             "guest RAM too small for the heap");
         exit(ExitCode::SelfCheckFailed);
     }
+    let tsc_hz = time::calibrate();
     let tee = platform::detect();
     if tee != Tee::Plain {
         log::error!(target: "platform", tee = tee.as_str(); "platform not supported yet");
@@ -56,6 +63,7 @@ extern "C" fn ampoule_main(reset_tsc: u64) -> ! {
         tee = tee.as_str(),
         reset_to_main_cycles = main_tsc.wrapping_sub(reset_tsc),
         main_to_booted_cycles = booted_tsc.wrapping_sub(main_tsc),
+        tsc_hz = tsc_hz,
         version = env!("CARGO_PKG_VERSION");
         "booted");
     if let Err(failure) = self_check::run_all() {
@@ -64,6 +72,15 @@ extern "C" fn ampoule_main(reset_tsc: u64) -> ! {
     }
     #[cfg(feature = "fault-injection")]
     fault_injection::run();
+    match key_dance::configured_key_id() {
+        Some(key_id) => {
+            let measurement = image::measurement();
+            log::info!(target: "kernel", measurement:% = key_dance::HexBytes(&measurement); "measured");
+            // The key is erased when it goes out of scope; issue 7 uses it to unseal the model.
+            let _key = key_dance::obtain(measurement, key_id);
+        }
+        None => log::info!(target: "kernel", "no key dance configured (boot-only run)"),
+    }
     log::info!(target: "kernel", cycles = time::rdtsc().wrapping_sub(reset_tsc); "done");
     exit(ExitCode::Success)
 }

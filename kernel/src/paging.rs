@@ -16,7 +16,7 @@
 
 use core::ops::Range;
 
-use ovmf::layout::{HEAP, IMAGE, PAGE_SIZE};
+use ovmf::layout::{HEAP, IMAGE, PAGE_SIZE, PCI_MMIO};
 use spin::Mutex;
 use x86_64::PhysAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags};
@@ -25,14 +25,16 @@ use x86_64::structures::paging::{PageTable, PageTableFlags as Flags, PhysFrame};
 use crate::sections;
 
 const HUGE_PAGE_SIZE: u64 = 2 << 20;
-/// Enough tables for the ranges above: PML4, 2 PDPTs, 2 PDs, 4 PTs for the kernel, 1 PT for the image.
+/// Enough tables for the ranges above (PML4, 2 PDPTs, 2 PDs, 4 PTs for the kernel, 1 PT for the image) and for
+/// device registers (a PD and a PT or two).
 const POOL_TABLES: usize = 16;
 
 #[repr(C, align(4096))]
 struct TablePool([PageTable; POOL_TABLES]);
 
-/// The tables live here for the whole run. The lock is only taken by `init`, once.
-static POOL: Mutex<TablePool> = Mutex::new(TablePool([const { PageTable::new() }; POOL_TABLES]));
+/// The tables live here for the whole run, with the count of tables used. `init` builds them; `map_mmio` adds
+/// device mappings later.
+static POOL: Mutex<(TablePool, usize)> = Mutex::new((TablePool([const { PageTable::new() }; POOL_TABLES]), 1));
 
 /// Which page size a range is mapped with.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -63,18 +65,39 @@ fn mappings() -> [(Range<u64>, Flags, PageSize); 9] {
 
 /// Builds the kernel's page tables and switches CR3 to them. Runs once, first thing in `main`.
 pub fn init() {
-    let mut pool = POOL.try_lock().expect("paging::init runs once, on the boot CPU");
+    let mut guard = POOL.try_lock().expect("paging::init runs once, on the boot CPU");
+    let (pool, used) = &mut *guard;
     assert!(pool.0[0].iter().all(|e| e.is_unused()), "paging::init runs once");
-    let mut builder = Builder { tables: &mut pool.0, used: 1 };
+    let mut builder = Builder { tables: &mut pool.0, used: *used };
     for (range, flags, size) in mappings() {
         builder.map(range, flags, size);
     }
     builder.map(IMAGE.base..IMAGE.end(), Flags::PRESENT | Flags::NO_EXECUTE, PageSize::Small);
     let pml4 = PhysFrame::from_start_address(PhysAddr::new(table_address(&builder.tables[0])))
         .expect("the pool is page-aligned");
+    *used = builder.used;
     // SAFETY: the new tables map the running code (.text), the stack in use (boot stack) and all data the kernel
     // touches, with the same (identity) addresses as the boot map, so execution continues unchanged.
     unsafe { Cr3::write(pml4, Cr3Flags::empty()) };
+}
+
+/// Maps device registers at `range` (inside `layout::PCI_MMIO`) read-write, no-execute, uncached.
+pub fn map_mmio(range: Range<u64>) {
+    assert!(PCI_MMIO.contains(range.start) && range.end <= PCI_MMIO.end(), "MMIO outside the PCI window");
+    let mut guard = POOL.lock();
+    let (pool, used) = &mut *guard;
+    let mut builder = Builder { tables: &mut pool.0, used: *used };
+    let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE | Flags::NO_CACHE | Flags::WRITE_THROUGH;
+    let start = range.start & !(PAGE_SIZE - 1);
+    let end = range.end.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    for addr in (start..end).step_by(PAGE_SIZE as usize) {
+        if translate(addr).is_none() {
+            builder.map_page(addr, flags, PageSize::Small);
+        }
+    }
+    *used = builder.used;
+    // New entries only (never a changed one), but paging-structure caches may hold the old "not present" path.
+    x86_64::instructions::tlb::flush_all();
 }
 
 fn table_address(table: &PageTable) -> u64 {

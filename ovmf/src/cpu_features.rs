@@ -69,7 +69,7 @@ const LEAF_EXT_FEATURES: u32 = 0x8000_0001;
 
 /// What the image needs, in the order the stub checks it: first what the boot code itself uses, then every
 /// feature of `x86-64-v3`.
-pub const REQUIRED: [CpuidBit; 26] = [
+pub const REQUIRED: [CpuidBit; 27] = [
     // Used by the boot code: TSC for timing, PAE + long mode + NX for paging, XSAVE state for SSE and AVX.
     CpuidBit::new(LEAF_FEATURES, Edx, 4, "tsc"),
     CpuidBit::new(LEAF_FEATURES, Edx, 6, "pae"),
@@ -102,6 +102,8 @@ pub const REQUIRED: [CpuidBit; 26] = [
     // on every 64-bit CPU, but checked so a broken CPUID model is caught here rather than by a #GP.
     CpuidBit::new(LEAF_FEATURES, Edx, 5, "msr"),
     CpuidBit::new(LEAF_FEATURES, Edx, 0, "x87"),
+    // The entropy source of every key the guest makes (kernel/src/rng.rs).
+    CpuidBit::new(LEAF_FEATURES, Ecx, 30, "rdrand"),
 ];
 
 /// The table as the reset stub reads it, placed in the reset page (ROM) so it is readable before the copy to RAM.

@@ -25,17 +25,23 @@ pub enum ExitCode {
     SelfCheckFailed = 0x14,
     /// Rust panicked; a `msg="panic"` record was printed.
     Panic = 0x15,
+    /// The hardware random number generator failed: nothing secret can be made.
+    EntropyFailed = 0x16,
+    /// The key dance ended without a key (refused, unreachable broker, network failure); a record says why.
+    KeyNotReleased = 0x17,
 }
 
 impl ExitCode {
     /// Every code, for mapping QEMU's status back.
-    pub const ALL: [ExitCode; 6] = [
+    pub const ALL: [ExitCode; 8] = [
         ExitCode::Success,
         ExitCode::Fault,
         ExitCode::CpuUnsupported,
         ExitCode::PlatformUnsupported,
         ExitCode::SelfCheckFailed,
         ExitCode::Panic,
+        ExitCode::EntropyFailed,
+        ExitCode::KeyNotReleased,
     ];
 
     /// The exit status QEMU reports when the guest writes this code (hw/misc/debugexit.c: `exit((val << 1) | 1)`).
@@ -57,6 +63,8 @@ impl ExitCode {
             ExitCode::PlatformUnsupported => "platform-unsupported",
             ExitCode::SelfCheckFailed => "self-check-failed",
             ExitCode::Panic => "guest-panic",
+            ExitCode::EntropyFailed => "entropy-failed",
+            ExitCode::KeyNotReleased => "key-not-released",
         }
     }
 }

@@ -90,6 +90,10 @@ pub const TD_HOB: Region = Region { name: "TD_HOB", base: SNP_CPUID.end(), size:
 /// The heap (`linked_list_allocator`).
 pub const HEAP: Region = Region { name: "HEAP", base: 16 * MIB, size: 64 * MIB };
 
+/// Where the kernel places device BARs (no firmware assigns them): inside q35's 32-bit PCI hole, above guest RAM
+/// and below the image, the IOAPIC and the LAPIC.
+pub const PCI_MMIO: Region = Region { name: "PCI_MMIO", base: 0xc000_0000, size: 16 * MIB };
+
 /// The guest RAM that run-qemu gives the guest (`-m`); every RAM region above lies below it.
 pub const GUEST_RAM_SIZE: u64 = 256 * MIB;
 
@@ -113,13 +117,14 @@ pub mod boot_scratch {
 }
 
 /// Every region with a fixed address, in address order: the input of the invariant tests and of `layout.ld`.
-pub const REGIONS: [Region; 12] = [
+pub const REGIONS: [Region; 13] = [
     RAM_IMAGE,
     BOOT_SCRATCH,
     SNP_SECRETS,
     SNP_CPUID,
     TD_HOB,
     HEAP,
+    PCI_MMIO,
     IMAGE,
     PAYLOAD,
     RESET_PAGE,

@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod binding;
 pub mod console;
+pub mod endpoint;
 pub mod frame;
 pub mod message;
 pub mod refusal;

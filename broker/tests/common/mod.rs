@@ -73,7 +73,7 @@ pub fn test_broker(allow_simulated: bool) -> TestBroker {
         read_timeout_ms: 2000,
         max_connections: 8,
         audit_log: dir.0.join("audit.jsonl"),
-        key_store: dir.0.join("keys.toml"),
+        key_store: None,
         allow: vec![
             entry("plain", &MEASUREMENT_A, &KEY_ID_A),
             entry("plain", &MEASUREMENT_B, &KEY_ID_B),

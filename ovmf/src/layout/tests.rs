@@ -108,3 +108,12 @@ fn linker_symbols_render_every_region_and_symbol() {
     assert!(text.contains("BOOT_PML4 = 0x800000;"));
     assert_eq!(text.lines().filter(|l| l.ends_with(';')).count(), REGIONS.len() * 3 + LINKER_SYMBOLS.len());
 }
+
+#[test]
+fn the_pci_window_lies_between_guest_ram_and_the_image() {
+    const { assert!(PCI_MMIO.base >= GUEST_RAM_SIZE) };
+    const { assert!(PCI_MMIO.end() <= IMAGE.base) };
+    // Below the IOAPIC (0xFEC0_0000) and the LAPIC (0xFEE0_0000).
+    const { assert!(PCI_MMIO.end() <= 0xfec0_0000) };
+    assert!(REGIONS.iter().filter(|r| r.name != "PCI_MMIO").all(|r| !r.overlaps(&PCI_MMIO)));
+}

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use xtask::dance::BrokerOptions;
 use xtask::image::{self, BuildOptions, Variant};
 use xtask::paths;
 use xtask::qemu::{self, Accel, RunConfig, Tee};
@@ -43,11 +44,15 @@ pub struct RunArgs {
     /// (ud, page-fault, stack-overflow, broken-idt, hang).
     #[arg(long)]
     pub inject: Option<String>,
+    /// Boot only: no broker, no network, no key dance.
+    #[arg(long)]
+    pub no_broker: bool,
 }
 
 /// Runs the command.
 pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
-    let RunArgs { image, accel, cpu, timeout, tee, vcpus, print_cmdline, igvm, inject } = args;
+    let RunArgs { image, accel, cpu, timeout, tee, vcpus, print_cmdline, igvm, inject, no_broker } = args;
+    let with_broker = !no_broker && inject.is_none() && tee == Tee::Plain && !print_cmdline;
     let cpu = cpu.unwrap_or_else(|| {
         match tee {
             Tee::Plain => "max",
@@ -78,7 +83,23 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         println!("{} {}", qemu::QEMU, shell_words(&config.qemu_args()));
         return Ok(ExitCode::SUCCESS);
     }
-    run_qemu(config)
+    if !with_broker {
+        return run_qemu(config);
+    }
+    let bytes = std::fs::read(&config.image).with_context(|| format!("reading {}", config.image.display()))?;
+    let broker_dir = paths::target_dir(root).join("broker");
+    let broker = step("broker", || xtask::dance::start_broker(&broker_dir, &bytes, &BrokerOptions::default()))?;
+    eprintln!(
+        "xtask: WARNING: the broker trusts SIMULATED evidence (allow_simulated = true): a plain-mode guest proves \
+         nothing about its platform; config {}",
+        broker_dir.join("broker.toml").display()
+    );
+    xtask::dance::attach(&mut config, broker.port, &broker.key_id);
+    let result = run_qemu(config);
+    let stats = broker.broker.stats();
+    eprintln!("xtask: broker decisions {stats:?}; audit log {}", broker.audit_log.display());
+    broker.stop();
+    result
 }
 
 /// The fw_cfg file the fault-injection image reads (kernel/src/fault_injection.rs).
@@ -115,6 +136,14 @@ fn resolve_image(
 
 fn run_qemu(config: RunConfig) -> Result<ExitCode> {
     let report = qemu::run(&config)?;
+    let steps = ["booted", "measured", "connected", "attested", "key released", "done"];
+    let timings: Vec<String> = steps
+        .iter()
+        .filter_map(|msg| report.record(msg).map(|(_, at)| format!("{msg}={:.0}ms", at.as_secs_f64() * 1e3)))
+        .collect();
+    if !timings.is_empty() {
+        eprintln!("xtask: steps (since QEMU started): {}", timings.join(" "));
+    }
     let booted = report.record("booted").map(|(_, at)| format!("{:.0} ms", at.as_secs_f64() * 1e3));
     eprintln!(
         "xtask: outcome={} booted_after={} wall={:.0} ms",

@@ -49,6 +49,7 @@ pub struct Broker {
     stats: Stats,
     clock: Clock,
     connections: AtomicU64,
+    log: log::LogSink,
 }
 
 impl Broker {
@@ -68,8 +69,20 @@ impl Broker {
             stats: Stats::default(),
             clock,
             connections: AtomicU64::new(0),
+            log: log::LogSink::Stderr,
             config,
         })
+    }
+
+    /// Sends the broker's records to `sink` instead of stderr.
+    pub fn with_log(mut self, sink: log::LogSink) -> Broker {
+        self.log = sink;
+        self
+    }
+
+    /// Writes one record to the broker's log.
+    pub fn log(&self, level: log::Level, msg: &str, fields: &[(&str, log::Value<'_>)]) {
+        self.log.record(level, msg, fields);
     }
 
     /// Loads the configuration and key store from files.
@@ -82,15 +95,15 @@ impl Broker {
 
     /// Logs where the broker listens and, loudly, whether it trusts simulated evidence.
     pub fn announce(&self, addr: &str) {
-        use crate::log::{Level, Value, record};
+        use crate::log::{Level, Value};
         if self.config.allow_simulated {
-            record(
+            self.log(
                 Level::Warn,
                 "SIMULATED EVIDENCE ACCEPTED: plain-mode guests prove nothing; never use this configuration in production",
                 &[("allow_simulated", Value::Bool(true))],
             );
         }
-        record(Level::Info, "listening", &[("addr", Value::Str(addr))]);
+        self.log(Level::Info, "listening", &[("addr", Value::Str(addr))]);
     }
 
     /// The configuration.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::Broker;
-use crate::log::{self, Level, Value};
+use crate::log::{Level, Value};
 
 /// Accepts and serves connections on `listener` until `shutdown` is set.
 pub fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Arc<AtomicBool>) -> std::io::Result<()> {
@@ -22,7 +22,7 @@ pub fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Arc<AtomicBoo
                 continue;
             }
             Err(e) => {
-                log::record(Level::Warn, "accept failed", &[("error", Value::Str(&e.to_string()))]);
+                broker.log(Level::Warn, "accept failed", &[("error", Value::Str(&e.to_string()))]);
                 continue;
             }
         };

@@ -10,7 +10,7 @@ use protocol::tee::Tee;
 
 use crate::Broker;
 use crate::decision::{AttestRequest, Decision};
-use crate::log::{self, Value};
+use crate::log::Value;
 
 /// Why a session ended without a decision worth auditing (the peer went away or timed out).
 #[derive(Debug)]
@@ -53,7 +53,7 @@ impl Broker {
             Ok(_) => ("released", None),
             Err(code) => ("refused", Some(code.as_str())),
         };
-        log::record(
+        self.log(
             protocol::console::Level::Info,
             "decision",
             &[

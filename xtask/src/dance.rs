@@ -30,11 +30,13 @@ pub struct BrokerOptions {
     pub allow_simulated: bool,
     /// The measurement the allowlist names (default: the image's own).
     pub allowed_measurement: Option<[u8; 48]>,
+    /// The model key (default: fresh random bytes). Tests choose it to scan outputs for it.
+    pub key: Option<[u8; 32]>,
 }
 
 impl Default for BrokerOptions {
     fn default() -> Self {
-        Self { allow_simulated: true, allowed_measurement: None }
+        Self { allow_simulated: true, allowed_measurement: None, key: None }
     }
 }
 
@@ -48,6 +50,8 @@ pub struct RunningBroker {
     pub key_id: KeyId,
     /// The audit log.
     pub audit_log: PathBuf,
+    /// The broker's own log.
+    pub log: PathBuf,
     shutdown: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -73,7 +77,10 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
     std::fs::create_dir_all(dir)?;
     let measurement = options.allowed_measurement.unwrap_or_else(|| plain_measurement(image));
     let key_id: KeyId = random()?;
-    let key = Zeroizing::new(random::<32>()?);
+    let key = Zeroizing::new(match options.key {
+        Some(key) => key,
+        None => random::<32>()?,
+    });
     let config_path = dir.join("broker.toml");
     let config_text = format!(
         "# Written by `cargo xtask run-qemu` for one run. The model key of this run is held in memory only.\n\
@@ -90,7 +97,9 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
     let audit_log = config.audit_log.clone();
     let mut keys = KeyStore::default();
     keys.insert(key_id, key);
-    let broker = Arc::new(Broker::new(config, keys, broker::system_clock())?);
+    let log = dir.join("broker.log");
+    let sink = broker::log::LogSink::file(&log).with_context(|| format!("opening {}", log.display()))?;
+    let broker = Arc::new(Broker::new(config, keys, broker::system_clock())?.with_log(sink));
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback port for the broker")?;
     let port = listener.local_addr()?.port();
     broker.announce(&format!("127.0.0.1:{port}"));
@@ -99,7 +108,7 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
     let thread = std::thread::spawn(move || {
         let _ = broker::server::serve(serving, listener, stop);
     });
-    Ok(RunningBroker { broker, port, key_id, audit_log, shutdown, thread: Some(thread) })
+    Ok(RunningBroker { broker, port, key_id, audit_log, log, shutdown, thread: Some(thread) })
 }
 
 /// Gives the guest a virtio-net device on QEMU user networking that reaches nothing but `port` on the host's

@@ -97,7 +97,11 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     xtask::dance::attach(&mut config, broker.port, &broker.key_id);
     let result = run_qemu(config);
     let stats = broker.broker.stats();
-    eprintln!("xtask: broker decisions {stats:?}; audit log {}", broker.audit_log.display());
+    eprintln!(
+        "xtask: broker decisions {stats:?}; its log {}, audit log {}",
+        broker.log.display(),
+        broker.audit_log.display()
+    );
     broker.stop();
     result
 }

@@ -26,6 +26,11 @@ pub const SEV_SNP_MEASURE: PythonTool = PythonTool {
     why: "an independent check of the SNP launch digest",
 };
 
+/// An independent HPKE (RFC 9180) implementation, for interop tests. It installs no command: its `python` runs
+/// the test script.
+pub const PYHPKE: PythonTool =
+    PythonTool { requirement: "pyhpke==0.6.5", executable: "python", why: "an independent HPKE implementation" };
+
 /// The virtualenv: `target/venv`.
 pub fn venv_dir(root: &Path) -> PathBuf {
     paths::target_dir(root).join("venv")
@@ -37,6 +42,13 @@ pub fn ensure_tool(root: &Path, tool: PythonTool) -> Result<PathBuf> {
     let bin = venv.join("bin");
     let executable = bin.join(tool.executable);
     let marker = venv.join(format!(".installed-{}", tool.requirement));
+    if executable.is_file() && marker.is_file() {
+        return Ok(executable);
+    }
+    // One installer at a time, across threads and processes (tests run in parallel).
+    std::fs::create_dir_all(paths::target_dir(root))?;
+    let lock = std::fs::File::create(paths::target_dir(root).join("venv.lock"))?;
+    lock.lock().context("locking target/venv.lock")?;
     if executable.is_file() && marker.is_file() {
         return Ok(executable);
     }

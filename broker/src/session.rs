@@ -17,6 +17,11 @@ use crate::log::Value;
 pub struct Disconnected;
 
 impl Broker {
+    /// A fresh nonce for `connection` (what a `Challenge` carries).
+    pub fn issue_challenge(&self, connection: u64) -> std::io::Result<[u8; protocol::message::NONCE_LEN]> {
+        self.nonces.issue(connection, self.now_ms())
+    }
+
     /// Serves one connection to completion.
     pub fn serve_connection<S: Read + Write>(&self, stream: &mut S, peer: &str) {
         let connection = self.next_connection();
@@ -87,7 +92,7 @@ impl Broker {
                 return Ok(());
             }
         };
-        let nonce = match self.nonces.issue(connection, self.now_ms()) {
+        let nonce = match self.issue_challenge(connection) {
             Ok(nonce) => nonce,
             Err(_) => {
                 self.refuse(stream, peer, Some(tee), RefusalCode::Internal);

@@ -20,6 +20,17 @@ pub enum FrameError {
     Empty,
 }
 
+impl core::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FrameError::TooLong { len } => write!(f, "frame of {len} bytes exceeds the bound"),
+            FrameError::Empty => write!(f, "empty frame"),
+        }
+    }
+}
+
+impl core::error::Error for FrameError {}
+
 /// The body length announced by a frame header, checked against `limit` (at most [`MAX_FRAME_LEN`]).
 pub fn body_len(header: [u8; HEADER_LEN], limit: usize) -> Result<usize, FrameError> {
     let len = u32::from_be_bytes(header) as usize;

@@ -100,6 +100,21 @@ pub enum DecodeError {
     TooLong,
 }
 
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DecodeError::Truncated => write!(f, "message truncated"),
+            DecodeError::TrailingBytes => write!(f, "bytes after the message"),
+            DecodeError::UnknownType(t) => write!(f, "unknown message type {t}"),
+            DecodeError::UnknownTee(t) => write!(f, "unknown tee {t}"),
+            DecodeError::UnknownRefusal(c) => write!(f, "unknown refusal code {c}"),
+            DecodeError::TooLong => write!(f, "a field exceeds its bound"),
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
 struct Reader<'a> {
     rest: &'a [u8],
 }

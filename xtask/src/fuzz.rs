@@ -7,13 +7,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 
+use protocol::frame::frame;
+use protocol::message::{Message, PROTOCOL_VERSION};
+use protocol::tee::Tee;
+
 use crate::paths;
 
 /// The pinned cargo-fuzz.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// The fuzz targets, by name.
-pub const TARGETS: [&str; 1] = ["metadata"];
+pub const TARGETS: [&str; 3] = ["metadata", "protocol", "broker"];
 
 /// What one run did.
 #[derive(Debug)]
@@ -67,6 +71,21 @@ fn seed(target: &str) -> Result<Vec<u8>> {
     match target {
         // The metadata window as encoded in every image; the fuzz target zero-fills the rest of the tail.
         "metadata" => Ok(ovmf::metadata::encode().to_vec()),
+        // A Hello message, behind the selector byte for message decoding.
+        "protocol" => Ok([&[0u8][..], &Message::Hello { version: PROTOCOL_VERSION, tee: Tee::Plain }.encode()?].concat()),
+        // A connection's stream: a framed Hello, then a framed Attest with simulated evidence.
+        "broker" => {
+            let hello = frame(&Message::Hello { version: PROTOCOL_VERSION, tee: Tee::Plain }.encode()?)?;
+            let report = protocol::report::simulated_report(&[0xa1; 48], &[0; 64], 0x30000);
+            let attest = Message::Attest {
+                tee: Tee::Plain,
+                nonce: [0; 32],
+                key_id: [0x0a; 16],
+                guest_public_key: [9; 32],
+                evidence: report.to_vec(),
+            };
+            Ok([&[0u8][..], &hello, &frame(&attest.encode()?)?].concat())
+        }
         _ => bail!("unknown fuzz target {target:?}; targets: {}", TARGETS.join(", ")),
     }
 }

@@ -37,9 +37,15 @@ impl AuditLog {
             "reason": decision.outcome.err().map(|c| c.as_str()),
             "key_id": decision.outcome.ok().map(hex::encode),
         });
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        writeln!(file, "{line}")?;
-        file.flush()?;
-        file.sync_data()
+        // Append under the lock (lines never interleave); make it durable outside it, so concurrent decisions
+        // share the filesystem's journal commits instead of queueing one sync each. Either way, the caller
+        // replies only after its own line is on disk.
+        let handle = {
+            let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            writeln!(file, "{line}")?;
+            file.flush()?;
+            file.try_clone()?
+        };
+        handle.sync_data()
     }
 }

@@ -1,5 +1,5 @@
-//! The TCP front: one thread per connection up to `max_connections`, read and write timeouts on each, and a
-//! shutdown flag checked between accepts.
+//! The TCP front: a blocking accept loop, one thread per connection up to `max_connections`, read and write
+//! timeouts on each. Setting the shutdown flag and then connecting once (see [`wake`]) ends the loop.
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -9,18 +9,17 @@ use std::time::Duration;
 use crate::Broker;
 use crate::log::{Level, Value};
 
-/// Accepts and serves connections on `listener` until `shutdown` is set.
+/// Accepts and serves connections on `listener` until `shutdown` is set (and the loop woken).
 pub fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Arc<AtomicBool>) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
     let active = Arc::new(AtomicUsize::new(0));
     let timeout = Duration::from_millis(broker.config.read_timeout_ms);
-    while !shutdown.load(Ordering::SeqCst) {
-        let (stream, peer) = match listener.accept() {
+    loop {
+        let accepted = listener.accept();
+        if shutdown.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5));
-                continue;
-            }
             Err(e) => {
                 broker.log(Level::Warn, "accept failed", &[("error", Value::Str(&e.to_string()))]);
                 continue;
@@ -41,7 +40,11 @@ pub fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Arc<AtomicBoo
             active.fetch_sub(1, Ordering::SeqCst);
         });
     }
-    Ok(())
+}
+
+/// Wakes a `serve` loop blocked in `accept` on `addr` (after its shutdown flag was set).
+pub fn wake(addr: std::net::SocketAddr) {
+    let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
 }
 
 fn configure(stream: &TcpStream, timeout: Duration) -> std::io::Result<()> {

@@ -60,6 +60,7 @@ impl RunningBroker {
     /// Stops serving.
     pub fn stop(mut self) {
         self.shutdown.store(true, Ordering::SeqCst);
+        broker::server::wake(([127, 0, 0, 1], self.port).into());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

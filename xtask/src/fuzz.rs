@@ -72,7 +72,9 @@ fn seed(target: &str) -> Result<Vec<u8>> {
         // The metadata window as encoded in every image; the fuzz target zero-fills the rest of the tail.
         "metadata" => Ok(ovmf::metadata::encode().to_vec()),
         // A Hello message, behind the selector byte for message decoding.
-        "protocol" => Ok([&[0u8][..], &Message::Hello { version: PROTOCOL_VERSION, tee: Tee::Plain }.encode()?].concat()),
+        "protocol" => {
+            Ok([&[0u8][..], &Message::Hello { version: PROTOCOL_VERSION, tee: Tee::Plain }.encode()?].concat())
+        }
         // A connection's stream: a framed Hello, then a framed Attest with simulated evidence.
         "broker" => {
             let hello = frame(&Message::Hello { version: PROTOCOL_VERSION, tee: Tee::Plain }.encode()?)?;

@@ -5,6 +5,12 @@
 //! - `boot`: QEMU spawn -> Ampoule's `booted` record vs QEMU spawn -> Debian OVMF's first serial byte, same QEMU,
 //!   same TCG settings, runs interleaved; and guest instructions from reset to `booted`, counted by QEMU's icount.
 //! - `image`: the image's size.
+//! - `broker`: releases per second and latency with 1 and 8 concurrent clients on loopback, next to the raw cost
+//!   of the cryptography one release needs (`broker.rs`).
+//! - `dance`: the guest's time from Hello to KeyRelease under TCG (`dance.rs`).
+
+mod broker;
+mod dance;
 
 use std::io::Read;
 use std::path::Path;
@@ -50,7 +56,7 @@ impl Figure {
 }
 
 /// The areas `--only` accepts.
-pub const AREAS: [&str; 2] = ["boot", "image"];
+pub const AREAS: [&str; 4] = ["boot", "image", "broker", "dance"];
 
 /// Runs the benchmarks of every area, or of `only`.
 pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> {
@@ -68,6 +74,12 @@ pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> 
         install::ensure_debian_packages(&["ovmf"], "the boot benchmark compares with OVMF", &logs)?;
         figures.extend(boot(&built.path, runs)?);
     }
+    if wanted("broker") {
+        figures.extend(broker::figures()?);
+    }
+    if wanted("dance") {
+        figures.extend(dance::figures(root, &built.bytes, runs)?);
+    }
     if wanted("image") {
         figures.push(Figure {
             name: "image.size_kib",
@@ -81,7 +93,7 @@ pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> 
     Ok(figures)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
@@ -161,7 +173,7 @@ fn instructions_to_booted(image: &Path) -> Result<Figure> {
     })
 }
 
-fn round(value: f64, digits: i32) -> f64 {
+pub(crate) fn round(value: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (value * scale).round() / scale
 }

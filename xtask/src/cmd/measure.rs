@@ -63,6 +63,7 @@ pub fn run(root: &std::path::Path, args: MeasureArgs) -> Result<ExitCode> {
         eprintln!("xtask: updated the digest table in {}", readme_path.display());
     }
     let (snp, mrtd) = (xtask::measure::hex(&m.snp), xtask::measure::hex(&m.mrtd));
+    let plain = xtask::measure::hex(&xtask::dance::plain_measurement(&bytes));
     if json {
         let value = serde_json::json!({
             "image": path,
@@ -70,6 +71,7 @@ pub fn run(root: &std::path::Path, args: MeasureArgs) -> Result<ExitCode> {
             "snp": { "launch_digest": snp, "vcpus": vcpus, "vcpu_type": vcpu_type.name,
                      "guest_features": format!("{guest_features:#x}") },
             "tdx": { "mrtd": mrtd },
+            "plain": { "measurement": plain },
         });
         println!("{value}");
     } else {
@@ -78,6 +80,8 @@ pub fn run(root: &std::path::Path, args: MeasureArgs) -> Result<ExitCode> {
         println!("snp launch digest   {snp}");
         println!("                    vcpus={vcpus} vcpu-type={} guest-features={guest_features:#x}", vcpu_type.name);
         println!("tdx mrtd            {mrtd}");
+        println!("plain measurement   {plain}");
+        println!("                    (SHA-384 of the image, what a plain-mode guest reports in simulated evidence)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -130,6 +130,10 @@ impl Network {
             tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
             tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
         );
+        let mut socket = socket;
+        // Request/response: no Nagle coalescing, no delayed ACKs.
+        socket.set_nagle_enabled(false);
+        socket.set_ack_delay(None);
         let handle = self.sockets.add(socket);
         let local_port = 49152 + (rng::random_u64() % 16384) as u16;
         let socket = self.sockets.get_mut::<tcp::Socket<'_>>(handle);

@@ -23,7 +23,7 @@ fn dance(
 ) -> Result<loader::ReleasedKey, LoaderError<std::io::Error>> {
     let mut transport = SocketTransport(b.connect());
     let mut steps = Vec::new();
-    let result = obtain_key(&mut transport, &mut SimulatedAttester::new(measurement), &mut TestRng(7), key_id, |s| {
+    let result = obtain_key(&mut transport, &mut SimulatedAttester::new(measurement), &mut guest_rng(), key_id, |s| {
         steps.push(s)
     });
     if result.is_ok() {

@@ -14,25 +14,10 @@ fn pyhpke(args: &[String]) -> Vec<Vec<u8>> {
     String::from_utf8(out.stdout).unwrap().split_whitespace().map(|h| hex::decode(h).unwrap()).collect()
 }
 
-struct SysRng;
-
-impl protocol::seal::rand_core::TryRng for SysRng {
-    type Error = std::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.try_next_u64()? as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        getrandom::fill(dst).expect("system randomness");
-        Ok(())
-    }
+/// The system's randomness, as the `rand_core` generator HPKE takes.
+fn system_rng() -> protocol::seal::rand_core::UnwrapErr<getrandom::SysRng> {
+    protocol::seal::rand_core::UnwrapErr(getrandom::SysRng)
 }
-
-impl protocol::seal::rand_core::TryCryptoRng for SysRng {}
 
 #[test]
 fn what_ampoule_seals_pyhpke_opens() {
@@ -40,7 +25,7 @@ fn what_ampoule_seals_pyhpke_opens() {
     let (sk, pk): (&[u8], [u8; 32]) = (&keys[0], keys[1].clone().try_into().unwrap());
     let aad = key_release_aad(&[3; 16], 1_800_000_000);
     let plaintext = [0x42u8; 32];
-    let (enc, ct) = seal(&pk, &plaintext, KEY_RELEASE_INFO, &aad, &mut SysRng).unwrap();
+    let (enc, ct) = seal(&pk, &plaintext, KEY_RELEASE_INFO, &aad, &mut system_rng()).unwrap();
     let opened = pyhpke(&[
         "open".into(),
         hex::encode(sk),
@@ -54,7 +39,7 @@ fn what_ampoule_seals_pyhpke_opens() {
 
 #[test]
 fn what_pyhpke_seals_ampoule_opens() {
-    let guest = EphemeralKeyPair::generate(&mut SysRng);
+    let guest = EphemeralKeyPair::generate(&mut system_rng());
     let aad = key_release_aad(&[4; 16], 1_800_000_001);
     let plaintext = b"a model key, thirty-two bytes!!!".to_vec();
     let sealed = pyhpke(&[

@@ -13,7 +13,6 @@ use broker::config::{AllowEntry, Config};
 use broker::keys::KeyStore;
 use protocol::frame::{MAX_FRAME_LEN, frame, read_frame};
 use protocol::message::{KeyId, Message, PROTOCOL_VERSION};
-use protocol::seal::rand_core::{Infallible, TryCryptoRng, TryRng};
 use protocol::tee::Tee;
 use zeroize::Zeroizing;
 
@@ -151,28 +150,7 @@ impl Client {
     }
 }
 
-/// A deterministic RNG for the guest's ephemeral keys in tests.
-pub struct TestRng(pub u64);
-
-impl TryRng for TestRng {
-    type Error = Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        Ok(self.try_next_u64()? as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Ok(z ^ (z >> 31))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        for chunk in dst.chunks_mut(8) {
-            let v = self.try_next_u64()?.to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-        Ok(())
-    }
+/// The system's randomness for the guest's ephemeral keys in tests.
+pub fn guest_rng() -> protocol::seal::rand_core::UnwrapErr<getrandom::SysRng> {
+    protocol::seal::rand_core::UnwrapErr(getrandom::SysRng)
 }
-
-impl TryCryptoRng for TestRng {}

@@ -31,25 +31,10 @@ impl loader::Transport for Tcp {
     }
 }
 
-pub(super) struct SysRng;
-
-impl protocol::seal::rand_core::TryRng for SysRng {
-    type Error = std::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.try_next_u64()? as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        getrandom::fill(dst).expect("system randomness");
-        Ok(())
-    }
+/// The system's randomness, as the `rand_core` generator HPKE takes.
+fn system_rng() -> protocol::seal::rand_core::UnwrapErr<getrandom::SysRng> {
+    protocol::seal::rand_core::UnwrapErr(getrandom::SysRng)
 }
-
-impl protocol::seal::rand_core::TryCryptoRng for SysRng {}
 
 fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -74,7 +59,7 @@ fn load(clients: usize) -> Result<(Vec<f64>, f64)> {
                     stream.set_nodelay(true)?;
                     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
                     let mut attester = SimulatedAttester::new(measurement);
-                    obtain_key(&mut Tcp(stream), &mut attester, &mut SysRng, key_id, |_| {})
+                    obtain_key(&mut Tcp(stream), &mut attester, &mut system_rng(), key_id, |_| {})
                         .map_err(|e| anyhow::anyhow!("a bench dance failed: {e:?}"))?;
                     latencies.push(t.elapsed().as_secs_f64() * 1e3);
                 }
@@ -96,7 +81,7 @@ fn load(clients: usize) -> Result<(Vec<f64>, f64)> {
 /// key with HPKE to a fresh guest key.
 fn raw_release_crypto_rate() -> Result<(f64, f64)> {
     let report = simulated_report(&[1; 48], &[2; 64], 0x30000);
-    let guest = EphemeralKeyPair::generate(&mut SysRng).public_key();
+    let guest = EphemeralKeyPair::generate(&mut system_rng()).public_key();
     let aad = key_release_aad(&[3; 16], 1);
     let n = 2000;
     let started = Instant::now();
@@ -113,7 +98,7 @@ fn raw_release_crypto_rate() -> Result<(f64, f64)> {
             .map_err(|e| anyhow::anyhow!("{e:?}"))?
             .verify_simulated()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        seal(&guest, &[0x5a; 32], KEY_RELEASE_INFO, &aad, &mut SysRng).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        seal(&guest, &[0x5a; 32], KEY_RELEASE_INFO, &aad, &mut system_rng()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
     Ok((verify_rate, n as f64 / started.elapsed().as_secs_f64()))
 }

@@ -1,7 +1,7 @@
 //! The Ampoule guest kernel: what runs after the reset stub (`ovmf/src/reset/`) enters 64-bit mode.
 //!
-//! Boot order: W^X page tables -> serial log -> GDT/TSS -> IDT -> heap -> TSC calibration -> platform -> `booted`
-//! record -> self-checks -> (when configured) the key dance -> exit. Everything that is not hardware lives in host-testable crates (`ovmf`, `protocol`).
+//! Boot order: W^X page tables -> serial log -> GDT/TSS -> IDT -> heap -> platform -> `booted` record -> self-checks
+//! -> (when configured) TSC calibration and the key dance -> exit. Everything that is not hardware lives in host-testable crates (`ovmf`, `protocol`).
 #![no_std]
 #![no_main]
 
@@ -52,7 +52,6 @@ extern "C" fn ampoule_main(reset_tsc: u64) -> ! {
             "guest RAM too small for the heap");
         exit(ExitCode::SelfCheckFailed);
     }
-    let tsc_hz = time::calibrate();
     let tee = platform::detect();
     if tee != Tee::Plain {
         log::error!(target: "platform", tee = tee.as_str(); "platform not supported yet");
@@ -63,7 +62,6 @@ extern "C" fn ampoule_main(reset_tsc: u64) -> ! {
         tee = tee.as_str(),
         reset_to_main_cycles = main_tsc.wrapping_sub(reset_tsc),
         main_to_booted_cycles = booted_tsc.wrapping_sub(main_tsc),
-        tsc_hz = tsc_hz,
         version = env!("CARGO_PKG_VERSION");
         "booted");
     if let Err(failure) = self_check::run_all() {
@@ -74,6 +72,9 @@ extern "C" fn ampoule_main(reset_tsc: u64) -> ! {
     fault_injection::run();
     match key_dance::configured_key_id() {
         Some(key_id) => {
+            // A 10 ms PIT interval: after the booted record, and only when timers are needed.
+            let tsc_hz = time::calibrate();
+            log::info!(target: "kernel", tsc_hz = tsc_hz; "calibrated");
             let measurement = image::measurement();
             log::info!(target: "kernel", measurement:% = key_dance::HexBytes(&measurement); "measured");
             // The key is erased when it goes out of scope; issue 7 uses it to unseal the model.

@@ -33,8 +33,8 @@ const POOL_TABLES: usize = 16;
 struct TablePool([PageTable; POOL_TABLES]);
 
 /// The tables live here for the whole run, with the count of tables used. `init` builds them; `map_mmio` adds
-/// device mappings later.
-static POOL: Mutex<(TablePool, usize)> = Mutex::new((TablePool([const { PageTable::new() }; POOL_TABLES]), 1));
+/// device mappings later. All zeros, so the pool is in .bss rather than copied from the image at boot.
+static POOL: Mutex<(TablePool, usize)> = Mutex::new((TablePool([const { PageTable::new() }; POOL_TABLES]), 0));
 
 /// Which page size a range is mapped with.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,8 @@ pub fn init() {
     let mut guard = POOL.try_lock().expect("paging::init runs once, on the boot CPU");
     let (pool, used) = &mut *guard;
     assert!(pool.0[0].iter().all(|e| e.is_unused()), "paging::init runs once");
-    let mut builder = Builder { tables: &mut pool.0, used: *used };
+    // Table 0 is the PML4.
+    let mut builder = Builder { tables: &mut pool.0, used: 1 };
     for (range, flags, size) in mappings() {
         builder.map(range, flags, size);
     }
@@ -86,6 +87,7 @@ pub fn map_mmio(range: Range<u64>) {
     assert!(PCI_MMIO.contains(range.start) && range.end <= PCI_MMIO.end(), "MMIO outside the PCI window");
     let mut guard = POOL.lock();
     let (pool, used) = &mut *guard;
+    assert!(*used >= 1, "paging::init runs before map_mmio");
     let mut builder = Builder { tables: &mut pool.0, used: *used };
     let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE | Flags::NO_CACHE | Flags::WRITE_THROUGH;
     let start = range.start & !(PAGE_SIZE - 1);

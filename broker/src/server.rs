@@ -21,7 +21,9 @@ pub fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Arc<AtomicBoo
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
+                // Out of descriptors or similar: pause rather than spin and flood the log.
                 broker.log(Level::Warn, "accept failed", &[("error", Value::Str(&e.to_string()))]);
+                std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
         };

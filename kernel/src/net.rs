@@ -126,11 +126,10 @@ impl Network {
 
     /// Connects to `address:port`, waiting at most `timeout_ms` for the handshake.
     pub fn connect(&mut self, address: Ipv4Address, port: u16, timeout_ms: u64) -> Result<TcpConnection<'_>, NetError> {
-        let socket = tcp::Socket::new(
+        let mut socket = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
             tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
         );
-        let mut socket = socket;
         // Request/response: no Nagle coalescing, no delayed ACKs.
         socket.set_nagle_enabled(false);
         socket.set_ack_delay(None);

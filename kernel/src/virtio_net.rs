@@ -4,7 +4,7 @@
 use ovmf::layout::PCI_MMIO;
 
 use crate::paging;
-use crate::pci::{self, PciFunction};
+use crate::pci;
 use crate::virtqueue::{BUFFER_SIZE, QUEUE_SIZE, Virtqueue};
 
 const VIRTIO_VENDOR: u16 = 0x1af4;
@@ -124,11 +124,10 @@ impl VirtioNet {
             }
         }
         let (common, notify) = (common.ok_or("no common configuration")?, notify.ok_or("no notify region")?);
-        Self::start(function, common, notify, notify_multiplier, device).map(Some)
+        Self::start(common, notify, notify_multiplier, device).map(Some)
     }
 
     fn start(
-        _function: PciFunction,
         common: Registers,
         notify: Registers,
         notify_multiplier: u32,

@@ -8,6 +8,7 @@ pub mod igvm;
 pub mod image;
 pub mod install;
 pub mod measure;
+pub mod model;
 pub mod paths;
 pub mod python;
 pub mod qemu;

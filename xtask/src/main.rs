@@ -42,6 +42,8 @@ enum Cmd {
         #[arg(long, default_value_t = 7)]
         runs: usize,
     },
+    /// Train the model (Python, in target/venv) and write inference/model/: ONNX, reference vectors, limits.
+    Train,
     /// Run the cargo-fuzz targets (nightly; installs cargo-fuzz when missing).
     Fuzz {
         /// One target (metadata); all when omitted.
@@ -115,6 +117,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     report.target, report.executions, report.seconds
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Train => {
+            xtask::model::train(&root, &root.join("inference/model"))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Test(args) => cmd::test::run(&root, args),

@@ -8,10 +8,10 @@ use anyhow::{Context, Result, ensure};
 
 use crate::paths;
 
-/// A pinned PyPI package and the command it installs.
+/// Pinned PyPI packages and the command that shows they are installed.
 #[derive(Clone, Copy, Debug)]
 pub struct PythonTool {
-    /// `name==version`.
+    /// `name==version`, space-separated when several.
     pub requirement: &'static str,
     /// The executable it puts in the virtualenv's `bin/`.
     pub executable: &'static str,
@@ -31,6 +31,13 @@ pub const SEV_SNP_MEASURE: PythonTool = PythonTool {
 pub const PYHPKE: PythonTool =
     PythonTool { requirement: "pyhpke==0.6.5", executable: "python", why: "an independent HPKE implementation" };
 
+/// The training stack of `cargo xtask train` (inference/model/train.py).
+pub const TRAINING: PythonTool = PythonTool {
+    requirement: "scikit-learn==1.9.1 onnx==1.23.2 onnxruntime==1.32.0",
+    executable: "python",
+    why: "training the model and computing its reference outputs",
+};
+
 /// The virtualenv: `target/venv`.
 pub fn venv_dir(root: &Path) -> PathBuf {
     paths::target_dir(root).join("venv")
@@ -41,7 +48,7 @@ pub fn ensure_tool(root: &Path, tool: PythonTool) -> Result<PathBuf> {
     let venv = venv_dir(root);
     let bin = venv.join("bin");
     let executable = bin.join(tool.executable);
-    let marker = venv.join(format!(".installed-{}", tool.requirement));
+    let marker = venv.join(format!(".installed-{}", tool.requirement.replace(' ', "+")));
     if executable.is_file() && marker.is_file() {
         return Ok(executable);
     }
@@ -64,7 +71,8 @@ pub fn ensure_tool(root: &Path, tool: PythonTool) -> Result<PathBuf> {
     }
     let log = paths::target_dir(root).join("pip.log");
     let out = Command::new(bin.join("pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", tool.requirement])
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(tool.requirement.split_whitespace())
         .output()
         .context("running pip")?;
     std::fs::write(&log, [out.stdout.as_slice(), out.stderr.as_slice()].concat())?;

@@ -58,6 +58,7 @@ impl Broker {
             Ok(_) => ("released", None),
             Err(code) => ("refused", Some(code.as_str())),
         };
+        let (released_total, refused_total) = self.stats.totals();
         self.log(
             protocol::console::Level::Info,
             "decision",
@@ -66,6 +67,8 @@ impl Broker {
                 ("tee", Value::Str(tee.map_or("-", Tee::as_str))),
                 ("decision", Value::Str(decision_name)),
                 ("reason", Value::Str(reason.unwrap_or("-"))),
+                ("released_total", Value::U64(released_total)),
+                ("refused_total", Value::U64(refused_total)),
             ],
         );
         let _ = Self::send(stream, &reply);

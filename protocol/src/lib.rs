@@ -4,6 +4,7 @@
 //! - [`frame`], [`message`], [`refusal`], [`tee`]: the key dance's wire format (DESIGN.md §5).
 //! - [`binding`]: the report data that ties evidence to a nonce and a key.
 //! - [`seal`]: HPKE sealing (RFC 9180).
+//! - [`sealed_model`]: the model weights as compiled into the image, AES-256-GCM under the model key.
 //! - [`report`]: the SEV-SNP report layout and the simulated report of plain mode.
 #![no_std]
 
@@ -17,4 +18,5 @@ pub mod message;
 pub mod refusal;
 pub mod report;
 pub mod seal;
+pub mod sealed_model;
 pub mod tee;

@@ -90,7 +90,7 @@ fn test(root: &std::path::Path, no_lint: bool, fuzz_seconds: u64) -> Result<Exit
         total.add(&line);
     }
     let status = child.wait()?;
-    println!("\nsummary: {} passed, {} failed, {} ignored", total.passed, total.failed, total.ignored);
+    println!("\nsummary: {} passed, {} failed, {} skipped", total.passed, total.failed, total.ignored);
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

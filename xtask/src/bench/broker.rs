@@ -3,13 +3,11 @@
 //! needs on the broker's side (verifying the simulated report's HMAC and sealing the key with HPKE), measured in
 //! the same run on the same machine.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use loader::{SimulatedAttester, obtain_key};
-use protocol::frame::{frame, read_frame};
+use loader::{SimulatedAttester, StreamTransport, obtain_key};
 use protocol::report::{SnpReport, simulated_report};
 use protocol::seal::{EphemeralKeyPair, KEY_RELEASE_INFO, key_release_aad, seal};
 
@@ -18,18 +16,6 @@ use crate::dance::{BrokerOptions, start_broker};
 
 /// Sessions per client in one measurement.
 const SESSIONS_PER_CLIENT: usize = 150;
-
-struct Tcp(TcpStream);
-
-impl loader::Transport for Tcp {
-    type Error = std::io::Error;
-    fn send(&mut self, body: &[u8]) -> std::io::Result<()> {
-        self.0.write_all(&frame(body).map_err(std::io::Error::other)?)
-    }
-    fn recv(&mut self, limit: usize) -> std::io::Result<Vec<u8>> {
-        read_frame(limit, |buf| self.0.read_exact(buf)).map_err(|_| std::io::Error::other("frame"))
-    }
-}
 
 /// The system's randomness, as the `rand_core` generator HPKE takes.
 fn system_rng() -> protocol::seal::rand_core::UnwrapErr<getrandom::SysRng> {
@@ -59,7 +45,7 @@ fn load(clients: usize) -> Result<(Vec<f64>, f64)> {
                     stream.set_nodelay(true)?;
                     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
                     let mut attester = SimulatedAttester::new(measurement);
-                    obtain_key(&mut Tcp(stream), &mut attester, &mut system_rng(), key_id, |_| {})
+                    obtain_key(&mut StreamTransport(stream), &mut attester, &mut system_rng(), key_id, |_| {})
                         .map_err(|e| anyhow::anyhow!("a bench dance failed: {e:?}"))?;
                     latencies.push(t.elapsed().as_secs_f64() * 1e3);
                 }
@@ -77,30 +63,32 @@ fn load(clients: usize) -> Result<(Vec<f64>, f64)> {
     Ok((latencies, rate))
 }
 
+/// How often `op` runs per second, over 2000 runs.
+fn ops_per_second(mut op: impl FnMut() -> Result<()>) -> Result<f64> {
+    let (n, started) = (2000, Instant::now());
+    for _ in 0..n {
+        op()?;
+    }
+    Ok(f64::from(n) / started.elapsed().as_secs_f64())
+}
+
 /// Releases' worth of the broker's own cryptography per second on one thread: verify a simulated report, seal a
 /// key with HPKE to a fresh guest key.
 fn raw_release_crypto_rate() -> Result<(f64, f64)> {
     let report = simulated_report(&[1; 48], &[2; 64], 0x30000);
     let guest = EphemeralKeyPair::generate(&mut system_rng()).public_key();
     let aad = key_release_aad(&[3; 16], 1);
-    let n = 2000;
-    let started = Instant::now();
-    for _ in 0..n {
-        SnpReport::new(&report)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?
-            .verify_simulated()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    }
-    let verify_rate = n as f64 / started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    for _ in 0..n {
-        SnpReport::new(&report)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?
-            .verify_simulated()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        seal(&guest, &[0x5a; 32], KEY_RELEASE_INFO, &aad, &mut system_rng()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    }
-    Ok((verify_rate, n as f64 / started.elapsed().as_secs_f64()))
+    let verify = || -> Result<()> {
+        let report = SnpReport::new(&report).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        report.verify_simulated().map_err(|e| anyhow::anyhow!("{e:?}"))
+    };
+    let seal_key = || seal(&guest, &[0x5a; 32], KEY_RELEASE_INFO, &aad, &mut system_rng()).map(|_| ());
+    let verify_rate = ops_per_second(&verify)?;
+    let release_rate = ops_per_second(|| {
+        verify()?;
+        seal_key().map_err(|e| anyhow::anyhow!("{e:?}"))
+    })?;
+    Ok((verify_rate, release_rate))
 }
 
 pub(super) fn figures() -> Result<Vec<Figure>> {

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use hmac::{Hmac, KeyInit, Mac};
-use loader::{LoaderError, SimulatedAttester, Step, obtain_key};
+use loader::{LoaderError, SimulatedAttester, Step, StreamTransport, obtain_key};
 use protocol::binding::report_data;
 use protocol::message::{Message, PROTOCOL_VERSION};
 use protocol::refusal::RefusalCode;
@@ -21,7 +21,7 @@ fn dance(
     measurement: [u8; 48],
     key_id: [u8; 16],
 ) -> Result<loader::ReleasedKey, LoaderError<std::io::Error>> {
-    let mut transport = SocketTransport(b.connect());
+    let mut transport = StreamTransport(b.connect());
     let mut steps = Vec::new();
     let result = obtain_key(&mut transport, &mut SimulatedAttester::new(measurement), &mut guest_rng(), key_id, |s| {
         steps.push(s)

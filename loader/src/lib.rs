@@ -12,6 +12,10 @@ extern crate alloc;
 
 mod attester;
 mod dance;
+#[cfg(feature = "std")]
+mod stream;
 
 pub use attester::{AttestError, Attester, SimulatedAttester};
 pub use dance::{LoaderError, ReleasedKey, Step, Transport, obtain_key};
+#[cfg(feature = "std")]
+pub use stream::StreamTransport;

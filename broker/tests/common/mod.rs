@@ -113,19 +113,6 @@ impl TestBroker {
     }
 }
 
-/// The loader's transport over a socket.
-pub struct SocketTransport(pub UnixStream);
-
-impl loader::Transport for SocketTransport {
-    type Error = std::io::Error;
-    fn send(&mut self, body: &[u8]) -> std::io::Result<()> {
-        self.0.write_all(&frame(body).map_err(|_| std::io::Error::other("frame"))?)
-    }
-    fn recv(&mut self, limit: usize) -> std::io::Result<Vec<u8>> {
-        read_frame(limit, |buf| self.0.read_exact(buf)).map_err(|_| std::io::Error::other("frame"))
-    }
-}
-
 /// A raw client: sends and receives messages.
 pub struct Client(pub UnixStream);
 

@@ -6,16 +6,20 @@
 //! 2. a fresh X25519 key pair; evidence for `report_data = SHA-512(label || nonce || public key)`;
 //! 3. `Attest` -> `KeyRelease` (the key, HPKE-sealed to that key pair) or `Refused { code }`;
 //! 4. the key is opened; the key pair is dropped (and erased) on return.
+//!
+//! Then [`Service`] answers clients: health, evidence for their nonce, and sealed inferences.
 #![no_std]
 
 extern crate alloc;
 
 mod attester;
 mod dance;
+mod service;
 #[cfg(feature = "std")]
 mod stream;
 
 pub use attester::{AttestError, Attester, SimulatedAttester};
 pub use dance::{LoaderError, ReleasedKey, Step, Transport, obtain_key};
+pub use service::{Model, Outcome, Service};
 #[cfg(feature = "std")]
 pub use stream::StreamTransport;

@@ -5,12 +5,14 @@
 //! - [`binding`]: the report data that ties evidence to a nonce and a key.
 //! - [`seal`]: HPKE sealing (RFC 9180).
 //! - [`sealed_model`]: the model weights as compiled into the image, AES-256-GCM under the model key.
+//! - [`service`]: what clients and the serving guest say to each other.
 //! - [`report`]: the SEV-SNP report layout and the simulated report of plain mode.
 #![no_std]
 
 extern crate alloc;
 
 pub mod binding;
+mod codec;
 pub mod console;
 pub mod endpoint;
 pub mod frame;
@@ -19,4 +21,5 @@ pub mod refusal;
 pub mod report;
 pub mod seal;
 pub mod sealed_model;
+pub mod service;
 pub mod tee;

@@ -13,6 +13,8 @@
 
 use alloc::vec::Vec;
 
+pub use crate::codec::DecodeError;
+use crate::codec::Reader;
 use crate::frame::MAX_FRAME_LEN;
 use crate::refusal::RefusalCode;
 use crate::tee::Tee;
@@ -83,97 +85,10 @@ const ATTEST: u8 = 3;
 const KEY_RELEASE: u8 = 4;
 const REFUSED: u8 = 5;
 
-/// Why bytes are not a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecodeError {
-    /// The body ends before a field does.
-    Truncated,
-    /// Bytes follow the last field.
-    TrailingBytes,
-    /// An unknown message type byte.
-    UnknownType(u8),
-    /// An unknown TEE byte.
-    UnknownTee(u8),
-    /// An unknown refusal code.
-    UnknownRefusal(u16),
-    /// A byte string longer than its bound.
-    TooLong,
-}
-
-impl core::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            DecodeError::Truncated => write!(f, "message truncated"),
-            DecodeError::TrailingBytes => write!(f, "bytes after the message"),
-            DecodeError::UnknownType(t) => write!(f, "unknown message type {t}"),
-            DecodeError::UnknownTee(t) => write!(f, "unknown tee {t}"),
-            DecodeError::UnknownRefusal(c) => write!(f, "unknown refusal code {c}"),
-            DecodeError::TooLong => write!(f, "a field exceeds its bound"),
-        }
-    }
-}
-
-impl core::error::Error for DecodeError {}
-
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.rest.len() < n {
-            return Err(DecodeError::Truncated);
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
-
-    fn tee(&mut self) -> Result<Tee, DecodeError> {
-        let value = self.u8()?;
-        Tee::from_u8(value).ok_or(DecodeError::UnknownTee(value))
-    }
-
-    /// A byte string with a `len_bytes`-byte length prefix, at most `max` long.
-    fn bytes(&mut self, len_bytes: usize, max: usize) -> Result<Vec<u8>, DecodeError> {
-        let mut len = 0usize;
-        for &b in self.take(len_bytes)? {
-            len = len << 8 | usize::from(b);
-        }
-        if len > max {
-            return Err(DecodeError::TooLong);
-        }
-        // The length is bounded and the bytes are already in memory: no allocation beyond what arrived.
-        Ok(self.take(len)?.to_vec())
-    }
-
-    fn finish(self) -> Result<(), DecodeError> {
-        if self.rest.is_empty() { Ok(()) } else { Err(DecodeError::TrailingBytes) }
-    }
-}
-
 impl Message {
     /// Decodes one frame body.
     pub fn decode(body: &[u8]) -> Result<Message, DecodeError> {
-        let mut r = Reader { rest: body };
+        let mut r = Reader::new(body);
         let message = match r.u8()? {
             HELLO => Message::Hello { version: r.u16()?, tee: r.tee()? },
             CHALLENGE => Message::Challenge { nonce: r.array()? },

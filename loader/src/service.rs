@@ -1,0 +1,108 @@
+//! The guest's inference service (DESIGN.md §5), one request body in, one reply body out, never a panic: the
+//! kernel moves the bytes over TCP, this decides what they mean.
+//!
+//! - `Health`: attested yes/no, model loaded yes/no; nothing else.
+//! - `Evidence { client_nonce }`: evidence whose report data binds the nonce and the per-boot service key.
+//! - `Infer`: opens the input sealed to the service key, has the [`Model`] check and run it, seals the output to the
+//!   reply key the input names (AAD: the request's encapsulated key). Plaintext input and output live only in
+//!   erasing buffers, and nothing about them but the outcome leaves this module.
+
+use alloc::vec::Vec;
+
+use protocol::binding::service_report_data;
+use protocol::seal::{CryptoRng, EphemeralKeyPair, seal};
+use protocol::service::{
+    INFER_INFO, InferInput, RESULT_INFO, ServiceErrorCode, ServiceReply, ServiceRequest, encode_values,
+};
+use zeroize::Zeroizing;
+
+use crate::attester::Attester;
+
+/// The compiled-in model, as the service sees it.
+pub trait Model {
+    /// Checks `values` against the model's input limits and runs it; the output values, or why the input is
+    /// refused.
+    fn infer(&mut self, values: &[f32]) -> Result<Zeroizing<Vec<f32>>, ServiceErrorCode>;
+}
+
+/// What one request was and how it ended (metadata for the kernel's record; never content).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The request's name, or `"undecodable"`.
+    pub request: &'static str,
+    /// `None` when served, otherwise the error the client was sent.
+    pub error: Option<ServiceErrorCode>,
+}
+
+/// The service's state.
+pub struct Service<A, M> {
+    attester: A,
+    service_key: EphemeralKeyPair,
+    attested: bool,
+    model: Option<M>,
+}
+
+impl<A: Attester, M: Model> Service<A, M> {
+    /// A service answering with `attester`'s evidence for `service_key`, the per-boot key clients seal inputs to.
+    pub fn new(attester: A, service_key: EphemeralKeyPair) -> Self {
+        Self { attester, service_key, attested: false, model: None }
+    }
+
+    /// Records that the broker released the key after verifying this guest.
+    pub fn set_attested(&mut self) {
+        self.attested = true;
+    }
+
+    /// Installs the unsealed model.
+    pub fn load_model(&mut self, model: M) {
+        self.model = Some(model);
+    }
+
+    /// Answers one request body with one reply body.
+    pub fn handle(&mut self, body: &[u8], rng: &mut impl CryptoRng) -> (Vec<u8>, Outcome) {
+        let (request, reply) = match ServiceRequest::decode(body) {
+            Ok(request) => (request.name(), self.answer(request, rng)),
+            Err(_) => ("undecodable", Err(ServiceErrorCode::Malformed)),
+        };
+        let error = reply.as_ref().err().copied();
+        let reply = reply.unwrap_or_else(|code| ServiceReply::Error { code });
+        let body = reply.encode().unwrap_or_else(|_| {
+            let internal = ServiceReply::Error { code: ServiceErrorCode::Internal };
+            internal.encode().expect("an error reply always encodes")
+        });
+        (body, Outcome { request, error })
+    }
+
+    fn answer(&mut self, request: ServiceRequest, rng: &mut impl CryptoRng) -> Result<ServiceReply, ServiceErrorCode> {
+        match request {
+            ServiceRequest::Health => {
+                Ok(ServiceReply::HealthIs { attested: self.attested, model_loaded: self.model.is_some() })
+            }
+            ServiceRequest::Evidence { client_nonce } => {
+                let service_public_key = self.service_key.public_key();
+                let report_data = service_report_data(&client_nonce, &service_public_key);
+                let evidence = self.attester.evidence(&report_data).map_err(|_| ServiceErrorCode::Internal)?;
+                Ok(ServiceReply::EvidenceIs { tee: self.attester.tee(), service_public_key, evidence })
+            }
+            ServiceRequest::Infer { encapped_key, sealed_input } => {
+                let model = self.model.as_mut().ok_or(ServiceErrorCode::NotReady)?;
+                let plaintext = self
+                    .service_key
+                    .open(&encapped_key, &sealed_input, INFER_INFO, &[])
+                    .map_err(|_| ServiceErrorCode::SealedInputDidNotOpen)?;
+                let input = InferInput::decode(&plaintext).map_err(|_| ServiceErrorCode::Malformed)?;
+                let reply_key = input.reply_public_key;
+                let values = Zeroizing::new(input.values);
+                let output = model.infer(&values)?;
+                let encoded = Zeroizing::new(encode_values(&output).map_err(|_| ServiceErrorCode::Internal)?);
+                // The reply key is the only input sealing can fail on (e.g. a low-order point).
+                let (result_encapped, sealed_output) = seal(&reply_key, &encoded, RESULT_INFO, &encapped_key, rng)
+                    .map_err(|_| ServiceErrorCode::BadReplyKey)?;
+                Ok(ServiceReply::Result { encapped_key: result_encapped, sealed_output })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

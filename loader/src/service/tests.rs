@@ -1,0 +1,169 @@
+extern crate std;
+
+use alloc::vec;
+
+use getrandom::SysRng;
+use protocol::report::SnpReport;
+use protocol::seal::rand_core::UnwrapErr;
+use protocol::service::{MAX_VALUES, decode_values};
+use protocol::tee::Tee;
+
+use super::*;
+use crate::SimulatedAttester;
+
+/// Doubles each value; refuses anything but 3 finite values in [0, 10].
+struct Doubler;
+
+impl Model for Doubler {
+    fn infer(&mut self, values: &[f32]) -> Result<Zeroizing<Vec<f32>>, ServiceErrorCode> {
+        if values.len() != 3 {
+            return Err(ServiceErrorCode::WrongValueCount);
+        }
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(ServiceErrorCode::NonFiniteValue);
+        }
+        if values.iter().any(|v| !(0.0..=10.0).contains(v)) {
+            return Err(ServiceErrorCode::ValueOutOfRange);
+        }
+        Ok(Zeroizing::new(values.iter().map(|v| v * 2.0).collect()))
+    }
+}
+
+fn rng() -> UnwrapErr<SysRng> {
+    UnwrapErr(SysRng)
+}
+
+fn service() -> Service<SimulatedAttester, Doubler> {
+    let mut service = Service::new(SimulatedAttester::new([5; 48]), EphemeralKeyPair::generate(&mut rng()));
+    service.set_attested();
+    service.load_model(Doubler);
+    service
+}
+
+fn ask(service: &mut Service<SimulatedAttester, Doubler>, request: &ServiceRequest) -> ServiceReply {
+    let (reply, _) = service.handle(&request.encode().unwrap(), &mut rng());
+    ServiceReply::decode(&reply).unwrap()
+}
+
+fn service_key(service: &mut Service<SimulatedAttester, Doubler>) -> [u8; 32] {
+    match ask(service, &ServiceRequest::Evidence { client_nonce: [1; 32] }) {
+        ServiceReply::EvidenceIs { service_public_key, .. } => service_public_key,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Seals `values` to the service with a fresh reply key; returns the request and the reply key pair.
+fn infer_request(service_key: &[u8; 32], values: &[f32]) -> (ServiceRequest, EphemeralKeyPair) {
+    let reply = EphemeralKeyPair::generate(&mut rng());
+    let input = InferInput { reply_public_key: reply.public_key(), values: values.to_vec() };
+    let (encapped_key, sealed_input) =
+        seal(service_key, &input.encode().unwrap(), INFER_INFO, &[], &mut rng()).unwrap();
+    (ServiceRequest::Infer { encapped_key, sealed_input }, reply)
+}
+
+fn error_of(reply: ServiceReply) -> ServiceErrorCode {
+    match reply {
+        ServiceReply::Error { code } => code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn health_says_two_facts() {
+    let mut fresh: Service<SimulatedAttester, Doubler> =
+        Service::new(SimulatedAttester::new([5; 48]), EphemeralKeyPair::generate(&mut rng()));
+    assert_eq!(
+        ask(&mut fresh, &ServiceRequest::Health),
+        ServiceReply::HealthIs { attested: false, model_loaded: false }
+    );
+    assert_eq!(
+        ask(&mut service(), &ServiceRequest::Health),
+        ServiceReply::HealthIs { attested: true, model_loaded: true }
+    );
+}
+
+#[test]
+fn evidence_binds_the_client_nonce_and_the_service_key() {
+    let mut service = service();
+    let ServiceReply::EvidenceIs { tee, service_public_key, evidence } =
+        ask(&mut service, &ServiceRequest::Evidence { client_nonce: [9; 32] })
+    else {
+        panic!("no evidence");
+    };
+    assert_eq!(tee, Tee::Plain);
+    let report = SnpReport::new(&evidence).unwrap();
+    report.verify_simulated().unwrap();
+    assert_eq!(report.report_data(), &service_report_data(&[9; 32], &service_public_key));
+    assert_eq!(report.measurement(), &[5; 48]);
+}
+
+#[test]
+fn an_inference_round_trips_sealed_both_ways() {
+    let mut service = service();
+    let key = service_key(&mut service);
+    let (request, reply_key) = infer_request(&key, &[1.0, 2.5, 4.0]);
+    let ServiceRequest::Infer { encapped_key: request_encapped, .. } = &request else { unreachable!() };
+    let ServiceReply::Result { encapped_key, sealed_output } = ask(&mut service, &request) else {
+        panic!("no result");
+    };
+    let opened = reply_key.open(&encapped_key, &sealed_output, RESULT_INFO, request_encapped).unwrap();
+    assert_eq!(decode_values(&opened).unwrap(), vec![2.0, 5.0, 8.0]);
+    // The result answers this request only: another request's encapsulated key as AAD does not open it.
+    assert!(reply_key.open(&encapped_key, &sealed_output, RESULT_INFO, &[0; 32]).is_err());
+}
+
+#[test]
+fn bad_requests_get_their_error_and_the_service_goes_on() {
+    let mut service = service();
+    let key = service_key(&mut service);
+    let cases: [(&[f32], ServiceErrorCode); 4] = [
+        (&[1.0, 2.0], ServiceErrorCode::WrongValueCount),
+        (&[1.0, f32::NAN, 2.0], ServiceErrorCode::NonFiniteValue),
+        (&[1.0, f32::INFINITY, 2.0], ServiceErrorCode::NonFiniteValue),
+        (&[1.0, 11.0, 2.0], ServiceErrorCode::ValueOutOfRange),
+    ];
+    for (values, code) in cases {
+        let (request, _) = infer_request(&key, values);
+        assert_eq!(error_of(ask(&mut service, &request)), code);
+    }
+    let (body, outcome) = service.handle(&[0xff, 1, 2], &mut rng());
+    assert_eq!(error_of(ServiceReply::decode(&body).unwrap()), ServiceErrorCode::Malformed);
+    assert_eq!(outcome, Outcome { request: "undecodable", error: Some(ServiceErrorCode::Malformed) });
+    // Sealed to another key, or tampered: does not open.
+    let other = EphemeralKeyPair::generate(&mut rng());
+    let (request, _) = infer_request(&other.public_key(), &[1.0, 2.0, 3.0]);
+    assert_eq!(error_of(ask(&mut service, &request)), ServiceErrorCode::SealedInputDidNotOpen);
+    let (ServiceRequest::Infer { encapped_key, mut sealed_input }, _) = infer_request(&key, &[1.0, 2.0, 3.0]) else {
+        unreachable!()
+    };
+    sealed_input[0] ^= 1;
+    let tampered = ServiceRequest::Infer { encapped_key, sealed_input };
+    assert_eq!(error_of(ask(&mut service, &tampered)), ServiceErrorCode::SealedInputDidNotOpen);
+    // A plaintext that is not an InferInput, and an unusable reply key.
+    let (encapped_key, sealed_input) = seal(&key, &[1, 2, 3], INFER_INFO, &[], &mut rng()).unwrap();
+    assert_eq!(
+        error_of(ask(&mut service, &ServiceRequest::Infer { encapped_key, sealed_input })),
+        ServiceErrorCode::Malformed
+    );
+    let input = InferInput { reply_public_key: [0; 32], values: vec![1.0, 2.0, 3.0] };
+    let (encapped_key, sealed_input) = seal(&key, &input.encode().unwrap(), INFER_INFO, &[], &mut rng()).unwrap();
+    assert_eq!(
+        error_of(ask(&mut service, &ServiceRequest::Infer { encapped_key, sealed_input })),
+        ServiceErrorCode::BadReplyKey
+    );
+    // The most values the codec allows are still refused by the model, not by a panic.
+    let (request, _) = infer_request(&key, &vec![1.0; MAX_VALUES]);
+    assert_eq!(error_of(ask(&mut service, &request)), ServiceErrorCode::WrongValueCount);
+    // And after all of that, a good request is served.
+    let (request, _) = infer_request(&key, &[1.0, 2.0, 3.0]);
+    assert!(matches!(ask(&mut service, &request), ServiceReply::Result { .. }));
+}
+
+#[test]
+fn without_a_model_inference_is_not_ready() {
+    let mut service: Service<SimulatedAttester, Doubler> =
+        Service::new(SimulatedAttester::new([5; 48]), EphemeralKeyPair::generate(&mut rng()));
+    let key = service_key(&mut service);
+    let (request, _) = infer_request(&key, &[1.0, 2.0, 3.0]);
+    assert_eq!(error_of(ask(&mut service, &request)), ServiceErrorCode::NotReady);
+}

@@ -1,0 +1,309 @@
+//! The guest's inference service (DESIGN.md §5): what clients send the guest once it serves, and its replies. Same
+//! encoding as [`crate::message`], with type bytes of its own so that the two families cannot be mistaken.
+//!
+//! ```text
+//! client -> guest  Evidence   { client_nonce: [u8; 32] }
+//! client -> guest  Infer      { encapped_key: [u8; 32], sealed_input: u32 len + bytes }
+//! client -> guest  Health     {}
+//! guest -> client  EvidenceIs { tee: u8, service_public_key: [u8; 32], evidence: u32 len + bytes }
+//! guest -> client  Result     { encapped_key: [u8; 32], sealed_output: u32 len + bytes }
+//! guest -> client  HealthIs   { attested: u8 (0|1), model_loaded: u8 (0|1) }
+//! guest -> client  Error      { code: u16 }
+//! ```
+//!
+//! An `Infer`'s input is sealed (HPKE, [`INFER_INFO`]) to the guest's per-boot service key, which the guest's evidence
+//! binds ([`crate::binding::service_report_data`]); it opens to [`InferInput`], which names the client's reply key.
+//! The output is sealed to that reply key ([`RESULT_INFO`]) with the request's encapsulated key as AAD, so a result
+//! answers exactly one request.
+
+use alloc::vec::Vec;
+
+pub use crate::codec::DecodeError;
+use crate::codec::Reader;
+use crate::message::{MAX_EVIDENCE_LEN, NONCE_LEN, PublicKey};
+use crate::tee::Tee;
+
+/// The HPKE `info` of a sealed inference input.
+pub const INFER_INFO: &[u8] = b"ampoule/infer/v1";
+/// The HPKE `info` of a sealed inference result.
+pub const RESULT_INFO: &[u8] = b"ampoule/result/v1";
+/// The most values an input or output may carry (the model's own limits are checked inside the guest).
+pub const MAX_VALUES: usize = 1024;
+/// The most sealed-input bytes an `Infer` may carry: a reply key, a count and [`MAX_VALUES`] values, plus the tag.
+pub const MAX_SEALED_LEN: usize = 32 + 2 + 4 * MAX_VALUES + 16;
+
+/// A client's request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceRequest {
+    /// Evidence bound to `client_nonce` and the guest's service key.
+    Evidence {
+        /// The client's fresh nonce.
+        client_nonce: [u8; NONCE_LEN],
+    },
+    /// One inference.
+    Infer {
+        /// The HPKE encapsulated key.
+        encapped_key: [u8; 32],
+        /// The HPKE ciphertext of an [`InferInput`].
+        sealed_input: Vec<u8>,
+    },
+    /// Whether the guest is attested and has its model.
+    Health,
+}
+
+/// The guest's reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceReply {
+    /// The guest's evidence.
+    EvidenceIs {
+        /// The TEE it is from.
+        tee: Tee,
+        /// The guest's per-boot service key, to which inputs are sealed.
+        service_public_key: PublicKey,
+        /// The report or quote.
+        evidence: Vec<u8>,
+    },
+    /// One inference's output, sealed to the client's reply key.
+    Result {
+        /// The HPKE encapsulated key.
+        encapped_key: [u8; 32],
+        /// The HPKE ciphertext of the output values ([`encode_values`]).
+        sealed_output: Vec<u8>,
+    },
+    /// Health: these two facts and nothing else.
+    HealthIs {
+        /// The guest obtained its key from the broker.
+        attested: bool,
+        /// The model is unsealed and loaded.
+        model_loaded: bool,
+    },
+    /// The request was refused; the service goes on.
+    Error {
+        /// Why.
+        code: ServiceErrorCode,
+    },
+}
+
+/// Why the guest refused a request. Stable numbers: clients and tests match on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum ServiceErrorCode {
+    /// The request is not a well-formed service message.
+    Malformed = 1,
+    /// The model is not loaded (no key yet).
+    NotReady = 2,
+    /// The sealed input did not open with the service key.
+    SealedInputDidNotOpen = 3,
+    /// The input has the wrong number of values.
+    WrongValueCount = 4,
+    /// A value is NaN or infinite.
+    NonFiniteValue = 5,
+    /// A value is outside the model's accepted range.
+    ValueOutOfRange = 6,
+    /// The reply key is not a valid X25519 public key.
+    BadReplyKey = 7,
+    /// The guest could not produce evidence or seal the reply.
+    Internal = 8,
+}
+
+impl ServiceErrorCode {
+    /// The code for a number, if any.
+    pub fn from_u16(value: u16) -> Option<ServiceErrorCode> {
+        use ServiceErrorCode::*;
+        [
+            Malformed,
+            NotReady,
+            SealedInputDidNotOpen,
+            WrongValueCount,
+            NonFiniteValue,
+            ValueOutOfRange,
+            BadReplyKey,
+            Internal,
+        ]
+        .into_iter()
+        .find(|code| *code as u16 == value)
+    }
+
+    /// A stable name for records and messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ServiceErrorCode::Malformed => "malformed-request",
+            ServiceErrorCode::NotReady => "model-not-loaded",
+            ServiceErrorCode::SealedInputDidNotOpen => "sealed-input-did-not-open",
+            ServiceErrorCode::WrongValueCount => "wrong-value-count",
+            ServiceErrorCode::NonFiniteValue => "non-finite-value",
+            ServiceErrorCode::ValueOutOfRange => "value-out-of-range",
+            ServiceErrorCode::BadReplyKey => "bad-reply-key",
+            ServiceErrorCode::Internal => "internal",
+        }
+    }
+}
+
+const EVIDENCE: u8 = 16;
+const INFER: u8 = 17;
+const HEALTH: u8 = 18;
+const EVIDENCE_IS: u8 = 19;
+const RESULT: u8 = 20;
+const HEALTH_IS: u8 = 21;
+const ERROR: u8 = 22;
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8], max: usize) -> Result<(), DecodeError> {
+    if bytes.len() > max {
+        return Err(DecodeError::TooLong);
+    }
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+fn flag(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
+    match r.u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(DecodeError::BadFlag(other)),
+    }
+}
+
+impl ServiceRequest {
+    /// Decodes one frame body.
+    pub fn decode(body: &[u8]) -> Result<ServiceRequest, DecodeError> {
+        let mut r = Reader::new(body);
+        let request = match r.u8()? {
+            EVIDENCE => ServiceRequest::Evidence { client_nonce: r.array()? },
+            INFER => ServiceRequest::Infer { encapped_key: r.array()?, sealed_input: r.bytes(4, MAX_SEALED_LEN)? },
+            HEALTH => ServiceRequest::Health,
+            other => return Err(DecodeError::UnknownType(other)),
+        };
+        r.finish()?;
+        Ok(request)
+    }
+
+    /// Encodes the request as a frame body.
+    pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
+        let mut out = Vec::new();
+        match self {
+            ServiceRequest::Evidence { client_nonce } => {
+                out.push(EVIDENCE);
+                out.extend_from_slice(client_nonce);
+            }
+            ServiceRequest::Infer { encapped_key, sealed_input } => {
+                out.push(INFER);
+                out.extend_from_slice(encapped_key);
+                put_bytes(&mut out, sealed_input, MAX_SEALED_LEN)?;
+            }
+            ServiceRequest::Health => out.push(HEALTH),
+        }
+        Ok(out)
+    }
+
+    /// The request's name, for records.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            ServiceRequest::Evidence { .. } => "evidence",
+            ServiceRequest::Infer { .. } => "infer",
+            ServiceRequest::Health => "health",
+        }
+    }
+}
+
+impl ServiceReply {
+    /// Decodes one frame body.
+    pub fn decode(body: &[u8]) -> Result<ServiceReply, DecodeError> {
+        let mut r = Reader::new(body);
+        let reply = match r.u8()? {
+            EVIDENCE_IS => ServiceReply::EvidenceIs {
+                tee: r.tee()?,
+                service_public_key: r.array()?,
+                evidence: r.bytes(4, MAX_EVIDENCE_LEN)?,
+            },
+            RESULT => ServiceReply::Result { encapped_key: r.array()?, sealed_output: r.bytes(4, MAX_SEALED_LEN)? },
+            HEALTH_IS => ServiceReply::HealthIs { attested: flag(&mut r)?, model_loaded: flag(&mut r)? },
+            ERROR => {
+                let code = r.u16()?;
+                ServiceReply::Error {
+                    code: ServiceErrorCode::from_u16(code).ok_or(DecodeError::UnknownServiceError(code))?,
+                }
+            }
+            other => return Err(DecodeError::UnknownType(other)),
+        };
+        r.finish()?;
+        Ok(reply)
+    }
+
+    /// Encodes the reply as a frame body.
+    pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
+        let mut out = Vec::new();
+        match self {
+            ServiceReply::EvidenceIs { tee, service_public_key, evidence } => {
+                out.push(EVIDENCE_IS);
+                out.push(*tee as u8);
+                out.extend_from_slice(service_public_key);
+                put_bytes(&mut out, evidence, MAX_EVIDENCE_LEN)?;
+            }
+            ServiceReply::Result { encapped_key, sealed_output } => {
+                out.push(RESULT);
+                out.extend_from_slice(encapped_key);
+                put_bytes(&mut out, sealed_output, MAX_SEALED_LEN)?;
+            }
+            ServiceReply::HealthIs { attested, model_loaded } => {
+                out.extend_from_slice(&[HEALTH_IS, u8::from(*attested), u8::from(*model_loaded)]);
+            }
+            ServiceReply::Error { code } => {
+                out.push(ERROR);
+                out.extend_from_slice(&(*code as u16).to_be_bytes());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What an `Infer`'s sealed input opens to: `reply_public_key [32] | count u16 | count x f32 (little-endian)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InferInput {
+    /// The client's key, to which the result is sealed.
+    pub reply_public_key: PublicKey,
+    /// The model's input values.
+    pub values: Vec<f32>,
+}
+
+impl InferInput {
+    /// Encodes the plaintext (the caller seals it and zeroizes it).
+    pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
+        let mut out = Vec::with_capacity(32 + 2 + 4 * self.values.len());
+        out.extend_from_slice(&self.reply_public_key);
+        out.extend_from_slice(&encode_values(&self.values)?);
+        Ok(out)
+    }
+
+    /// Decodes an opened plaintext strictly.
+    pub fn decode(plaintext: &[u8]) -> Result<InferInput, DecodeError> {
+        let (key, rest) = plaintext.split_at_checked(32).ok_or(DecodeError::Truncated)?;
+        Ok(InferInput { reply_public_key: key.try_into().expect("32 bytes"), values: decode_values(rest)? })
+    }
+}
+
+/// `count u16 | count x f32 (little-endian)`: an output, or the values of an input.
+pub fn encode_values(values: &[f32]) -> Result<Vec<u8>, DecodeError> {
+    if values.len() > MAX_VALUES {
+        return Err(DecodeError::TooLong);
+    }
+    let mut out = Vec::with_capacity(2 + 4 * values.len());
+    out.extend_from_slice(&(values.len() as u16).to_be_bytes());
+    values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    Ok(out)
+}
+
+/// Decodes [`encode_values`]' format strictly (exact length, at most [`MAX_VALUES`]).
+pub fn decode_values(bytes: &[u8]) -> Result<Vec<f32>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let count = usize::from(r.u16()?);
+    if count > MAX_VALUES {
+        return Err(DecodeError::TooLong);
+    }
+    let values = (0..count).map(|_| Ok(f32::from_le_bytes(r.array()?))).collect::<Result<Vec<f32>, DecodeError>>()?;
+    r.finish()?;
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests;

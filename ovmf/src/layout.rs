@@ -69,8 +69,14 @@ pub const METADATA: Region = Region { name: "METADATA", base: IMAGE_END - 0x20 -
 /// VMM starts every AP here (the SEV-ES reset block in the metadata points to it) in real mode; Ampoule parks them.
 pub const AP_ENTRY: Region = Region { name: "AP_ENTRY", base: IMAGE_END - 0x20, size: 0x10 };
 
+/// The sealed model slot, below the reset page: `cargo xtask build --sealed` writes the sealed weights here (the rest
+/// stays zero), so the image is a function of the source tree and the sealed blob without recompiling, and the blob
+/// is measured with the rest of the image. The guest reads it in place (ROM, mapped read-only).
+pub const SEALED_MODEL: Region =
+    Region { name: "SEALED_MODEL", base: RESET_PAGE.base - 64 * KIB, size: 64 * KIB };
+
 /// The part of the image that holds the Rust kernel's load image (text, rodata, data), copied to [`RAM_IMAGE`].
-pub const PAYLOAD: Region = Region { name: "PAYLOAD", base: IMAGE.base, size: IMAGE.size - RESET_PAGE.size };
+pub const PAYLOAD: Region = Region { name: "PAYLOAD", base: IMAGE.base, size: SEALED_MODEL.base - IMAGE.base };
 
 /// Where the kernel runs: linked here, copied from [`PAYLOAD`] by the 32-bit stub, `.bss` after it.
 pub const RAM_IMAGE: Region = Region { name: "RAM_IMAGE", base: MIB, size: 7 * MIB };
@@ -117,7 +123,7 @@ pub mod boot_scratch {
 }
 
 /// Every region with a fixed address, in address order: the input of the invariant tests and of `layout.ld`.
-pub const REGIONS: [Region; 13] = [
+pub const REGIONS: [Region; 14] = [
     RAM_IMAGE,
     BOOT_SCRATCH,
     SNP_SECRETS,
@@ -127,6 +133,7 @@ pub const REGIONS: [Region; 13] = [
     PCI_MMIO,
     IMAGE,
     PAYLOAD,
+    SEALED_MODEL,
     RESET_PAGE,
     METADATA,
     AP_ENTRY,

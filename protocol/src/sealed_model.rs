@@ -88,6 +88,19 @@ impl<'a> SealedModel<'a> {
         })
     }
 
+    /// Parses the sealed model at the start of an image's slot (`ovmf::layout::SEALED_MODEL`): the blob, then zeros
+    /// to the end of the slot, so nothing else can ride along in the measured image unnoticed.
+    pub fn from_slot(slot: &'a [u8]) -> Result<SealedModel<'a>, UnsealError> {
+        let header = slot.get(..HEADER_LEN).ok_or(UnsealError::Malformed)?;
+        let len = u32::from_be_bytes(header[100..104].try_into().expect("4 bytes")) as usize;
+        let end = HEADER_LEN.checked_add(len).ok_or(UnsealError::Malformed)?;
+        let (blob, rest) = slot.split_at_checked(end).ok_or(UnsealError::Malformed)?;
+        if rest.iter().any(|&b| b != 0) {
+            return Err(UnsealError::Malformed);
+        }
+        SealedModel::parse(blob)
+    }
+
     /// Decrypts with `key` and checks the plaintext against its digest. The plaintext is erased when dropped.
     pub fn open(&self, key: &[u8; 32]) -> Result<Zeroizing<Vec<u8>>, UnsealError> {
         let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| UnsealError::Open)?;
@@ -178,5 +191,18 @@ mod tests {
         let mut huge = blob;
         huge[100..104].copy_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(SealedModel::parse(&huge), Err(UnsealError::Malformed));
+        assert_eq!(SealedModel::from_slot(&huge), Err(UnsealError::Malformed));
+    }
+
+    #[test]
+    fn a_slot_holds_the_blob_then_only_zeros() {
+        let blob = blob();
+        let mut slot = blob.clone();
+        slot.resize(4096, 0);
+        assert_eq!(SealedModel::from_slot(&slot).unwrap(), SealedModel::parse(&blob).unwrap());
+        slot[4095] = 1;
+        assert_eq!(SealedModel::from_slot(&slot), Err(UnsealError::Malformed));
+        assert_eq!(SealedModel::from_slot(&[0; 4096]), Err(UnsealError::Malformed));
+        assert_eq!(SealedModel::from_slot(&blob[..blob.len() - 1]), Err(UnsealError::Malformed));
     }
 }

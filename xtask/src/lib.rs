@@ -13,3 +13,4 @@ pub mod paths;
 pub mod python;
 pub mod qemu;
 pub mod repro;
+pub mod sealing;

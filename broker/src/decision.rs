@@ -2,10 +2,9 @@
 //!
 //! 1. the evidence's TEE is the one the session announced;
 //! 2. the nonce was issued to this connection, is unused and unexpired (and is now used up);
-//! 3. a verifier for that TEE accepts the evidence (format, signature, simulation allowed);
-//! 4. the report data binds the nonce and the guest's public key;
-//! 5. the launch policy forbids debugging (unless `allow_debug`);
-//! 6. the measurement is in the allowlist, for this TEE;
+//! 3-6. the evidence policy ([`crate::policy::Policy::check`], shared with `ampoule-client`): a verifier for that
+//!    TEE accepts the evidence, the report data binds the nonce and the guest's public key, debugging is off (unless
+//!    `allow_debug`), the measurement is in the allowlist for this TEE;
 //! 7. the requested key is the one the allowlist binds to that measurement;
 //! 8. the key is sealed to the guest's public key (HPKE), with its id and expiry as AAD.
 
@@ -71,20 +70,10 @@ impl Broker {
             return Err(RefusalCode::WrongTee);
         }
         self.nonces.take(request.nonce, connection, now_ms)?;
-        let verifier = self.verifiers.iter().find(|v| v.tee() == request.tee).ok_or(RefusalCode::TeeNotSupported)?;
-        let verified = verifier.verify(request.evidence)?;
+        let verified = self.policy.verify(request.tee, request.evidence)?;
+        // Recorded for the audit even when a later check refuses.
         *measurement = Some(verified.measurement.clone());
-        if verified.report_data != report_data(request.nonce, request.guest_public_key) {
-            return Err(RefusalCode::BindingMismatch);
-        }
-        if verified.debug && !self.config.allow_debug {
-            return Err(RefusalCode::DebugPolicy);
-        }
-        let allowed = self.allowlist.iter().find(|a| a.measurement == verified.measurement);
-        let allowed = allowed.ok_or(RefusalCode::UnknownMeasurement)?;
-        if allowed.tee != verified.tee {
-            return Err(RefusalCode::WrongTee);
-        }
+        let allowed = self.policy.judge(&verified, &report_data(request.nonce, request.guest_public_key))?;
         if &allowed.key_id != request.key_id {
             return Err(RefusalCode::KeyNotForMeasurement);
         }

@@ -3,7 +3,7 @@
 //!
 //! - [`config`]: the TOML configuration; [`keys`]: the key store.
 //! - [`nonce`]: single-use, expiring, connection-bound nonces.
-//! - [`verify`]: one verifier per TEE (simulated so far).
+//! - [`verify`]: one verifier per TEE (simulated so far); [`policy`]: the checks on evidence, shared with the client.
 //! - [`decision`]: the ordered checks and the sealing; [`audit`]: one JSON line per decision.
 //! - `session` (one connection) and [`server`] (TCP).
 
@@ -13,6 +13,7 @@ pub mod decision;
 pub mod keys;
 pub mod log;
 pub mod nonce;
+pub mod policy;
 pub mod server;
 mod session;
 pub mod stats;
@@ -24,11 +25,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 
 use crate::audit::AuditLog;
-use crate::config::{Allowed, Config};
+use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::nonce::NonceStore;
+use crate::policy::Policy;
 use crate::stats::Stats;
-use crate::verify::{SimulatedVerifier, Verifier};
 
 /// Milliseconds since the Unix epoch; tests substitute their own clock.
 pub type Clock = Box<dyn Fn() -> u64 + Send + Sync>;
@@ -41,10 +42,9 @@ pub fn system_clock() -> Clock {
 /// A configured broker.
 pub struct Broker {
     config: Config,
-    allowlist: Vec<Allowed>,
+    policy: Policy,
     keys: KeyStore,
     nonces: NonceStore,
-    verifiers: Vec<Box<dyn Verifier>>,
     audit: AuditLog,
     stats: Stats,
     clock: Clock,
@@ -55,16 +55,14 @@ pub struct Broker {
 impl Broker {
     /// A broker with `config`, `keys` and `clock`.
     pub fn new(config: Config, keys: KeyStore, clock: Clock) -> Result<Broker> {
-        let allowlist = config.allowlist()?;
-        keys.check_covers(allowlist.iter().map(|a| a.key_id))?;
+        let policy = Policy::from_config(&config)?;
+        keys.check_covers(policy.allowlist.iter().map(|a| a.key_id))?;
         let audit =
             AuditLog::open(&config.audit_log).with_context(|| format!("opening {}", config.audit_log.display()))?;
-        let verifiers: Vec<Box<dyn Verifier>> = vec![Box::new(SimulatedVerifier { allowed: config.allow_simulated })];
         Ok(Broker {
             nonces: NonceStore::new(config.nonce_lifetime_secs * 1000),
-            allowlist,
+            policy,
             keys,
-            verifiers,
             audit,
             stats: Stats::default(),
             clock,

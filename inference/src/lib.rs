@@ -50,4 +50,3 @@ pub fn check(features: &[f32]) -> Result<(), InputError> {
         None => Ok(()),
     }
 }
-

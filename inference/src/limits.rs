@@ -6,10 +6,47 @@
 /// The number of input values.
 pub const FEATURE_COUNT: usize = 30;
 /// Each input value's name, in input order.
-pub const FEATURE_NAMES: [&str; 30] = ["mean radius", "mean texture", "mean perimeter", "mean area", "mean smoothness", "mean compactness", "mean concavity", "mean concave points", "mean symmetry", "mean fractal dimension", "radius error", "texture error", "perimeter error", "area error", "smoothness error", "compactness error", "concavity error", "concave points error", "symmetry error", "fractal dimension error", "worst radius", "worst texture", "worst perimeter", "worst area", "worst smoothness", "worst compactness", "worst concavity", "worst concave points", "worst symmetry", "worst fractal dimension"];
+pub const FEATURE_NAMES: [&str; 30] = [
+    "mean radius",
+    "mean texture",
+    "mean perimeter",
+    "mean area",
+    "mean smoothness",
+    "mean compactness",
+    "mean concavity",
+    "mean concave points",
+    "mean symmetry",
+    "mean fractal dimension",
+    "radius error",
+    "texture error",
+    "perimeter error",
+    "area error",
+    "smoothness error",
+    "compactness error",
+    "concavity error",
+    "concave points error",
+    "symmetry error",
+    "fractal dimension error",
+    "worst radius",
+    "worst texture",
+    "worst perimeter",
+    "worst area",
+    "worst smoothness",
+    "worst compactness",
+    "worst concavity",
+    "worst concave points",
+    "worst symmetry",
+    "worst fractal dimension",
+];
 /// The smallest accepted value of each input.
-pub const FEATURE_MIN: [f32; 30] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+pub const FEATURE_MIN: [f32; 30] = [
+    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+];
 /// The largest accepted value of each input.
-pub const FEATURE_MAX: [f32; 30] = [56.22, 78.56, 377.0, 5002.0, 0.3268, 0.6908, 0.8536, 0.4024, 0.608, 0.19488, 5.746, 9.77, 43.96, 1084.4, 0.06226, 0.2708, 0.792, 0.10558, 0.1579, 0.05968, 72.08, 99.08, 502.4, 8508.0, 0.4452, 2.116, 2.504, 0.582, 1.3276, 0.415];
+pub const FEATURE_MAX: [f32; 30] = [
+    56.22, 78.56, 377.0, 5002.0, 0.3268, 0.6908, 0.8536, 0.4024, 0.608, 0.19488, 5.746, 9.77, 43.96, 1084.4, 0.06226,
+    0.2708, 0.792, 0.10558, 0.1579, 0.05968, 72.08, 99.08, 502.4, 8508.0, 0.4452, 2.116, 2.504, 0.582, 1.3276, 0.415,
+];
 /// The output classes, in output order.
 pub const CLASSES: [&str; 2] = ["malignant", "benign"];

@@ -18,7 +18,12 @@ const TOLERANCE: f32 = 1e-5;
 fn cases() -> Vec<(Vec<f32>, Vec<f32>)> {
     let reference: serde_json::Value = serde_json::from_str(REFERENCE).unwrap();
     let floats = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-    reference["cases"].as_array().unwrap().iter().map(|c| (floats(&c["features"]), floats(&c["probabilities"]))).collect()
+    reference["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (floats(&c["features"]), floats(&c["probabilities"])))
+        .collect()
 }
 
 fn argmax(values: &[f32]) -> usize {

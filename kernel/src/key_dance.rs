@@ -1,19 +1,17 @@
-//! The key dance from the guest's side (the logic is `loader`'s): network up, connect to the broker, attest,
-//! receive the key. Every failure ends the run with a record naming it and `ExitCode::KeyNotReleased`.
+//! The key dance from the guest's side (the logic is `loader`'s): connect to the broker, attest, receive the key. Every failure ends the run with a record naming it and `ExitCode::KeyNotReleased`.
 
 use core::fmt;
 
 use loader::{LoaderError, ReleasedKey, SimulatedAttester, Step, obtain_key};
 use ovmf::exit::ExitCode;
-use protocol::endpoint::{BROKER_GUEST_ADDRESS, BROKER_GUEST_PORT, KEY_ID_FW_CFG};
+use protocol::endpoint::{BROKER_GUEST_ADDRESS, BROKER_GUEST_PORT};
 use protocol::message::KeyId;
 use smoltcp::wire::Ipv4Address;
 
 use crate::exit::exit;
 use crate::net::Network;
 use crate::rng::HardwareRng;
-use crate::virtio_net::VirtioNet;
-use crate::{fw_cfg, time};
+use crate::time;
 
 /// The whole dance may take this long before it is abandoned.
 const DANCE_TIMEOUT_MS: u64 = 20_000;
@@ -27,44 +25,17 @@ impl fmt::Display for HexBytes<'_> {
     }
 }
 
-fn parse_key_id(text: &[u8]) -> Option<KeyId> {
-    let text = text.strip_suffix(b"\n").unwrap_or(text);
-    if text.len() != 32 {
-        return None;
-    }
-    let mut id = [0u8; 16];
-    for (i, pair) in text.chunks(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        id[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(id)
-}
-
-fn fail(msg: &str, reason: &str) -> ! {
+/// Ends the run with a loader error record.
+pub fn fail(msg: &str, reason: &str) -> ! {
     log::error!(target: "loader", reason = reason; "{msg}");
     exit(ExitCode::KeyNotReleased)
 }
 
-/// The key id run-qemu configured, or `None` when no key dance is configured (a boot-only run).
-pub fn configured_key_id() -> Option<KeyId> {
-    let mut text = [0u8; 40];
-    let len = fw_cfg::read_file(KEY_ID_FW_CFG, &mut text)?;
-    match parse_key_id(&text[..len]) {
-        Some(id) => Some(id),
-        None => fail("configured key id is malformed", "bad-key-id"),
-    }
-}
-
-/// Runs the dance for `key_id` as a guest measuring `measurement`; returns the key or ends the run.
-pub fn obtain(measurement: [u8; 48], key_id: KeyId) -> ReleasedKey {
+/// Runs the dance over `network` for `key_id` (the one the image's sealed model names) as a guest measuring
+/// `measurement`; returns the key or ends the run.
+pub fn obtain(network: &mut Network, measurement: [u8; 48], key_id: KeyId) -> ReleasedKey {
     let started = time::rdtsc();
     let ms = || time::cycles_to_ms(time::rdtsc().wrapping_sub(started));
-    let nic = match VirtioNet::probe() {
-        Ok(Some(nic)) => nic,
-        Ok(None) => fail("no network device", "no-virtio-net"),
-        Err(e) => fail("network device failed", e),
-    };
-    let mut network = Network::up(nic);
     let [a, b, c, d] = BROKER_GUEST_ADDRESS;
     let mut connection = match network.connect(Ipv4Address::new(a, b, c, d), BROKER_GUEST_PORT, DANCE_TIMEOUT_MS) {
         Ok(connection) => connection,

@@ -1,7 +1,7 @@
 //! The Ampoule guest kernel: what runs after the reset stub (`ovmf/src/reset/`) enters 64-bit mode.
 //!
 //! Boot order: W^X page tables -> serial log -> GDT/TSS -> IDT -> heap -> platform -> `booted` record -> self-checks
-//! -> (when configured) TSC calibration and the key dance -> exit. Everything that is not hardware lives in host-testable crates (`ovmf`, `protocol`).
+//! -> (with a network device) TSC calibration, the key dance, unsealing the model, serving clients; else exit. Everything that is not hardware lives in host-testable crates (`ovmf`, `protocol`).
 #![no_std]
 #![no_main]
 
@@ -12,6 +12,7 @@ extern crate memfns;
 mod exit;
 #[cfg(feature = "fault-injection")]
 mod fault_injection;
+#[cfg(feature = "fault-injection")]
 mod fw_cfg;
 mod gdt;
 mod heap;
@@ -19,6 +20,7 @@ mod image;
 mod interrupts;
 mod key_dance;
 mod logger;
+mod model;
 mod net;
 mod paging;
 mod panic;
@@ -28,6 +30,7 @@ mod rng;
 mod sections;
 mod self_check;
 mod serial;
+mod service;
 mod time;
 mod virtio_net;
 mod virtqueue;
@@ -70,18 +73,40 @@ extern "C" fn ampoule_main(reset_tsc: u64) -> ! {
     }
     #[cfg(feature = "fault-injection")]
     fault_injection::run();
-    match key_dance::configured_key_id() {
-        Some(key_id) => {
-            // A 10 ms PIT interval: after the booted record, and only when timers are needed.
-            let tsc_hz = time::calibrate();
-            log::info!(target: "kernel", tsc_hz = tsc_hz; "calibrated");
-            let measurement = image::measurement();
-            log::info!(target: "kernel", measurement:% = key_dance::HexBytes(&measurement); "measured");
-            // The key is erased when it goes out of scope; issue 7 uses it to unseal the model.
-            let _key = key_dance::obtain(measurement, key_id);
-        }
-        None => log::info!(target: "kernel", "no key dance configured (boot-only run)"),
+    match virtio_net::VirtioNet::probe() {
+        Ok(Some(nic)) => attest_unseal_and_serve(nic),
+        Ok(None) => log::info!(target: "kernel", "no network device (boot-only run)"),
+        Err(e) => key_dance::fail("network device failed", e),
     }
     log::info!(target: "kernel", cycles = time::rdtsc().wrapping_sub(reset_tsc); "done");
     exit(ExitCode::Success)
+}
+
+/// The main job: attest to the broker for the key the sealed model names, unseal the model, serve clients.
+fn attest_unseal_and_serve(nic: virtio_net::VirtioNet) -> ! {
+    // A 10 ms PIT interval: after the booted record, and only when timers are needed.
+    let tsc_hz = time::calibrate();
+    log::info!(target: "kernel", tsc_hz = tsc_hz; "calibrated");
+    let measurement = image::measurement();
+    log::info!(target: "kernel", measurement:% = key_dance::HexBytes(&measurement); "measured");
+    let sealed = match model::sealed() {
+        Ok(sealed) => sealed,
+        Err(reason) => key_dance::fail("the image's sealed model is unusable", reason),
+    };
+    let mut network = net::Network::up(nic);
+    let key = key_dance::obtain(&mut network, measurement, sealed.key_id);
+    let started = time::rdtsc();
+    let (classifier, weight_bytes) = match model::unseal(&sealed, &key) {
+        Ok(loaded) => loaded,
+        Err(reason) => key_dance::fail("model not unsealed", reason),
+    };
+    // The model key is erased here: nothing needs it once the weights are loaded.
+    drop(key);
+    log::info!(target: "loader", weight_bytes = weight_bytes,
+        ms = time::cycles_to_ms(time::rdtsc().wrapping_sub(started)); "model unsealed");
+    let service_key = protocol::seal::EphemeralKeyPair::generate(&mut rng::HardwareRng);
+    let mut service = loader::Service::new(loader::SimulatedAttester::new(measurement), service_key);
+    service.set_attested();
+    service.load_model(model::ServedModel(classifier));
+    service::serve(&mut network, &mut service)
 }

@@ -1,5 +1,5 @@
 //! The network: smoltcp over virtio-net, a static IPv4 address matching QEMU user networking (guest 10.0.2.15/24,
-//! gateway 10.0.2.2), and a TCP client whose every wait is bounded.
+//! gateway 10.0.2.2), a TCP client whose every wait is bounded, and listening sockets for the service.
 
 use alloc::boxed::Box;
 use alloc::vec;
@@ -120,12 +120,12 @@ impl Network {
         Network { device, iface, sockets: SocketSet::new(Vec::new()) }
     }
 
-    fn poll(&mut self) {
+    /// Moves packets between the device and the sockets.
+    pub fn poll(&mut self) {
         self.iface.poll(now(), &mut self.device, &mut self.sockets);
     }
 
-    /// Connects to `address:port`, waiting at most `timeout_ms` for the handshake.
-    pub fn connect(&mut self, address: Ipv4Address, port: u16, timeout_ms: u64) -> Result<TcpConnection<'_>, NetError> {
+    fn add_socket(&mut self) -> SocketHandle {
         let mut socket = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
             tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
@@ -133,7 +133,25 @@ impl Network {
         // Request/response: no Nagle coalescing, no delayed ACKs.
         socket.set_nagle_enabled(false);
         socket.set_ack_delay(None);
-        let handle = self.sockets.add(socket);
+        self.sockets.add(socket)
+    }
+
+    /// Adds a socket listening on `port` (several may listen on one port: each takes one connection).
+    pub fn listen(&mut self, port: u16) -> SocketHandle {
+        let handle = self.add_socket();
+        // A fresh socket is closed, and a port is never 0 here: listen cannot fail.
+        let _ = self.tcp(handle).listen(port);
+        handle
+    }
+
+    /// The TCP socket behind `handle`.
+    pub fn tcp(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket<'static>>(handle)
+    }
+
+    /// Connects to `address:port`, waiting at most `timeout_ms` for the handshake.
+    pub fn connect(&mut self, address: Ipv4Address, port: u16, timeout_ms: u64) -> Result<TcpConnection<'_>, NetError> {
+        let handle = self.add_socket();
         let local_port = 49152 + (rng::random_u64() % 16384) as u16;
         let socket = self.sockets.get_mut::<tcp::Socket<'_>>(handle);
         socket

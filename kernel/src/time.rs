@@ -64,6 +64,8 @@ pub fn calibrate() -> u64 {
         FALLBACK_HZ
     };
     TSC_HZ.store(hz.max(1), Ordering::SeqCst);
+    // burn's clock (our web-time) reads the same TSC.
+    web_time::set_tsc_hz(hz.max(1));
     hz
 }
 
@@ -71,6 +73,12 @@ pub fn calibrate() -> u64 {
 pub fn cycles_to_ms(cycles: u64) -> u64 {
     let hz = TSC_HZ.load(Ordering::Relaxed).max(1);
     (u128::from(cycles) * 1000 / u128::from(hz)) as u64
+}
+
+/// Microseconds corresponding to `cycles`.
+pub fn cycles_to_us(cycles: u64) -> u64 {
+    let hz = TSC_HZ.load(Ordering::Relaxed).max(1);
+    (u128::from(cycles) * 1_000_000 / u128::from(hz)) as u64
 }
 
 /// Milliseconds since the TSC started (reset, under QEMU).

@@ -51,7 +51,7 @@ impl Region {
 pub const IMAGE_END: u64 = 4 * GIB;
 
 /// The whole firmware image as QEMU maps it: `IMAGE_END - IMAGE.size .. IMAGE_END`.
-pub const IMAGE: Region = Region { name: "IMAGE", base: IMAGE_END - 2 * MIB, size: 2 * MIB };
+pub const IMAGE: Region = Region { name: "IMAGE", base: IMAGE_END - 4 * MIB, size: 4 * MIB };
 
 /// The top page: 16- and 32-bit boot code and its GDT, the metadata window and the reset vector. Real-mode code
 /// must sit in the top 64 KiB, where CS:IP points after reset.
@@ -72,8 +72,7 @@ pub const AP_ENTRY: Region = Region { name: "AP_ENTRY", base: IMAGE_END - 0x20, 
 /// The sealed model slot, below the reset page: `cargo xtask build --sealed` writes the sealed weights here (the rest
 /// stays zero), so the image is a function of the source tree and the sealed blob without recompiling, and the blob
 /// is measured with the rest of the image. The guest reads it in place (ROM, mapped read-only).
-pub const SEALED_MODEL: Region =
-    Region { name: "SEALED_MODEL", base: RESET_PAGE.base - 64 * KIB, size: 64 * KIB };
+pub const SEALED_MODEL: Region = Region { name: "SEALED_MODEL", base: RESET_PAGE.base - 64 * KIB, size: 64 * KIB };
 
 /// The part of the image that holds the Rust kernel's load image (text, rodata, data), copied to [`RAM_IMAGE`].
 pub const PAYLOAD: Region = Region { name: "PAYLOAD", base: IMAGE.base, size: SEALED_MODEL.base - IMAGE.base };

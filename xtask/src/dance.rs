@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use broker::Broker;
 use broker::config::Config;
 use broker::keys::KeyStore;
-use protocol::endpoint::{BROKER_GUEST_ADDRESS, BROKER_GUEST_PORT, KEY_ID_FW_CFG};
+use protocol::endpoint::{BROKER_GUEST_ADDRESS, BROKER_GUEST_PORT, SERVICE_GUEST_PORT};
 use protocol::message::KeyId;
 use sha2::{Digest, Sha384};
 use zeroize::Zeroizing;
@@ -30,13 +30,24 @@ pub struct BrokerOptions {
     pub allow_simulated: bool,
     /// The measurement the allowlist names (default: the image's own).
     pub allowed_measurement: Option<[u8; 48]>,
-    /// The model key (default: fresh random bytes). Tests choose it to scan outputs for it.
+    /// The key id the allowlist binds to it (default: the one the image's sealed model names).
+    pub allowed_key_id: Option<KeyId>,
+    /// The key released (default: the image's key, from the broker state `cargo xtask seal` wrote).
     pub key: Option<[u8; 32]>,
+    /// The broker state whose key store holds the image's key.
+    pub state_dir: PathBuf,
 }
 
-impl Default for BrokerOptions {
-    fn default() -> Self {
-        Self { allow_simulated: true, allowed_measurement: None, key: None }
+impl BrokerOptions {
+    /// The development broker of `root` (`target/ampoule/broker`), trusting simulated evidence.
+    pub fn for_checkout(root: &Path) -> Self {
+        Self {
+            allow_simulated: true,
+            allowed_measurement: None,
+            allowed_key_id: None,
+            key: None,
+            state_dir: crate::sealing::default_broker_state(root),
+        }
     }
 }
 
@@ -67,24 +78,27 @@ impl RunningBroker {
     }
 }
 
-fn random<const N: usize>() -> Result<[u8; N]> {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(bytes)
-}
-
-/// Writes `dir/broker.toml` for `image` and starts a broker from it, with a fresh key kept in memory.
+/// Writes `dir/broker.toml` for `image` and starts a broker from it in process: the allowlist binds the image's
+/// measurement to the key its sealed model names, and the key comes from the broker state (held in memory).
 pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result<RunningBroker> {
     std::fs::create_dir_all(dir)?;
     let measurement = options.allowed_measurement.unwrap_or_else(|| plain_measurement(image));
-    let key_id: KeyId = random()?;
+    let key_id = match options.allowed_key_id {
+        Some(id) => id,
+        None => crate::sealing::key_id_of_image(image)?,
+    };
     let key = Zeroizing::new(match options.key {
         Some(key) => key,
-        None => random::<32>()?,
+        None => *crate::sealing::load_keys(&options.state_dir)?
+            .get(&key_id)
+            .with_context(|| {
+                format!("the broker state {} has no key {}", options.state_dir.display(), hex::encode(key_id))
+            })?
+            .clone(),
     });
     let config_path = dir.join("broker.toml");
     let config_text = format!(
-        "# Written by `cargo xtask run-qemu` for one run. The model key of this run is held in memory only.\n\
+        "# Written by `cargo xtask run-qemu` for one run; the key comes from the broker state, held in memory.\n\
          listen = \"127.0.0.1:0\"\n\
          allow_simulated = {}  # plain-mode guests prove nothing: development only\n\
          audit_log = \"audit.jsonl\"\n\n\
@@ -113,14 +127,22 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
 }
 
 /// Gives the guest a virtio-net device on QEMU user networking that reaches nothing but `port` on the host's
-/// loopback (`restrict=on`; the broker's guest address is forwarded to it), and names `key_id` for the guest.
-pub fn attach(config: &mut RunConfig, port: u16, key_id: &KeyId) {
+/// loopback (`restrict=on`; the broker's guest address is forwarded to it), and forwards `service_port` on the
+/// host's loopback to the guest's service port. Returns nothing: the guest finds its key id in its sealed model.
+pub fn attach(config: &mut RunConfig, port: u16, service_port: u16) {
     let [a, b, c, d] = BROKER_GUEST_ADDRESS;
     config.extra_args.extend([
         "-netdev".into(),
-        format!("user,id=net0,restrict=on,guestfwd=tcp:{a}.{b}.{c}.{d}:{BROKER_GUEST_PORT}-tcp:127.0.0.1:{port}"),
+        format!(
+            "user,id=net0,restrict=on,guestfwd=tcp:{a}.{b}.{c}.{d}:{BROKER_GUEST_PORT}-tcp:127.0.0.1:{port},\
+             hostfwd=tcp:127.0.0.1:{service_port}-:{SERVICE_GUEST_PORT}"
+        ),
         "-device".into(),
         "virtio-net-pci,netdev=net0,disable-legacy=on,romfile=".into(),
     ]);
-    config.fw_cfg.push((KEY_ID_FW_CFG.into(), hex::encode(key_id)));
+}
+
+/// A free port on the host's loopback (for the service forward).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

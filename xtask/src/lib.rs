@@ -14,3 +14,4 @@ pub mod python;
 pub mod qemu;
 pub mod repro;
 pub mod sealing;
+pub mod serve;

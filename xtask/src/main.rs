@@ -42,6 +42,19 @@ enum Cmd {
         #[arg(long, default_value_t = 7)]
         runs: usize,
     },
+    /// Seal the model's weights under a fresh key into target/ampoule/model.sealed and register the key in the
+    /// development broker (target/ampoule/broker/) for the image built with that blob. Sealing again rotates.
+    Seal {
+        /// The plaintext weights (a burnpack).
+        #[arg(long)]
+        weights: Option<std::path::PathBuf>,
+        /// Where to write the sealed blob.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// The broker state to register the key in.
+        #[arg(long)]
+        broker_state: Option<std::path::PathBuf>,
+    },
     /// Train the model (Python, in target/venv) and write inference/model/: ONNX, reference vectors, limits.
     Train,
     /// Run the cargo-fuzz targets (nightly; installs cargo-fuzz when missing).
@@ -71,6 +84,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let root = paths::repo_root();
     match cli.command {
         Cmd::Build(args) => cmd::build::run(&root, args),
+        Cmd::Seal { weights, out, broker_state } => {
+            let weights = weights.unwrap_or_else(|| xtask::sealing::default_weights(&root));
+            let out = out.unwrap_or_else(|| xtask::sealing::default_sealed_model(&root));
+            let state = broker_state.unwrap_or_else(|| xtask::sealing::default_broker_state(&root));
+            let sealing = step("seal", || xtask::sealing::seal_and_register(&root, &weights, &out, &state))?;
+            println!("sealed      {}", sealing.sealed_model.display());
+            println!("key_id      {}", hex::encode(sealing.key_id));
+            println!("measurement {}", hex::encode(sealing.measurement));
+            println!("broker      {}", state.join("broker.toml").display());
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::RunQemu(args) => cmd::run::run(&root, args),
         Cmd::Measure(args) => cmd::measure::run(&root, args),
         Cmd::Repro { verbose } => {

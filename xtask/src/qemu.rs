@@ -157,6 +157,8 @@ pub enum Outcome {
     Timeout,
     /// QEMU failed (bad arguments, missing image, ...) or died from a signal.
     QemuError(Option<i32>),
+    /// The host ended a serving guest once it was done with it (`run_until`).
+    Stopped,
 }
 
 impl Outcome {
@@ -176,12 +178,13 @@ impl Outcome {
             Outcome::Reset => "reset",
             Outcome::Timeout => "timeout",
             Outcome::QemuError(_) => "qemu-error",
+            Outcome::Stopped => "stopped",
         }
     }
 
-    /// Whether the guest finished its job.
+    /// Whether the guest finished its job (or served until the host was done with it).
     pub fn is_success(self) -> bool {
-        self == Outcome::Guest(ExitCode::Success)
+        matches!(self, Outcome::Guest(ExitCode::Success) | Outcome::Stopped)
     }
 }
 
@@ -217,6 +220,12 @@ impl RunReport {
 
 /// Runs QEMU until it exits or the timeout passes (then it is killed). Never blocks longer than the timeout.
 pub fn run(config: &RunConfig) -> Result<RunReport> {
+    run_until(config, |_| false)
+}
+
+/// Like [`run`], and `stop` is asked after each line (`Some(line)`) and every few milliseconds (`None`); once it
+/// says `true`, QEMU is killed and the outcome is [`Outcome::Stopped`]. For guests that serve until told otherwise.
+pub fn run_until(config: &RunConfig, mut stop: impl FnMut(Option<&str>) -> bool) -> Result<RunReport> {
     let start = Instant::now();
     let mut child = Command::new(QEMU)
         .args(config.qemu_args())
@@ -247,8 +256,15 @@ pub fn run(config: &RunConfig) -> Result<RunReport> {
         line_times.push(at);
     };
     let outcome = loop {
+        let mut stopping = false;
         while let Ok((line, at)) = rx.try_recv() {
+            stopping |= stop(Some(&line));
             collect(line, at);
+        }
+        if stopping || stop(None) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Outcome::Stopped;
         }
         if let Some(status) = child.try_wait()? {
             break Outcome::from_qemu_status(status.code());

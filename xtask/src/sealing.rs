@@ -80,15 +80,19 @@ pub fn seal_and_register(root: &Path, weights: &Path, out: &Path, state_dir: &Pa
 pub fn ensure_default_sealed_model(root: &Path) -> Result<PathBuf> {
     let out = default_sealed_model(root);
     if !out.exists() {
-        eprintln!("xtask: sealing the model (no {} yet): a fresh key, registered in the development broker", out.display());
+        eprintln!(
+            "xtask: sealing the model (no {} yet): a fresh key, registered in the development broker",
+            out.display()
+        );
         seal_and_register(root, &default_weights(root), &out, &default_broker_state(root))?;
     }
     Ok(out)
 }
 
-/// The key id a sealed blob names.
-pub fn key_id_of(blob: &[u8]) -> Result<KeyId> {
-    Ok(SealedModel::parse(blob).map_err(|e| anyhow::anyhow!("{e}"))?.key_id)
+/// The key id the sealed model in an image names.
+pub fn key_id_of_image(image: &[u8]) -> Result<KeyId> {
+    let slot = image::sealed_model_slot(image);
+    Ok(SealedModel::from_slot(slot).map_err(|e| anyhow::anyhow!("the image's sealed model: {e}"))?.key_id)
 }
 
 /// Loads the keys of a broker state.
@@ -97,7 +101,11 @@ pub fn load_keys(state_dir: &Path) -> Result<KeyStore> {
 }
 
 fn write_broker_state(dir: &Path, measurement: &[u8; 48], key_id: &KeyId, key: &[u8; 32]) -> Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
     let keys = Zeroizing::new(format!(
         "# The development broker's key store, written by `cargo xtask seal` (mode 0600). Sealing again replaces it.\n\
          [keys]\n\"{}\" = \"{}\"\n",

@@ -31,7 +31,13 @@ fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
 fn load(clients: usize) -> Result<(Vec<f64>, f64)> {
     let image = vec![0u8; 4096];
     let dir = std::env::temp_dir().join(format!("ampoule-bench-broker-{}", std::process::id()));
-    let broker = start_broker(&dir, &image, &BrokerOptions::default())?;
+    // No image and no sealing here: a made-up key id and key, in memory.
+    let options = BrokerOptions {
+        allowed_key_id: Some([7; 16]),
+        key: Some([9; 32]),
+        ..BrokerOptions::for_checkout(&crate::paths::repo_root())
+    };
+    let broker = start_broker(&dir, &image, &options)?;
     let measurement = crate::dance::plain_measurement(&image);
     let (port, key_id) = (broker.port, broker.key_id);
     let started = Instant::now();

@@ -11,11 +11,12 @@ pub(super) fn figures(root: &std::path::Path, image: &[u8], runs: usize) -> Resu
     let image_path = crate::paths::image_dir(root).join("ampoule.bin");
     let mut hello_to_key = Vec::new();
     for _ in 0..runs {
-        let broker =
-            start_broker(&crate::paths::target_dir(root).join("bench-broker"), image, &BrokerOptions::default())?;
+        let dir = crate::paths::target_dir(root).join("bench-broker");
+        let broker = start_broker(&dir, image, &BrokerOptions::for_checkout(root))?;
         let mut config = RunConfig::new(&image_path);
-        attach(&mut config, broker.port, &broker.key_id);
-        let report = qemu::run(&config)?;
+        attach(&mut config, broker.port, crate::dance::free_port()?);
+        // The guest serves after its key: the run ends once it says so.
+        let report = qemu::run_until(&config, |line| line.is_some_and(|l| l.contains("msg=serving")))?;
         broker.stop();
         let ms = |msg: &str| -> Result<f64> {
             let (record, _) = report.record(msg).with_context(|| format!("no {msg:?} record: {:?}", report.outcome))?;

@@ -47,11 +47,15 @@ pub struct RunArgs {
     /// Boot only: no broker, no network, no key dance.
     #[arg(long)]
     pub no_broker: bool,
+    /// Keep the guest serving (on the printed loopback port) until Ctrl-C, instead of running the reference
+    /// inputs through it and shutting it down.
+    #[arg(long)]
+    pub serve: bool,
 }
 
 /// Runs the command.
 pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
-    let RunArgs { image, accel, cpu, timeout, tee, vcpus, print_cmdline, igvm, inject, no_broker } = args;
+    let RunArgs { image, accel, cpu, timeout, tee, vcpus, print_cmdline, igvm, inject, no_broker, serve } = args;
     let with_broker = !no_broker && inject.is_none() && tee == Tee::Plain && !print_cmdline;
     let cpu = cpu.unwrap_or_else(|| {
         match tee {
@@ -88,14 +92,26 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     }
     let bytes = std::fs::read(&config.image).with_context(|| format!("reading {}", config.image.display()))?;
     let broker_dir = paths::target_dir(root).join("broker");
-    let broker = step("broker", || xtask::dance::start_broker(&broker_dir, &bytes, &BrokerOptions::default()))?;
+    let options = BrokerOptions::for_checkout(root);
+    let broker = step("broker", || xtask::dance::start_broker(&broker_dir, &bytes, &options))?;
     eprintln!(
         "xtask: WARNING: the broker trusts SIMULATED evidence (allow_simulated = true): a plain-mode guest proves \
          nothing about its platform; config {}",
         broker_dir.join("broker.toml").display()
     );
-    xtask::dance::attach(&mut config, broker.port, &broker.key_id);
-    let result = run_qemu(config);
+    let service_port = xtask::dance::free_port()?;
+    xtask::dance::attach(&mut config, broker.port, service_port);
+    let result = if serve {
+        eprintln!(
+            "xtask: the guest will serve on 127.0.0.1:{service_port} until Ctrl-C; try: cargo run -q -p client -- \
+             --guest 127.0.0.1:{service_port} --policy {} health",
+            broker_dir.join("broker.toml").display()
+        );
+        config.timeout = Duration::from_secs(u64::from(u32::MAX));
+        run_qemu(config)
+    } else {
+        run_qemu_with_client(root, config, service_port, &broker_dir.join("broker.toml"))
+    };
     let stats = broker.broker.stats();
     eprintln!(
         "xtask: broker decisions {stats:?}; its log {}, audit log {}",
@@ -138,9 +154,58 @@ fn resolve_image(
     Ok(write_igvm(&built, &launch)?.0)
 }
 
+/// Boots the guest and, once it serves, runs the reference inputs through it as a client; then shuts it down.
+fn run_qemu_with_client(
+    root: &std::path::Path,
+    config: RunConfig,
+    service_port: u16,
+    policy_file: &std::path::Path,
+) -> Result<ExitCode> {
+    let policy = xtask::serve::policy_of(policy_file)?;
+    let cases = xtask::serve::reference_cases(root)?;
+    let guest = std::net::SocketAddr::from(([127, 0, 0, 1], service_port));
+    let policy = std::sync::Arc::new(policy);
+    let cases = std::sync::Arc::new(cases);
+    let mut client: Option<std::thread::JoinHandle<Result<xtask::serve::ClientSummary>>> = None;
+    let report = qemu::run_until(&config, |line| {
+        let serving = line.and_then(|l| protocol::console::Record::parse(l).ok()).is_some_and(|r| r.msg == "serving");
+        if serving && client.is_none() {
+            let (policy, cases) = (policy.clone(), cases.clone());
+            client = Some(std::thread::spawn(move || xtask::serve::check_reference_cases(guest, &policy, &cases)));
+        }
+        client.as_ref().is_some_and(|c| c.is_finished())
+    })?;
+    let summary = client.map(|c| c.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the client thread panicked"))));
+    let exit = report_run(&report);
+    let summary = match summary {
+        Some(summary) => summary?,
+        None => return exit.and_then(|_| bail!("the guest never said it was serving")),
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut latencies: Vec<f64> = summary.latencies.iter().map(|d| ms(*d)).collect();
+    latencies.sort_by(f64::total_cmp);
+    eprintln!("xtask: predictions: {}", summary.predictions.join(" "));
+    eprintln!(
+        "xtask: {} reference inputs sealed to the guest, {} outputs opened, all within {:e} of onnxruntime \
+         (largest difference {:e}); evidence verified in {:.1} ms; inference round trip p50 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        summary.predictions.len(),
+        xtask::serve::TOLERANCE,
+        summary.worst_difference,
+        ms(summary.evidence),
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+    );
+    exit
+}
+
 fn run_qemu(config: RunConfig) -> Result<ExitCode> {
     let report = qemu::run(&config)?;
-    let steps = ["booted", "measured", "connected", "attested", "key released", "done"];
+    report_run(&report)
+}
+
+fn report_run(report: &qemu::RunReport) -> Result<ExitCode> {
+    let steps = ["booted", "measured", "connected", "attested", "key released", "model unsealed", "serving", "done"];
     let timings: Vec<String> = steps
         .iter()
         .filter_map(|msg| report.record(msg).map(|(_, at)| format!("{msg}={:.0}ms", at.as_secs_f64() * 1e3)))

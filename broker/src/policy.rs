@@ -1,0 +1,66 @@
+//! The evidence policy, one function shared by the broker (before it releases a key) and `ampoule-client` (before
+//! it sends a guest anything): the evidence verifies, binds the expected report data, comes from a guest launched
+//! without debugging (unless allowed) and measures as an allowlisted image of that TEE.
+
+use protocol::refusal::RefusalCode;
+use protocol::tee::Tee;
+
+use crate::config::{Allowed, Config};
+use crate::verify::{SimulatedVerifier, Verified, Verifier};
+
+/// What evidence must satisfy.
+pub struct Policy {
+    /// One verifier per TEE accepted.
+    pub verifiers: Vec<Box<dyn Verifier>>,
+    /// Accept guests launched with debugging allowed.
+    pub allow_debug: bool,
+    /// The measurements accepted, each with its TEE (and, for the broker, its key).
+    pub allowlist: Vec<Allowed>,
+}
+
+impl Policy {
+    /// The policy a broker configuration describes.
+    pub fn from_config(config: &Config) -> anyhow::Result<Policy> {
+        Ok(Policy {
+            verifiers: vec![Box::new(SimulatedVerifier { allowed: config.allow_simulated })],
+            allow_debug: config.allow_debug,
+            allowlist: config.allowlist()?,
+        })
+    }
+
+    /// Checks `evidence` of `tee` that must carry `report_data`, in this order: a verifier for the TEE accepts it
+    /// (format, signature, simulation allowed), the report data matches, debugging is off (or allowed), the
+    /// measurement is allowlisted for this TEE. Returns the facts and the allowlist entry.
+    pub fn check(
+        &self,
+        tee: Tee,
+        evidence: &[u8],
+        report_data: &[u8; 64],
+    ) -> Result<(Verified, &Allowed), RefusalCode> {
+        let verified = self.verify(tee, evidence)?;
+        let allowed = self.judge(&verified, report_data)?;
+        Ok((verified, allowed))
+    }
+
+    /// The first step of [`Policy::check`]: a verifier for `tee` accepts the evidence.
+    pub fn verify(&self, tee: Tee, evidence: &[u8]) -> Result<Verified, RefusalCode> {
+        let verifier = self.verifiers.iter().find(|v| v.tee() == tee).ok_or(RefusalCode::TeeNotSupported)?;
+        verifier.verify(evidence)
+    }
+
+    /// The other steps of [`Policy::check`], on verified facts.
+    pub fn judge(&self, verified: &Verified, report_data: &[u8; 64]) -> Result<&Allowed, RefusalCode> {
+        if &verified.report_data != report_data {
+            return Err(RefusalCode::BindingMismatch);
+        }
+        if verified.debug && !self.allow_debug {
+            return Err(RefusalCode::DebugPolicy);
+        }
+        let allowed = self.allowlist.iter().find(|a| a.measurement == verified.measurement);
+        let allowed = allowed.ok_or(RefusalCode::UnknownMeasurement)?;
+        if allowed.tee != verified.tee {
+            return Err(RefusalCode::WrongTee);
+        }
+        Ok(allowed)
+    }
+}

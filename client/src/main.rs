@@ -1,0 +1,163 @@
+//! `ampoule-client evidence | infer | health --guest 127.0.0.1:PORT --policy broker.toml`.
+//!
+//! The policy file is a broker configuration (its `allow_simulated`, `allow_debug` and `[[allow]]` entries); the
+//! guest's evidence must pass it before anything is sent. `infer` reads inputs from its arguments or, when none
+//! are given, from stdin: JSON (`[v, ...]`, `{"features": [v, ...]}`, or a list of either) or CSV (one input a line,
+//! an optional header line of feature names). Outputs are JSON lines, or CSV with `--csv`.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use broker::config::Config;
+use broker::policy::Policy;
+use clap::{Parser, Subcommand, ValueEnum};
+use client::GuestClient;
+use inference::limits::{CLASSES, FEATURE_NAMES};
+
+#[derive(Parser)]
+#[command(name = "ampoule-client", about = "Verify an Ampoule guest, send it sealed inputs, open its results")]
+struct Cli {
+    /// The guest's service address.
+    #[arg(long, global = true, default_value = "127.0.0.1:8000")]
+    guest: SocketAddr,
+    /// The policy: a broker configuration file (allowlist, allow_simulated, allow_debug).
+    #[arg(long, global = true, default_value = "target/ampoule/broker/broker.toml")]
+    policy: PathBuf,
+    /// Seconds to wait for the guest at each step.
+    #[arg(long, global = true, default_value_t = 30)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify the guest's evidence and print what it says.
+    Evidence,
+    /// Classify inputs: JSON or CSV values as arguments, or on stdin.
+    Infer {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+        /// Input values (JSON or comma-separated); read from stdin when absent.
+        values: Vec<String>,
+    },
+    /// Ask whether the guest is attested and has its model.
+    Health,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Json,
+    Csv,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("ampoule-client: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let config = Config::load(&cli.policy).with_context(|| format!("loading the policy {}", cli.policy.display()))?;
+    let policy = Policy::from_config(&config)?;
+    let mut guest = GuestClient::connect(cli.guest, &policy, Duration::from_secs(cli.timeout))?;
+    match cli.command {
+        Command::Evidence => {
+            let v = guest.verified();
+            let value = serde_json::json!({
+                "tee": v.tee.as_str(), "measurement": hex::encode(&v.measurement), "debug": v.debug,
+                "policy": "passed",
+            });
+            println!("{value}");
+        }
+        Command::Health => {
+            let (attested, model_loaded) = guest.health()?;
+            println!("{}", serde_json::json!({ "attested": attested, "model_loaded": model_loaded }));
+        }
+        Command::Infer { format, values } => {
+            let text = if values.is_empty() {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text)?;
+                text
+            } else {
+                values.join(if values.len() > 1 && !values[0].contains(',') { "," } else { "\n" })
+            };
+            let inputs = parse_inputs(&text)?;
+            if format == Format::Csv {
+                println!("class,{}", CLASSES.map(|c| format!("p_{c}")).join(","));
+            }
+            let mut refused = 0;
+            for input in &inputs {
+                match guest.infer(input)? {
+                    Ok(probabilities) => print_result(format, &probabilities),
+                    Err(code) => {
+                        refused += 1;
+                        match format {
+                            Format::Json => println!("{}", serde_json::json!({ "error": code.as_str() })),
+                            Format::Csv => println!("error:{},{}", code.as_str(), ",".repeat(CLASSES.len() - 1)),
+                        }
+                    }
+                }
+            }
+            if refused > 0 {
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_result(format: Format, probabilities: &[f32]) {
+    let best = (0..probabilities.len()).max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]));
+    let class = best.and_then(|i| CLASSES.get(i)).copied().unwrap_or("?");
+    match format {
+        Format::Json => println!("{}", serde_json::json!({ "class": class, "probabilities": probabilities })),
+        Format::Csv => {
+            let values: Vec<String> = probabilities.iter().map(|p| p.to_string()).collect();
+            println!("{class},{}", values.join(","));
+        }
+    }
+}
+
+/// Parses JSON (one input or a list) or CSV (one input a line, optional header).
+pub fn parse_inputs(text: &str) -> Result<Vec<Vec<f32>>> {
+    let trimmed = text.trim();
+    if trimmed.starts_with('[') || trimmed.starts_with('{') {
+        let value: serde_json::Value = serde_json::from_str(trimmed).context("the input is not valid JSON")?;
+        return match &value {
+            serde_json::Value::Array(items) if items.iter().all(|i| i.is_number()) => Ok(vec![json_values(&value)?]),
+            serde_json::Value::Array(items) => items.iter().map(json_values).collect(),
+            _ => Ok(vec![json_values(&value)?]),
+        };
+    }
+    let mut inputs = Vec::new();
+    for (n, line) in trimmed.lines().map(str::trim).enumerate().filter(|(_, l)| !l.is_empty()) {
+        if n == 0 && line.split(',').next().is_some_and(|f| FEATURE_NAMES.contains(&f.trim())) {
+            continue;
+        }
+        let values: Result<Vec<f32>, _> = line.split(',').map(|v| v.trim().parse::<f32>()).collect();
+        inputs.push(values.with_context(|| format!("line {}: not comma-separated numbers", n + 1))?);
+    }
+    if inputs.is_empty() {
+        bail!("no input values given");
+    }
+    Ok(inputs)
+}
+
+fn json_values(value: &serde_json::Value) -> Result<Vec<f32>> {
+    let array = match value {
+        serde_json::Value::Object(map) => map.get("features").context("a JSON object input needs \"features\"")?,
+        other => other,
+    };
+    let items = array.as_array().context("an input is a JSON array of numbers")?;
+    items.iter().map(|v| v.as_f64().map(|f| f as f32).context("an input value is not a number")).collect()
+}

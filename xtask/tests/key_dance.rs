@@ -1,6 +1,7 @@
-//! The key dance end to end through QEMU (TCG): the guest boots, brings up virtio-net, reaches the in-process
-//! broker only through QEMU's restricted user network, attests, and gets its key, or is refused with the right
-//! reason. No output of a run carries the key.
+//! The key dance and the service end to end through QEMU (TCG): the guest boots, brings up virtio-net, reaches the
+//! in-process broker only through QEMU's restricted user network, attests, gets its key, unseals the model and
+//! serves sealed inferences; or it is refused with the right reason and nothing is released. No output of a run
+//! carries the key.
 
 mod common;
 
@@ -8,13 +9,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{boot, image};
+use common::{boot, boot_until, image};
 use ovmf::exit::ExitCode;
-use xtask::dance::{BrokerOptions, RunningBroker, attach, start_broker};
+use protocol::console::Record;
+use xtask::dance::{BrokerOptions, RunningBroker, attach, free_port, start_broker};
 use xtask::image::Variant;
 use xtask::qemu::{Outcome, RunReport};
 
-const KEY: [u8; 32] = [0x4b; 32];
+/// A key that is not the image's: the broker releases it, and the sealed model does not open with it.
+const WRONG_KEY: [u8; 32] = [0x4b; 32];
+
+fn options() -> BrokerOptions {
+    BrokerOptions::for_checkout(&xtask::paths::repo_root())
+}
 
 struct Run {
     report: RunReport,
@@ -28,17 +35,38 @@ fn broker_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Boots the release image against a broker configured with `options`; the guest asks for `key_id` (default:
-/// the allowlisted one).
-fn run(name: &str, options: BrokerOptions, key_id: Option<[u8; 16]>) -> Run {
+/// Boots the release image against a broker configured with `options`; once the guest serves, `client` runs
+/// against its service port and the run ends.
+fn run_serving(name: &str, options: BrokerOptions, client: impl FnOnce(u16) + Send + 'static) -> Run {
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
     let dir = broker_dir(name);
-    let broker = start_broker(&dir, &bytes, &BrokerOptions { key: Some(KEY), ..options }).unwrap();
-    let report = boot(Variant::Release, |c| {
-        c.timeout = Duration::from_secs(60);
-        attach(c, broker.port, &key_id.unwrap_or(broker.key_id));
-    });
+    let broker = start_broker(&dir, &bytes, &options).unwrap();
+    let service_port = free_port().unwrap();
+    let mut client = Some(client);
+    let mut running: Option<std::thread::JoinHandle<()>> = None;
+    let report = boot_until(
+        Variant::Release,
+        |c| {
+            c.timeout = Duration::from_secs(120);
+            attach(c, broker.port, service_port);
+        },
+        |line| {
+            if line.and_then(|l| Record::parse(l).ok()).is_some_and(|r| r.msg == "serving") {
+                let client = client.take().expect("one serving record");
+                running = Some(std::thread::spawn(move || client(service_port)));
+            }
+            running.as_ref().is_some_and(|r| r.is_finished())
+        },
+    );
+    if let Some(running) = running {
+        running.join().expect("the client's checks hold");
+    }
     Run { report, broker, _dir: dir }
+}
+
+/// A run in which the guest is expected to be refused (it never serves).
+fn run(name: &str, options: BrokerOptions) -> Run {
+    run_serving(name, options, |_| panic!("the guest serves although it should have been refused"))
 }
 
 fn refusal_reason(report: &RunReport) -> String {
@@ -51,24 +79,37 @@ fn audit(run: &Run) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn the_guest_attests_and_gets_its_key_and_no_output_carries_the_key() {
-    let run = run("happy", BrokerOptions::default(), None);
-    assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::Success), "{:#?}", run.report.lines);
-    assert!(run.report.record("attested").is_some());
-    let (released, _) = run.report.record("key released").unwrap();
-    assert_eq!(released.field("key_id"), Some(hex::encode(run.broker.key_id).as_str()));
-    let (measured, _) = run.report.record("measured").unwrap();
+fn the_guest_attests_unseals_and_serves_and_no_output_carries_the_key() {
+    let root = xtask::paths::repo_root();
+    let run = run_serving("happy", options(), move |port| {
+        let guest = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let policy = xtask::serve::policy_of(&broker_dir_path("happy").join("broker.toml")).unwrap();
+        let cases = xtask::serve::reference_cases(&root).unwrap();
+        let summary = xtask::serve::check_reference_cases(guest, &policy, &cases).unwrap();
+        assert_eq!(summary.predictions.len(), cases.len());
+        bad_requests_then_a_good_one(guest, &policy, &cases[0].features);
+    });
+    assert_eq!(run.report.outcome, Outcome::Stopped, "{:#?}", run.report.lines);
+    for msg in ["attested", "key released", "model unsealed", "serving"] {
+        assert!(run.report.record(msg).is_some(), "no {msg:?} record");
+    }
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
+    let key_id = xtask::sealing::key_id_of_image(&bytes).unwrap();
+    let (released, _) = run.report.record("key released").unwrap();
+    assert_eq!(released.field("key_id"), Some(hex::encode(key_id).as_str()));
+    let (measured, _) = run.report.record("measured").unwrap();
     assert_eq!(measured.field("measurement"), Some(hex::encode(xtask::dance::plain_measurement(&bytes)).as_str()));
     assert_eq!(audit(&run)[0]["decision"], "released");
     assert_eq!(run.broker.broker.stats().get("released"), Some(&1));
 
-    // The key in any common encoding, in every output of the run.
+    // The key in any common encoding, in every output of the run; and no input or output value in the serial log.
+    let keys = xtask::sealing::load_keys(&options().state_dir).unwrap();
+    let key: [u8; 32] = **keys.get(&key_id).unwrap();
     let needles = [
-        hex::encode(KEY),
-        hex::encode_upper(KEY),
-        base64::engine::general_purpose::STANDARD.encode(KEY),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(KEY),
+        hex::encode(key),
+        hex::encode_upper(key),
+        base64::engine::general_purpose::STANDARD.encode(key),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key),
     ];
     let serial = run.report.lines.join("\n") + &run.report.stderr;
     let broker_log = std::fs::read_to_string(&run.broker.log).unwrap();
@@ -82,15 +123,74 @@ fn the_guest_attests_and_gets_its_key_and_no_output_carries_the_key() {
             assert!(!text.contains(needle.as_str()), "the {name} contains the key");
         }
     }
-    let raw_key = String::from_utf8_lossy(&KEY).to_string();
-    assert!(!serial.contains(&raw_key));
+    let cases = xtask::serve::reference_cases(&xtask::paths::repo_root()).unwrap();
+    for value in cases[0].features.iter().filter(|v| v.fract() != 0.0) {
+        assert!(!serial.contains(&value.to_string()), "the serial log carries an input value");
+    }
+    for line in run.report.lines.iter().filter(|l| l.contains("target=service")) {
+        let record = Record::parse(line).unwrap();
+        assert!(
+            record
+                .fields()
+                .all(|f| f.is_ok_and(|(k, _)| ["request", "us", "error", "port", "connections"].contains(&k))),
+            "{line}"
+        );
+    }
+    run.broker.stop();
+}
+
+fn broker_dir_path(name: &str) -> PathBuf {
+    xtask::paths::target_dir(&xtask::paths::repo_root()).join("test-broker").join(name)
+}
+
+/// A burst of malformed requests, each refused with its reason, then a valid one that is served.
+fn bad_requests_then_a_good_one(guest: std::net::SocketAddr, policy: &broker::policy::Policy, good: &[f32]) {
+    use protocol::service::{ServiceErrorCode, ServiceReply};
+    let mut client = client::GuestClient::connect(guest, policy, Duration::from_secs(30)).unwrap();
+    let error = |reply: ServiceReply| match reply {
+        ServiceReply::Error { code } => code,
+        other => panic!("expected an error, got {other:?}"),
+    };
+    for body in [&[0xffu8][..], &[17, 1, 2, 3], &[16; 40], &[1, 0, 1, 0]] {
+        assert_eq!(error(client.raw(body).unwrap()), ServiceErrorCode::Malformed);
+    }
+    let mut nan = good.to_vec();
+    nan[2] = f32::NAN;
+    let mut huge = good.to_vec();
+    huge[0] = 1e9;
+    let cases: [(&[f32], ServiceErrorCode); 4] = [
+        (&good[..29], ServiceErrorCode::WrongValueCount),
+        (&[good, &[1.0][..]].concat(), ServiceErrorCode::WrongValueCount),
+        (&nan, ServiceErrorCode::NonFiniteValue),
+        (&huge, ServiceErrorCode::ValueOutOfRange),
+    ];
+    for _ in 0..3 {
+        for (values, code) in &cases {
+            assert_eq!(client.infer(values).unwrap().unwrap_err(), *code);
+        }
+    }
+    assert_eq!(client.health().unwrap(), (true, true));
+    assert_eq!(client.infer(good).unwrap().unwrap().len(), 2, "a valid request after the burst is served");
+    // An oversized frame: refused, that connection closed; a new connection is served.
+    let mut raw = std::net::TcpStream::connect(guest).unwrap();
+    std::io::Write::write_all(&mut raw, &(1u32 << 20).to_be_bytes()).unwrap();
+    let mut again = client::GuestClient::connect(guest, policy, Duration::from_secs(30)).unwrap();
+    assert_eq!(again.infer(good).unwrap().unwrap().len(), 2);
+}
+
+#[test]
+fn the_model_does_not_open_with_another_key() {
+    let run = run("wrong-key", BrokerOptions { key: Some(WRONG_KEY), ..options() });
+    assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
+    let (record, _) = run.report.record("model not unsealed").expect("a record saying the model did not open");
+    assert_eq!(record.field("reason"), Some("sealed-model-did-not-open"));
+    assert!(run.report.record("serving").is_none());
     run.broker.stop();
 }
 
 #[test]
 fn an_unknown_measurement_gets_nothing_end_to_end() {
-    let run =
-        run("unknown-measurement", BrokerOptions { allowed_measurement: Some([0x11; 48]), ..Default::default() }, None);
+    let run = run("unknown-measurement", BrokerOptions { allowed_measurement: Some([0x11; 48]), ..options() });
     assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
     assert_eq!(refusal_reason(&run.report), "unknown_measurement");
     assert!(run.report.record("key released").is_none());
@@ -100,7 +200,7 @@ fn an_unknown_measurement_gets_nothing_end_to_end() {
 
 #[test]
 fn simulated_evidence_gets_nothing_when_not_allowed_end_to_end() {
-    let run = run("no-simulated", BrokerOptions { allow_simulated: false, ..Default::default() }, None);
+    let run = run("no-simulated", BrokerOptions { allow_simulated: false, ..options() });
     assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
     assert_eq!(refusal_reason(&run.report), "simulated_not_allowed");
     run.broker.stop();
@@ -108,7 +208,9 @@ fn simulated_evidence_gets_nothing_when_not_allowed_end_to_end() {
 
 #[test]
 fn a_key_for_another_measurement_gets_nothing_end_to_end() {
-    let run = run("other-key", BrokerOptions::default(), Some([0x77; 16]));
+    // The allowlist binds the image's measurement to another key than the one its sealed model asks for.
+    let options = BrokerOptions { allowed_key_id: Some([0x77; 16]), key: Some(WRONG_KEY), ..options() };
+    let run = run("other-key", options);
     assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
     assert_eq!(refusal_reason(&run.report), "key_not_for_measurement");
     run.broker.stop();
@@ -117,12 +219,12 @@ fn a_key_for_another_measurement_gets_nothing_end_to_end() {
 #[test]
 fn a_stopped_broker_is_a_clear_failure_not_a_hang() {
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
-    let broker = start_broker(&broker_dir("stopped"), &bytes, &BrokerOptions::default()).unwrap();
-    let (port, key_id) = (broker.port, broker.key_id);
+    let broker = start_broker(&broker_dir("stopped"), &bytes, &options()).unwrap();
+    let port = broker.port;
     broker.stop();
     let report = boot(Variant::Release, |c| {
         c.timeout = Duration::from_secs(60);
-        attach(c, port, &key_id);
+        attach(c, port, free_port().unwrap());
     });
     // QEMU connects the forward when it starts: with nothing listening it refuses to start, and says why.
     assert_eq!(report.outcome, Outcome::QemuError(Some(1)), "{report:#?}");

@@ -2,11 +2,11 @@
 //!
 //! 1. the evidence's TEE is the one the session announced;
 //! 2. the nonce was issued to this connection, is unused and unexpired (and is now used up);
-//! 3-6. the evidence policy ([`crate::policy::Policy::check`], shared with `ampoule-client`): a verifier for that
-//!    TEE accepts the evidence, the report data binds the nonce and the guest's public key, debugging is off (unless
+//! 3. the evidence policy ([`crate::policy::Policy::check`], shared with `ampoule-client`): a verifier for that TEE
+//!    accepts the evidence, the report data binds the nonce and the guest's public key, debugging is off (unless
 //!    `allow_debug`), the measurement is in the allowlist for this TEE;
-//! 7. the requested key is the one the allowlist binds to that measurement;
-//! 8. the key is sealed to the guest's public key (HPKE), with its id and expiry as AAD.
+//! 4. the requested key is the one the allowlist binds to that measurement;
+//! 5. the key is sealed to the guest's public key (HPKE), with its id and expiry as AAD.
 
 use getrandom::SysRng;
 use protocol::binding::report_data;

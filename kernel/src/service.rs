@@ -99,10 +99,8 @@ fn step<A: Attester>(network: &mut Network, connection: &mut Connection, service
         let sent = socket.send_slice(&connection.outbox).unwrap_or(0);
         connection.outbox.drain(..sent);
     }
-    if connection.outbox.is_empty() {
-        if connection.close_when_sent || socket.state() == State::CloseWait {
-            socket.close();
-        }
+    if connection.outbox.is_empty() && (connection.close_when_sent || socket.state() == State::CloseWait) {
+        socket.close();
     }
 }
 

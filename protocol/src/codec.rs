@@ -101,3 +101,14 @@ impl<'a> Reader<'a> {
         if self.rest.is_empty() { Ok(()) } else { Err(DecodeError::TrailingBytes) }
     }
 }
+
+/// Appends `bytes` with a `len_bytes`-byte big-endian length prefix, refusing more than `max` bytes: what
+/// [`Reader::bytes`] reads back.
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8], len_bytes: usize, max: usize) -> Result<(), DecodeError> {
+    if bytes.len() > max {
+        return Err(DecodeError::TooLong);
+    }
+    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes()[8 - len_bytes..]);
+    out.extend_from_slice(bytes);
+    Ok(())
+}

@@ -14,7 +14,7 @@
 use alloc::vec::Vec;
 
 pub use crate::codec::DecodeError;
-use crate::codec::Reader;
+use crate::codec::{Reader, put_bytes};
 use crate::frame::MAX_FRAME_LEN;
 use crate::refusal::RefusalCode;
 use crate::tee::Tee;
@@ -129,27 +129,19 @@ impl Message {
                 out.extend_from_slice(nonce);
             }
             Message::Attest { tee, nonce, key_id, guest_public_key, evidence } => {
-                if evidence.len() > MAX_EVIDENCE_LEN {
-                    return Err(DecodeError::TooLong);
-                }
                 out.push(ATTEST);
                 out.push(*tee as u8);
                 out.extend_from_slice(nonce);
                 out.extend_from_slice(key_id);
                 out.extend_from_slice(guest_public_key);
-                out.extend_from_slice(&(evidence.len() as u32).to_be_bytes());
-                out.extend_from_slice(evidence);
+                put_bytes(&mut out, evidence, 4, MAX_EVIDENCE_LEN)?;
             }
             Message::KeyRelease { key_id, expires_at, encapped_key, sealed_key } => {
-                if sealed_key.len() > MAX_SEALED_KEY_LEN {
-                    return Err(DecodeError::TooLong);
-                }
                 out.push(KEY_RELEASE);
                 out.extend_from_slice(key_id);
                 out.extend_from_slice(&expires_at.to_be_bytes());
                 out.extend_from_slice(encapped_key);
-                out.extend_from_slice(&(sealed_key.len() as u16).to_be_bytes());
-                out.extend_from_slice(sealed_key);
+                put_bytes(&mut out, sealed_key, 2, MAX_SEALED_KEY_LEN)?;
             }
             Message::Refused { code } => {
                 out.push(REFUSED);

@@ -19,7 +19,7 @@
 use alloc::vec::Vec;
 
 pub use crate::codec::DecodeError;
-use crate::codec::Reader;
+use crate::codec::{Reader, put_bytes};
 use crate::message::{MAX_EVIDENCE_LEN, NONCE_LEN, PublicKey};
 use crate::tee::Tee;
 
@@ -147,15 +147,6 @@ const RESULT: u8 = 20;
 const HEALTH_IS: u8 = 21;
 const ERROR: u8 = 22;
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8], max: usize) -> Result<(), DecodeError> {
-    if bytes.len() > max {
-        return Err(DecodeError::TooLong);
-    }
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
-    Ok(())
-}
-
 fn flag(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
     match r.u8()? {
         0 => Ok(false),
@@ -189,7 +180,7 @@ impl ServiceRequest {
             ServiceRequest::Infer { encapped_key, sealed_input } => {
                 out.push(INFER);
                 out.extend_from_slice(encapped_key);
-                put_bytes(&mut out, sealed_input, MAX_SEALED_LEN)?;
+                put_bytes(&mut out, sealed_input, 4, MAX_SEALED_LEN)?;
             }
             ServiceRequest::Health => out.push(HEALTH),
         }
@@ -238,12 +229,12 @@ impl ServiceReply {
                 out.push(EVIDENCE_IS);
                 out.push(*tee as u8);
                 out.extend_from_slice(service_public_key);
-                put_bytes(&mut out, evidence, MAX_EVIDENCE_LEN)?;
+                put_bytes(&mut out, evidence, 4, MAX_EVIDENCE_LEN)?;
             }
             ServiceReply::Result { encapped_key, sealed_output } => {
                 out.push(RESULT);
                 out.extend_from_slice(encapped_key);
-                put_bytes(&mut out, sealed_output, MAX_SEALED_LEN)?;
+                put_bytes(&mut out, sealed_output, 4, MAX_SEALED_LEN)?;
             }
             ServiceReply::HealthIs { attested, model_loaded } => {
                 out.extend_from_slice(&[HEALTH_IS, u8::from(*attested), u8::from(*model_loaded)]);

@@ -75,7 +75,10 @@ fn step<A: Attester>(network: &mut Network, connection: &mut Connection, service
             Ok(len) => len,
             Err(_) => {
                 log::warn!(target: "service", request = "oversized-or-empty-frame"; "refused; closing the connection");
-                queue(connection, &ServiceReply::Error { code: ServiceErrorCode::Malformed });
+                queue(
+                    connection,
+                    &ServiceReply::Error { code: ServiceErrorCode::Malformed }.encode().unwrap_or_default(),
+                );
                 connection.close_when_sent = true;
                 break;
             }
@@ -91,8 +94,7 @@ fn step<A: Attester>(network: &mut Network, connection: &mut Connection, service
             None => log::info!(target: "service", request = outcome.request, us = us; "served"),
             Some(code) => log::warn!(target: "service", request = outcome.request, error = code.as_str(); "refused"),
         }
-        // A reply body is at most a few KiB; framing it cannot fail.
-        connection.outbox.extend_from_slice(&frame(&reply).unwrap_or_default());
+        queue(connection, &reply);
     }
     let socket = network.tcp(connection.handle);
     if !connection.outbox.is_empty() && socket.can_send() {
@@ -104,7 +106,8 @@ fn step<A: Attester>(network: &mut Network, connection: &mut Connection, service
     }
 }
 
-fn queue(connection: &mut Connection, reply: &ServiceReply) {
-    let body = reply.encode().unwrap_or_default();
-    connection.outbox.extend_from_slice(&frame(&body).unwrap_or_default());
+/// Frames a reply body onto the connection's outbox. A reply body is at most a few KiB and never empty: framing it
+/// cannot fail.
+fn queue(connection: &mut Connection, reply: &[u8]) {
+    connection.outbox.extend_from_slice(&frame(reply).unwrap_or_default());
 }

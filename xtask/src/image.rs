@@ -196,17 +196,21 @@ pub fn insert_sealed_model(image: &mut [u8], blob: &[u8]) -> Result<()> {
         blob.len(),
         SEALED_MODEL.size
     );
-    let start = (SEALED_MODEL.base - IMAGE.base) as usize;
-    let slot = &mut image[start..start + SEALED_MODEL.size as usize];
+    let slot = &mut image[sealed_model_range()];
     ensure!(slot.iter().all(|&b| b == 0), "the kernel's link put bytes into the sealed model slot");
     slot[..blob.len()].copy_from_slice(blob);
     Ok(())
 }
 
+/// Where the sealed model slot lies in an image's bytes.
+pub fn sealed_model_range() -> std::ops::Range<usize> {
+    let start = (SEALED_MODEL.base - IMAGE.base) as usize;
+    start..start + SEALED_MODEL.size as usize
+}
+
 /// The sealed model slot of an image.
 pub fn sealed_model_slot(image: &[u8]) -> &[u8] {
-    let start = (SEALED_MODEL.base - IMAGE.base) as usize;
-    &image[start..start + SEALED_MODEL.size as usize]
+    &image[sealed_model_range()]
 }
 
 /// Checks that `bytes` look like an Ampoule image: the layout's exact size (a multiple of 64 KiB, as QEMU requires)

@@ -61,8 +61,7 @@ pub const EXAMPLE_SEALED_MODEL: &str = "inference/model/example.sealed";
 pub fn readme_table(image: &[u8]) -> Result<String> {
     let example = std::fs::read(crate::paths::repo_root().join(EXAMPLE_SEALED_MODEL))?;
     let mut image = image.to_vec();
-    let start = (ovmf::layout::SEALED_MODEL.base - ovmf::layout::IMAGE.base) as usize;
-    image[start..start + ovmf::layout::SEALED_MODEL.size as usize].fill(0);
+    image[crate::image::sealed_model_range()].fill(0);
     crate::image::insert_sealed_model(&mut image, &example)?;
     let image = image.as_slice();
     let vcpu_type = VcpuType::by_name(DEFAULT_VCPU_TYPE)?;

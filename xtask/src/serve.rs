@@ -11,6 +11,9 @@ use broker::config::Config;
 use broker::policy::Policy;
 use client::GuestClient;
 use inference::limits::CLASSES;
+use protocol::console::Record;
+
+use crate::qemu::{self, RunConfig, RunReport};
 
 /// The reference vectors' tolerance (inference/tests/reference.rs says why it is right).
 pub const TOLERANCE: f32 = 1e-5;
@@ -28,6 +31,7 @@ pub fn reference_cases(root: &Path) -> Result<Vec<ReferenceCase>> {
     let path = root.join("inference/model/reference.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let value: serde_json::Value = serde_json::from_str(&text)?;
+    ensure!(value["cases"].as_array().is_some_and(|c| !c.is_empty()), "{} has no cases", path.display());
     let floats = |v: &serde_json::Value| -> Option<Vec<f32>> {
         v.as_array()?.iter().map(|x| x.as_f64().map(|f| f as f32)).collect()
     };
@@ -42,6 +46,30 @@ pub fn reference_cases(root: &Path) -> Result<Vec<ReferenceCase>> {
             })
         })
         .collect()
+}
+
+/// Whether a guest line is the `serving` record.
+pub fn is_serving(line: &str) -> bool {
+    Record::parse(line).is_ok_and(|r| r.msg == "serving")
+}
+
+/// Boots `config`; once the guest says `serving`, runs `client` on a thread, and ends the run when it returns.
+/// Returns the run and the client's result (`None` if the guest never served: it failed or was refused).
+pub fn run_serving<T: Send + 'static>(
+    config: &RunConfig,
+    client: impl FnOnce() -> T + Send + 'static,
+) -> Result<(RunReport, Option<std::thread::Result<T>>)> {
+    let mut client = Some(client);
+    let mut running: Option<std::thread::JoinHandle<T>> = None;
+    let report = qemu::run_until(config, |line| {
+        if line.is_some_and(is_serving)
+            && let Some(client) = client.take()
+        {
+            running = Some(std::thread::spawn(client));
+        }
+        running.as_ref().is_some_and(|r| r.is_finished())
+    })?;
+    Ok((report, running.map(|r| r.join())))
 }
 
 /// What the client saw.

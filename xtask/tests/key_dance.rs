@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{boot, boot_until, image};
+use common::{boot, boot_config, image};
 use ovmf::exit::ExitCode;
 use protocol::console::Record;
 use xtask::dance::{BrokerOptions, RunningBroker, attach, free_port, start_broker};
@@ -42,24 +42,14 @@ fn run_serving(name: &str, options: BrokerOptions, client: impl FnOnce(u16) + Se
     let dir = broker_dir(name);
     let broker = start_broker(&dir, &bytes, &options).unwrap();
     let service_port = free_port().unwrap();
-    let mut client = Some(client);
-    let mut running: Option<std::thread::JoinHandle<()>> = None;
-    let report = boot_until(
-        Variant::Release,
-        |c| {
-            c.timeout = Duration::from_secs(120);
-            attach(c, broker.port, service_port);
-        },
-        |line| {
-            if line.and_then(|l| Record::parse(l).ok()).is_some_and(|r| r.msg == "serving") {
-                let client = client.take().expect("one serving record");
-                running = Some(std::thread::spawn(move || client(service_port)));
-            }
-            running.as_ref().is_some_and(|r| r.is_finished())
-        },
-    );
-    if let Some(running) = running {
-        running.join().expect("the client's checks hold");
+    let config = boot_config(Variant::Release, |c| {
+        c.timeout = Duration::from_secs(120);
+        attach(c, broker.port, service_port);
+    });
+    let (report, client) = xtask::serve::run_serving(&config, move || client(service_port)).unwrap();
+    assert!(report.non_records().next().is_none(), "lines that are not records: {:?}", report.lines);
+    if let Some(client) = client {
+        client.expect("the client's checks hold");
     }
     Run { report, broker, _dir: dir }
 }

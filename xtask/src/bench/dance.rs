@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 
 use super::{Figure, median, round};
 use crate::dance::{BrokerOptions, attach, start_broker};
-use crate::qemu::{self, RunConfig};
+use crate::qemu::RunConfig;
 
 pub(super) fn figures(root: &std::path::Path, image: &[u8], runs: usize) -> Result<Vec<Figure>> {
     let image_path = crate::paths::image_dir(root).join("ampoule.bin");
@@ -15,8 +15,8 @@ pub(super) fn figures(root: &std::path::Path, image: &[u8], runs: usize) -> Resu
         let broker = start_broker(&dir, image, &BrokerOptions::for_checkout(root))?;
         let mut config = RunConfig::new(&image_path);
         attach(&mut config, broker.port, crate::dance::free_port()?);
-        // The guest serves after its key: the run ends once it says so.
-        let report = qemu::run_until(&config, |line| line.is_some_and(|l| l.contains("msg=serving")))?;
+        // The guest serves after its key: the run ends once it says so (the "client" does nothing).
+        let (report, _) = crate::serve::run_serving(&config, || ())?;
         broker.stop();
         let ms = |msg: &str| -> Result<f64> {
             let (record, _) = report.record(msg).with_context(|| format!("no {msg:?} record: {:?}", report.outcome))?;

@@ -164,18 +164,9 @@ fn run_qemu_with_client(
     let policy = xtask::serve::policy_of(policy_file)?;
     let cases = xtask::serve::reference_cases(root)?;
     let guest = std::net::SocketAddr::from(([127, 0, 0, 1], service_port));
-    let policy = std::sync::Arc::new(policy);
-    let cases = std::sync::Arc::new(cases);
-    let mut client: Option<std::thread::JoinHandle<Result<xtask::serve::ClientSummary>>> = None;
-    let report = qemu::run_until(&config, |line| {
-        let serving = line.and_then(|l| protocol::console::Record::parse(l).ok()).is_some_and(|r| r.msg == "serving");
-        if serving && client.is_none() {
-            let (policy, cases) = (policy.clone(), cases.clone());
-            client = Some(std::thread::spawn(move || xtask::serve::check_reference_cases(guest, &policy, &cases)));
-        }
-        client.as_ref().is_some_and(|c| c.is_finished())
-    })?;
-    let summary = client.map(|c| c.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the client thread panicked"))));
+    let (report, summary) =
+        xtask::serve::run_serving(&config, move || xtask::serve::check_reference_cases(guest, &policy, &cases))?;
+    let summary = summary.map(|s| s.unwrap_or_else(|_| Err(anyhow::anyhow!("the client thread panicked"))));
     let exit = report_run(&report);
     let summary = match summary {
         Some(summary) => summary?,

@@ -34,20 +34,7 @@ pub fn image(variant: Variant) -> PathBuf {
 
 /// Boots `variant` with `config` adjustments and returns the report.
 pub fn boot(variant: Variant, adjust: impl FnOnce(&mut RunConfig)) -> RunReport {
-    boot_until(variant, adjust, |_| false)
-}
-
-/// Boots like [`boot`]; `stop` may end a serving guest (see `qemu::run_until`).
-pub fn boot_until(
-    variant: Variant,
-    adjust: impl FnOnce(&mut RunConfig),
-    stop: impl FnMut(Option<&str>) -> bool,
-) -> RunReport {
-    qemu::ensure_installed(&paths::target_dir(&paths::repo_root())).expect("QEMU is installed");
-    let mut config = RunConfig::new(image(variant));
-    config.timeout = Duration::from_secs(60);
-    adjust(&mut config);
-    let report = qemu::run_until(&config, stop).expect("QEMU runs");
+    let report = qemu::run(&boot_config(variant, adjust)).expect("QEMU runs");
     assert!(report.non_records().next().is_none(), "lines that are not records: {:?}", report.lines);
     report
 }
@@ -55,6 +42,15 @@ pub fn boot_until(
 /// Boots the fault-injection image and asks it to raise `kind`.
 pub fn boot_injecting(kind: &str) -> RunReport {
     boot(Variant::FaultInjection, |c| c.fw_cfg.push(("opt/ampoule/inject".into(), kind.into())))
+}
+
+/// The configuration [`boot`] uses (QEMU installed, the image built, a 60 s timeout), adjusted by `adjust`.
+pub fn boot_config(variant: Variant, adjust: impl FnOnce(&mut RunConfig)) -> RunConfig {
+    qemu::ensure_installed(&paths::target_dir(&paths::repo_root())).expect("QEMU is installed");
+    let mut config = RunConfig::new(image(variant));
+    config.timeout = Duration::from_secs(60);
+    adjust(&mut config);
+    config
 }
 
 /// Parses a `0x...` or decimal field value.

@@ -97,7 +97,12 @@ pub fn key_id_of_image(image: &[u8]) -> Result<KeyId> {
 
 /// Loads the keys of a broker state.
 pub fn load_keys(state_dir: &Path) -> Result<KeyStore> {
-    KeyStore::load(&state_dir.join("keys.toml"))
+    KeyStore::load(&state_dir.join("keys.toml")).with_context(|| {
+        format!(
+            "no usable broker state in {}: `cargo xtask seal` makes a new sealing with its key",
+            state_dir.display()
+        )
+    })
 }
 
 fn write_broker_state(dir: &Path, measurement: &[u8; 48], key_id: &KeyId, key: &[u8; 32]) -> Result<()> {

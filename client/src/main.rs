@@ -161,3 +161,26 @@ fn json_values(value: &serde_json::Value) -> Result<Vec<f32>> {
     let items = array.as_array().context("an input is a JSON array of numbers")?;
     items.iter().map(|v| v.as_f64().map(|f| f as f32).context("an input value is not a number")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_parse_from_json_and_csv() {
+        assert_eq!(parse_inputs("[1, 2.5, 3]").unwrap(), vec![vec![1.0, 2.5, 3.0]]);
+        assert_eq!(parse_inputs(r#"{"features": [1, 2]}"#).unwrap(), vec![vec![1.0, 2.0]]);
+        assert_eq!(parse_inputs(r#"[[1, 2], {"features": [3]}]"#).unwrap(), vec![vec![1.0, 2.0], vec![3.0]]);
+        let csv = format!("{},{}\n1,2\n\n3, 4\n", FEATURE_NAMES[0], FEATURE_NAMES[1]);
+        assert_eq!(parse_inputs(&csv).unwrap(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+    }
+
+    #[test]
+    fn bad_inputs_are_clear_errors() {
+        for bad in ["", "  \n", "1,two,3", "[1, \"x\"]", r#"{"values": [1]}"#, "[1, 2"] {
+            assert!(parse_inputs(bad).is_err(), "{bad:?}");
+        }
+        let error = parse_inputs("1,2\n3,x").unwrap_err().to_string();
+        assert!(error.contains("line 2"), "{error}");
+    }
+}

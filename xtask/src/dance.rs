@@ -109,9 +109,16 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
     );
     std::fs::write(&config_path, config_text)?;
     let config = Config::load(&config_path)?;
-    let audit_log = config.audit_log.clone();
     let mut keys = KeyStore::default();
     keys.insert(key_id, key);
+    serve_in_process(dir, config, keys, key_id)
+}
+
+/// Serves a broker with `config` and `keys` on a loopback port, its own log in `dir/broker.log`. `key_id` is the
+/// key the caller's guest will ask for (kept for the caller).
+pub fn serve_in_process(dir: &Path, config: Config, keys: KeyStore, key_id: KeyId) -> Result<RunningBroker> {
+    std::fs::create_dir_all(dir)?;
+    let audit_log = config.audit_log.clone();
     let log = dir.join("broker.log");
     let sink = broker::log::LogSink::file(&log).with_context(|| format!("opening {}", log.display()))?;
     let broker = Arc::new(Broker::new(config, keys, broker::system_clock())?.with_log(sink));

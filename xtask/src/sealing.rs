@@ -59,6 +59,20 @@ pub struct Sealing {
 /// Seals `weights` into `out` under a fresh key, builds the release image with it (from `root`), and makes
 /// `state_dir` a broker state that releases the key to that image's measurement only.
 pub fn seal_and_register(root: &Path, weights: &Path, out: &Path, state_dir: &Path) -> Result<Sealing> {
+    seal_and_register_with(weights, out, state_dir, |out| {
+        let options = BuildOptions { sealed_model: out.to_path_buf(), ..BuildOptions::for_checkout(root) };
+        Ok(plain_measurement(&image::build(Variant::Release, &options)?.bytes))
+    })
+}
+
+/// [`seal_and_register`] with the image's measurement from `measure`, given the sealed blob's path (tests patch a
+/// built image instead of building one per sealing).
+pub fn seal_and_register_with(
+    weights: &Path,
+    out: &Path,
+    state_dir: &Path,
+    measure: impl FnOnce(&Path) -> Result<[u8; 48]>,
+) -> Result<Sealing> {
     let plaintext = Zeroizing::new(fs::read(weights).with_context(|| format!("reading {}", weights.display()))?);
     let key = Zeroizing::new(random::<32>()?);
     let key_id: KeyId = random()?;
@@ -69,9 +83,7 @@ pub fn seal_and_register(root: &Path, weights: &Path, out: &Path, state_dir: &Pa
         fs::create_dir_all(parent)?;
     }
     write_atomically(out, &blob, 0o644)?;
-    let options = BuildOptions { sealed_model: out.to_path_buf(), ..BuildOptions::for_checkout(root) };
-    let built = image::build(Variant::Release, &options)?;
-    let measurement = plain_measurement(&built.bytes);
+    let measurement = measure(out)?;
     write_broker_state(state_dir, &measurement, &key_id, &key)?;
     Ok(Sealing { sealed_model: out.to_path_buf(), key_id, measurement })
 }

@@ -21,21 +21,21 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    /// Loads the weights (a burnpack, as `cargo xtask codegen` wrote it) into the generated graph. The caller's
-    /// buffer is the caller's to erase; the copy burn parses is erased here once loaded.
+    /// Loads the weights (a burnpack, as burn-onnx wrote `model/ampoule-mlp.bpk`) into the generated graph. The
+    /// caller's buffer is the caller's to erase. The copy handed to burn, and burn's own tensors, are freed without
+    /// being erased: burn owns them. The loaded weights must stay in memory while the model serves anyway.
     pub fn from_weights(weights: &[u8]) -> Result<Classifier, LoadError> {
         let device = Device::default();
         let mut model = model::ampoule_mlp::Model::new(&device);
         let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(weights.to_vec())));
-        let result = model.load_from(&mut store);
-        drop(store);
-        match result {
+        match model.load_from(&mut store) {
             Ok(loaded) if loaded.is_success() => Ok(Classifier { model, device }),
             _ => Err(LoadError),
         }
     }
 
     /// The class probabilities for one input, in [`crate::limits::CLASSES`] order (one per class), after [`check`].
+    /// The returned values are erased when dropped; the input and output tensors inside burn are freed unerased.
     pub fn classify(&self, features: &[f32]) -> Result<Zeroizing<Vec<f32>>, InputError> {
         check(features)?;
         let input = Tensor::<2>::from_data(TensorData::new(features.to_vec(), [1, FEATURE_COUNT]), &self.device);

@@ -1,6 +1,7 @@
 //! The sealed model in the image's slot (`ovmf::layout::SEALED_MODEL`, ROM, mapped read-only): which key it needs,
-//! and unsealing it with the released key into the compiled-in graph. The plaintext weights exist only in an
-//! erasing buffer while burn parses them; the key is erased when the caller's `ReleasedKey` drops.
+//! and unsealing it with the released key into the compiled-in graph. The unsealed weights are in an erasing buffer
+//! until burn has loaded them (burn's own copies are freed unerased; see `inference::Classifier::from_weights`); the
+//! key is erased when the caller's `ReleasedKey` drops.
 
 use inference::Classifier;
 use inference::limits::CLASSES;

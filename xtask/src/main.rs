@@ -35,7 +35,7 @@ enum Cmd {
         /// Print one JSON object: {"figures": [...]}.
         #[arg(long)]
         json: bool,
-        /// Run one area only (boot, image).
+        /// Run one area only (boot, image, broker, dance, inference).
         #[arg(long)]
         only: Option<String>,
         /// Runs per side for timed figures.
@@ -57,6 +57,13 @@ enum Cmd {
     },
     /// Train the model (Python, in target/venv) and write inference/model/: ONNX, reference vectors, limits.
     Train,
+    /// Generate the burn graph and its burnpack from the ONNX file (burn-onnx, inference/codegen) and limits.rs
+    /// from limits.json; with --check, write nothing and fail if a committed file differs.
+    Codegen {
+        /// Compare with the committed files instead of writing them.
+        #[arg(long)]
+        check: bool,
+    },
     /// Run the cargo-fuzz targets (nightly; installs cargo-fuzz when missing).
     Fuzz {
         /// One target (metadata); all when omitted.
@@ -145,6 +152,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Train => {
             xtask::model::train(&root, &root.join("inference/model"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Codegen { check } => {
+            let generated = step("codegen (burn-onnx)", || xtask::codegen::generate(&root))?;
+            if check {
+                let drift = xtask::codegen::drift(&root, &generated)?;
+                anyhow::ensure!(drift.is_empty(), "drift from inference/model/: {}", drift.join(", "));
+                println!(
+                    "no drift: {}, {}, {}",
+                    xtask::codegen::GRAPH,
+                    xtask::codegen::WEIGHTS,
+                    xtask::codegen::LIMITS
+                );
+            } else {
+                let written = xtask::codegen::write(&root, &generated)?;
+                match written.as_slice() {
+                    [] => println!("unchanged (the burnpack's random parameter ids aside)"),
+                    files => files.iter().for_each(|f| println!("wrote {f}")),
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Test(args) => cmd::test::run(&root, args),

@@ -76,6 +76,8 @@ fn test(root: &std::path::Path, no_lint: bool, fuzz_seconds: u64) -> Result<Exit
     let faulty = step("build fault-injection image", || {
         image::build(Variant::FaultInjection, &BuildOptions::for_checkout(root))
     })?;
+    // The drift test (xtask/tests/codegen.rs) runs burn-onnx: built here, before the tests run in parallel.
+    step("build the graph generator (burn-onnx)", || xtask::codegen::build_generator(root))?;
     // cargo test's summary lines end the output, as CI expects; a total of all of them closes it.
     let mut child = cargo(root)
         .args(["test", "--workspace"])

@@ -1,6 +1,8 @@
-//! Fuzzes the decoders of `protocol` that read bytes from outside the guest or the broker: messages (with a
-//! re-encode round trip), frames (with the bound), the SNP report view (with the simulated signature check), and
-//! the sealed model's parser (with an open under a fixed key, which must fail for anything the fuzzer makes).
+//! Fuzzes the decoders of `protocol` that read bytes from outside the guest or the broker: key-dance messages and
+//! the client service's requests and replies (each with a re-encode round trip), an Infer request's plaintext and
+//! a result's values (round trips too), frames (with the bound), the SNP report view (with the simulated signature
+//! check), and the sealed model's parsers, of a blob and of the image's slot (with an open under a fixed key, which
+//! must fail for anything the fuzzer makes). The first byte picks the decoder.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,10 +10,11 @@ use protocol::frame::{MAX_FRAME_LEN, read_frame};
 use protocol::message::Message;
 use protocol::report::SnpReport;
 use protocol::sealed_model::SealedModel;
+use protocol::service::{InferInput, ServiceReply, ServiceRequest, decode_values, encode_values};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, data)) = data.split_first() else { return };
-    match selector % 4 {
+    match selector % 8 {
         0 => {
             if let Ok(message) = Message::decode(data) {
                 let encoded = message.encode().expect("a decoded message encodes");
@@ -32,6 +35,29 @@ fuzz_target!(|data: &[u8]| {
         3 => {
             if let Ok(sealed) = SealedModel::parse(data) {
                 assert!(sealed.open(&[0x5a; 32]).is_err(), "a fuzzed blob opened");
+            }
+        }
+        4 => {
+            if let Ok(request) = ServiceRequest::decode(data) {
+                assert_eq!(request.encode().expect("a decoded request encodes"), data, "decoding is exact");
+            }
+        }
+        5 => {
+            if let Ok(reply) = ServiceReply::decode(data) {
+                assert_eq!(reply.encode().expect("a decoded reply encodes"), data, "decoding is exact");
+            }
+        }
+        6 => {
+            if let Ok(input) = InferInput::decode(data) {
+                assert_eq!(input.encode().expect("a decoded input encodes"), data, "decoding is exact");
+            }
+            if let Ok(values) = decode_values(data) {
+                assert_eq!(encode_values(&values).expect("decoded values encode"), data, "decoding is exact");
+            }
+        }
+        7 => {
+            if let Ok(sealed) = SealedModel::from_slot(data) {
+                assert!(sealed.open(&[0x5a; 32]).is_err(), "a fuzzed slot opened");
             }
         }
         _ => {

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use protocol::frame::frame;
 use protocol::message::{Message, PROTOCOL_VERSION};
+use protocol::service::{InferInput, ServiceReply, ServiceRequest};
 use protocol::tee::Tee;
 
 use crate::paths;
@@ -66,14 +67,23 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
     Ok(())
 }
 
-/// A valid input for `target`, so the fuzzer starts from the real structure.
-fn seed(target: &str) -> Result<Vec<u8>> {
+/// Valid inputs for `target`, so the fuzzer starts from the real structures.
+fn seeds(target: &str) -> Result<Vec<Vec<u8>>> {
     match target {
         // The metadata window as encoded in every image; the fuzz target zero-fills the rest of the tail.
-        "metadata" => Ok(ovmf::metadata::encode().to_vec()),
-        // A Hello message, behind the selector byte for message decoding.
+        "metadata" => Ok(vec![ovmf::metadata::encode().to_vec()]),
+        // Each behind the selector byte of its decoder (fuzz/fuzz_targets/protocol.rs).
         "protocol" => {
-            Ok([&[0u8][..], &Message::Hello { version: PROTOCOL_VERSION, tee: Tee::Plain }.encode()?].concat())
+            let hello = Message::Hello { version: PROTOCOL_VERSION, tee: Tee::Plain }.encode()?;
+            let input = InferInput { reply_public_key: [7; 32], values: vec![1.5; 30] }.encode()?;
+            let infer = ServiceRequest::Infer { encapped_key: [3; 32], sealed_input: vec![0xa5; input.len() + 16] };
+            let result = ServiceReply::Result { encapped_key: [4; 32], sealed_output: vec![0x5a; 8 + 2 + 16] };
+            Ok(vec![
+                [&[0u8][..], &hello].concat(),
+                [&[4u8][..], &infer.encode()?].concat(),
+                [&[5u8][..], &result.encode()?].concat(),
+                [&[6u8][..], &input].concat(),
+            ])
         }
         // A connection's stream: a framed Hello, then a framed Attest with simulated evidence.
         "broker" => {
@@ -86,7 +96,7 @@ fn seed(target: &str) -> Result<Vec<u8>> {
                 guest_public_key: [9; 32],
                 evidence: report.to_vec(),
             };
-            Ok([&[0u8][..], &hello, &frame(&attest.encode()?)?].concat())
+            Ok(vec![[&[0u8][..], &hello, &frame(&attest.encode()?)?].concat()])
         }
         _ => bail!("unknown fuzz target {target:?}; targets: {}", TARGETS.join(", ")),
     }
@@ -96,7 +106,9 @@ fn seed(target: &str) -> Result<Vec<u8>> {
 pub fn run(root: &Path, target: &str, seconds: u64) -> Result<FuzzReport> {
     let corpus = paths::target_dir(root).join("fuzz-corpus").join(target);
     std::fs::create_dir_all(&corpus)?;
-    std::fs::write(corpus.join("seed"), seed(target)?)?;
+    for (i, seed) in seeds(target)?.iter().enumerate() {
+        std::fs::write(corpus.join(format!("seed-{i}")), seed)?;
+    }
     ensure_cargo_fuzz()?;
     let started = Instant::now();
     let out = rustup_nightly()

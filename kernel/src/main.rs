@@ -107,6 +107,6 @@ fn attest_unseal_and_serve(nic: virtio_net::VirtioNet) -> ! {
     let service_key = protocol::seal::EphemeralKeyPair::generate(&mut rng::HardwareRng);
     let mut service = loader::Service::new(loader::SimulatedAttester::new(measurement), service_key);
     service.set_attested();
-    service.load_model(model::ServedModel(classifier));
+    service.load_model(model::ServedModel::new(classifier));
     service::serve(&mut network, &mut service)
 }

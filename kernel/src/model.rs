@@ -32,12 +32,31 @@ pub fn unseal(sealed: &SealedModel<'_>, key: &ReleasedKey) -> Result<(Classifier
     Ok((classifier, weights.len()))
 }
 
-/// The classifier as the service's [`loader::Model`].
-pub struct ServedModel(pub Classifier);
+/// The classifier as the service's [`loader::Model`], timing each run of the graph.
+pub struct ServedModel {
+    classifier: Classifier,
+    last_run_cycles: u64,
+}
+
+impl ServedModel {
+    /// Serves `classifier`.
+    pub fn new(classifier: Classifier) -> Self {
+        Self { classifier, last_run_cycles: 0 }
+    }
+
+    /// TSC cycles the last inference took (input check and graph), for the `served` record. Under QEMU's
+    /// `-icount shift=0` the TSC counts instructions, which is how `cargo xtask bench` counts them.
+    pub fn last_run_cycles(&self) -> u64 {
+        self.last_run_cycles
+    }
+}
 
 impl loader::Model for ServedModel {
     fn infer(&mut self, values: &[f32]) -> Result<Zeroizing<Vec<f32>>, ServiceErrorCode> {
-        let probabilities = self.0.classify(values).map_err(|e| match e {
+        let started = crate::time::rdtsc();
+        let probabilities = self.classifier.classify(values);
+        self.last_run_cycles = crate::time::rdtsc().wrapping_sub(started);
+        let probabilities = probabilities.map_err(|e| match e {
             inference::InputError::WrongCount => ServiceErrorCode::WrongValueCount,
             inference::InputError::NotFinite(_) => ServiceErrorCode::NonFiniteValue,
             inference::InputError::OutOfRange(_) => ServiceErrorCode::ValueOutOfRange,

@@ -90,9 +90,15 @@ fn step<A: Attester>(network: &mut Network, connection: &mut Connection, service
         let (reply, outcome) = service.handle(&connection.inbox[HEADER_LEN..HEADER_LEN + len], &mut HardwareRng);
         connection.inbox.drain(..HEADER_LEN + len);
         let us = time::cycles_to_us(time::rdtsc().wrapping_sub(started));
-        match outcome.error {
-            None => log::info!(target: "service", request = outcome.request, us = us; "served"),
-            Some(code) => log::warn!(target: "service", request = outcome.request, error = code.as_str(); "refused"),
+        match (outcome.error, service.model()) {
+            (None, Some(model)) if outcome.request == "infer" => {
+                let model_cycles = model.last_run_cycles();
+                log::info!(target: "service", request = outcome.request, us = us, model_cycles = model_cycles; "served")
+            }
+            (None, _) => log::info!(target: "service", request = outcome.request, us = us; "served"),
+            (Some(code), _) => {
+                log::warn!(target: "service", request = outcome.request, error = code.as_str(); "refused")
+            }
         }
         queue(connection, &reply);
     }

@@ -58,6 +58,11 @@ impl<A: Attester, M: Model> Service<A, M> {
         self.model = Some(model);
     }
 
+    /// The loaded model, if any.
+    pub fn model(&self) -> Option<&M> {
+        self.model.as_ref()
+    }
+
     /// Answers one request body with one reply body.
     pub fn handle(&mut self, body: &[u8], rng: &mut impl CryptoRng) -> (Vec<u8>, Outcome) {
         let (request, reply) = match ServiceRequest::decode(body) {

@@ -120,9 +120,15 @@ fn the_guest_attests_unseals_and_serves_and_no_output_carries_the_key() {
     for line in run.report.lines.iter().filter(|l| l.contains("target=service")) {
         let record = Record::parse(line).unwrap();
         assert!(
-            record
-                .fields()
-                .all(|f| f.is_ok_and(|(k, _)| ["request", "us", "error", "port", "connections"].contains(&k))),
+            record.fields().all(|f| f.is_ok_and(|(k, _)| [
+                "request",
+                "us",
+                "model_cycles",
+                "error",
+                "port",
+                "connections"
+            ]
+            .contains(&k))),
             "{line}"
         );
     }

@@ -4,13 +4,16 @@
 //! Areas:
 //! - `boot`: QEMU spawn -> Ampoule's `booted` record vs QEMU spawn -> Debian OVMF's first serial byte, same QEMU,
 //!   same TCG settings, runs interleaved; and guest instructions from reset to `booted`, counted by QEMU's icount.
-//! - `image`: the image's size.
+//! - `image`: the image's size and the pages an SNP launch measures.
 //! - `broker`: releases per second and latency with 1 and 8 concurrent clients on loopback, next to the raw cost
 //!   of the cryptography one release needs (`broker.rs`).
 //! - `dance`: the guest's time from Hello to KeyRelease under TCG (`dance.rs`).
+//! - `inference`: instructions per inference in the guest vs host-native, burn vs onnxruntime, and the service's
+//!   latency and throughput end to end (`inference.rs`).
 
 mod broker;
 mod dance;
+mod inference;
 
 use std::io::Read;
 use std::path::Path;
@@ -56,7 +59,7 @@ impl Figure {
 }
 
 /// The areas `--only` accepts.
-pub const AREAS: [&str; 4] = ["boot", "image", "broker", "dance"];
+pub const AREAS: [&str; 5] = ["boot", "image", "broker", "dance", "inference"];
 
 /// Runs the benchmarks of every area, or of `only`.
 pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> {
@@ -80,17 +83,45 @@ pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> 
     if wanted("dance") {
         figures.extend(dance::figures(root, &built.bytes, runs)?);
     }
+    if wanted("inference") {
+        figures.extend(inference::figures(root, &built.path)?);
+    }
     if wanted("image") {
-        figures.push(Figure {
+        figures.extend(image_figures(&built.bytes)?);
+    }
+    Ok(figures)
+}
+
+fn image_figures(image: &[u8]) -> Result<Vec<Figure>> {
+    let launch = crate::measure::SnpLaunch {
+        vcpus: 1,
+        vcpu_type: crate::measure::VcpuType::by_name(crate::measure::DEFAULT_VCPU_TYPE)?,
+        guest_features: crate::measure::DEFAULT_GUEST_FEATURES,
+    };
+    let metadata = crate::measure::measure(image, &launch)?.metadata;
+    let pages = crate::measure::snp::launch_pages(image, &metadata, &launch);
+    Ok(vec![
+        Figure {
             name: "image.size_kib",
-            value: built.bytes.len() as f64 / 1024.0,
+            value: image.len() as f64 / 1024.0,
             unit: "KiB",
             goal: None,
             meets_goal: None,
             how: "size of ampoule.bin (a fixed-size -bios image; the kernel's load image is smaller)".into(),
-        });
-    }
-    Ok(figures)
+        },
+        Figure {
+            name: "image.measured_pages",
+            value: pages.normal as f64,
+            unit: "pages",
+            goal: Some("<= 512"),
+            meets_goal: Some(pages.normal <= 512),
+            how: format!(
+                "4 KiB pages whose contents an SNP launch hashes (the whole -bios image, NORMAL pages); the launch also \
+                 hands the PSP {} ZERO pages (SNP_SEC_MEM), {} SECRETS/CPUID and {} VMSA page(s) with 1 vCPU",
+                pages.zero, pages.secrets_and_cpuid, pages.vmsa
+            ),
+        },
+    ])
 }
 
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {

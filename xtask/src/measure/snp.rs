@@ -76,6 +76,38 @@ pub struct SnpLaunch {
     pub guest_features: u64,
 }
 
+/// How many 4 KiB pages a launch hands to the PSP with SNP_LAUNCH_UPDATE, by kind (each costs PSP time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchPages {
+    /// NORMAL pages: the image, its contents hashed into the digest.
+    pub normal: u64,
+    /// ZERO pages (SNP_SEC_MEM): validated and measured without contents.
+    pub zero: u64,
+    /// The SECRETS and CPUID pages.
+    pub secrets_and_cpuid: u64,
+    /// VMSA pages, one per vCPU.
+    pub vmsa: u64,
+}
+
+/// The pages [`launch_digest`] measures, counted the same way.
+pub fn launch_pages(image: &[u8], metadata: &Metadata, launch: &SnpLaunch) -> LaunchPages {
+    let mut pages = LaunchPages {
+        normal: image.len().div_ceil(PAGE_SIZE as usize) as u64,
+        zero: 0,
+        secrets_and_cpuid: 0,
+        vmsa: u64::from(launch.vcpus),
+    };
+    for section in metadata.sev_sections.as_slice() {
+        match section.kind {
+            SevSectionType::SnpSecMem => pages.zero += u64::from(section.size).div_ceil(PAGE_SIZE),
+            SevSectionType::SnpSecrets | SevSectionType::Cpuid => pages.secrets_and_cpuid += 1,
+            // ovmf::metadata::parse refuses the types Ampoule does not launch with.
+            SevSectionType::SvsmCaa | SevSectionType::SnpKernelHashes => {}
+        }
+    }
+    pages
+}
+
 /// The launch digest (MEASUREMENT in the attestation report) of `image` with its parsed `metadata`.
 pub fn launch_digest(image: &[u8], metadata: &Metadata, launch: &SnpLaunch) -> Digest384 {
     let mut digest = LaunchDigest([0; 48]);

@@ -1,0 +1,55 @@
+//! The inference crate compiled host-native, for `cargo xtask bench` (not a test):
+//!
+//! - `native_inference count N`: N inferences on the reference inputs and nothing else, for callgrind: the
+//!   difference between two counts is the instructions per inference, free of start-up and loading.
+//! - `native_inference time N`: N timed inferences; prints `{"p50_ns": ..., "runs": N}`.
+//!
+//! Reads the plaintext weights (`model/ampoule-mlp.bpk`, committed) and inputs (`model/reference.json`).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use inference::Classifier;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (mode, runs) = match args.as_slice() {
+        [mode, n] if mode == "count" || mode == "time" => (mode.as_str(), n.parse::<usize>().expect("N is a count")),
+        _ => {
+            eprintln!("usage: native_inference count|time N");
+            std::process::exit(2);
+        }
+    };
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/model");
+    let weights = std::fs::read(format!("{dir}/ampoule-mlp.bpk")).expect("the committed weights");
+    let classifier = Classifier::from_weights(&weights).expect("the committed weights load");
+    let inputs = reference_inputs(&format!("{dir}/reference.json"));
+    let mut samples = Vec::with_capacity(if mode == "time" { runs } else { 0 });
+    for i in 0..runs {
+        let input = &inputs[i % inputs.len()];
+        let started = Instant::now();
+        let output = classifier.classify(black_box(input)).expect("a reference input is valid");
+        black_box(&output);
+        if mode == "time" {
+            samples.push(started.elapsed().as_nanos() as u64);
+        }
+    }
+    if mode == "time" {
+        samples.sort_unstable();
+        println!("{{\"p50_ns\": {}, \"runs\": {runs}}}", samples[samples.len() / 2]);
+    }
+}
+
+fn reference_inputs(path: &str) -> Vec<Vec<f32>> {
+    let text = std::fs::read_to_string(path).expect("the reference vectors");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("reference.json is JSON");
+    value["cases"]
+        .as_array()
+        .expect("reference.json has cases")
+        .iter()
+        .map(|case| {
+            let features = case["features"].as_array().expect("a case has features");
+            features.iter().map(|v| v.as_f64().expect("a number") as f32).collect()
+        })
+        .collect()
+}

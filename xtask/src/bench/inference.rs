@@ -1,0 +1,243 @@
+//! The `inference` area: the model in the guest next to the same crate host-native and next to onnxruntime, and the
+//! service end to end.
+//!
+//! - `inference.guest_over_native_instructions`: instructions per inference in the guest (QEMU `-icount shift=0`,
+//!   read from the `served` records' `model_cycles`; Debian's QEMU has no TCG plugins) over the same crate compiled
+//!   host-native with the guest's codegen settings and counted by callgrind.
+//! - `inference.burn_over_onnxruntime_p50`: host-native burn latency p50 over onnxruntime's (Python API), one
+//!   thread each, same inputs, same run.
+//! - `inference.e2e_*`: request latency and throughput through the guest (TCG) for 1 and 8 concurrent clients.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use super::{Figure, median, round};
+use crate::dance::{BrokerOptions, attach, free_port, start_broker};
+use crate::qemu::RunConfig;
+use crate::serve::{ReferenceCase, policy_of, reference_cases, run_serving};
+use crate::{install, paths, python};
+
+/// Inferences between the two callgrind counts.
+const COUNTED_INFERENCES: usize = 100;
+/// Timed inferences per side for the p50 latencies.
+const TIMED_INFERENCES: usize = 20_000;
+/// Inferences in the guest under icount (the first, which warms the allocator, is left out of the median).
+const GUEST_INFERENCES: usize = 25;
+/// Requests each end-to-end client sends.
+const E2E_REQUESTS_PER_CLIENT: usize = 40;
+
+pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
+    let logs = paths::target_dir(root);
+    install::ensure_debian_packages(&["valgrind"], "the inference benchmark counts host instructions", &logs)?;
+    let native = build_native(root)?;
+    let native_instructions = native_instructions_per_inference(&native)?;
+    let guest_instructions = guest_instructions_per_inference(root, image)?;
+    let ratio = guest_instructions / native_instructions;
+    let burn_ns = p50_ns(Command::new(&native).args(["time", &TIMED_INFERENCES.to_string()]))?;
+    let python = python::ensure_tool(root, python::TRAINING)?;
+    let ort_ns = p50_ns(
+        Command::new(python).arg(root.join("inference/model/time_onnxruntime.py")).arg(TIMED_INFERENCES.to_string()),
+    )?;
+    let mut figures = vec![
+        Figure {
+            name: "inference.guest_over_native_instructions",
+            value: round(ratio, 3),
+            unit: "x",
+            goal: Some("<= 1.05"),
+            meets_goal: Some(ratio <= 1.05),
+            how: format!(
+                "guest {guest_instructions:.0} instructions per inference (median of {} under QEMU -icount shift=0, \
+                 input check + graph) / native {native_instructions:.0} (callgrind, ({n}+1 minus 1 inferences)/{n}, \
+                 same crate and target-cpu, the guest's release profile)",
+                GUEST_INFERENCES - 1,
+                n = COUNTED_INFERENCES
+            ),
+        },
+        Figure {
+            name: "inference.burn_over_onnxruntime_p50",
+            value: round(burn_ns / ort_ns, 3),
+            unit: "x",
+            goal: Some("<= 1.0"),
+            meets_goal: Some(burn_ns <= ort_ns),
+            how: format!(
+                "host-native burn p50 {:.1} us / onnxruntime (Python API, session.run) p50 {:.1} us; {TIMED_INFERENCES} \
+                 single-input inferences each on the reference inputs, one thread each, same run",
+                burn_ns / 1e3,
+                ort_ns / 1e3
+            ),
+        },
+    ];
+    figures.extend(end_to_end(root, image)?);
+    Ok(figures)
+}
+
+/// Builds `inference/examples/native_inference.rs` with the guest's codegen settings: its target CPU and its
+/// release profile (fat LTO, one codegen unit, overflow checks, panic = abort).
+fn build_native(root: &Path) -> Result<PathBuf> {
+    let target_dir = paths::target_dir(root).join("bench-native");
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(root)
+        .env("RUSTFLAGS", "-C target-cpu=x86-64-v3")
+        .args(["build", "--quiet", "--release", "-p", "inference", "--example", "native_inference", "--target-dir"])
+        .arg(&target_dir)
+        .args(["--config", "profile.release.lto=\"fat\"", "--config", "profile.release.codegen-units=1"])
+        .args(["--config", "profile.release.overflow-checks=true", "--config", "profile.release.panic=\"abort\""])
+        .status()
+        .context("running cargo")?;
+    ensure!(status.success(), "building the native inference benchmark failed");
+    Ok(target_dir.join("release/examples/native_inference"))
+}
+
+/// Callgrind's instruction count of `native count n` (start-up and loading included).
+fn callgrind_instructions(native: &Path, n: usize) -> Result<u64> {
+    let output = Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(native)
+        .args(["count", &n.to_string()])
+        .output()
+        .context("running valgrind")?;
+    ensure!(output.status.success(), "callgrind failed: {}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let collected = stderr.lines().find_map(|l| l.split_once("Collected :").map(|(_, n)| n.trim().to_string()));
+    collected.and_then(|n| n.parse().ok()).context("callgrind printed no 'Collected' count")
+}
+
+fn native_instructions_per_inference(native: &Path) -> Result<f64> {
+    let one = callgrind_instructions(native, 1)?;
+    let many = callgrind_instructions(native, 1 + COUNTED_INFERENCES)?;
+    ensure!(many > one, "callgrind counted no more for {COUNTED_INFERENCES} more inferences");
+    Ok((many - one) as f64 / COUNTED_INFERENCES as f64)
+}
+
+/// Runs a `time N` command and reads its `{"p50_ns": ...}`.
+fn p50_ns(command: &mut Command) -> Result<f64> {
+    let output = command.output().with_context(|| format!("running {command:?}"))?;
+    ensure!(output.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).context("reading the p50")?;
+    value["p50_ns"].as_f64().context("no p50_ns")
+}
+
+/// A serving guest with its broker, and the client's view of it.
+struct ServingGuest {
+    config: RunConfig,
+    guest: SocketAddr,
+    policy: broker::policy::Policy,
+    broker: crate::dance::RunningBroker,
+}
+
+fn serving_guest(root: &Path, image: &Path, extra_args: &[&str]) -> Result<ServingGuest> {
+    let bytes = std::fs::read(image)?;
+    let dir = paths::target_dir(root).join("bench-inference-broker");
+    let broker = start_broker(&dir, &bytes, &BrokerOptions::for_checkout(root))?;
+    let mut config = RunConfig::new(image);
+    config.timeout = Duration::from_secs(600);
+    config.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+    let port = free_port()?;
+    attach(&mut config, broker.port, port);
+    let policy = policy_of(&dir.join("broker.toml"))?;
+    Ok(ServingGuest { config, guest: SocketAddr::from(([127, 0, 0, 1], port)), policy, broker })
+}
+
+fn guest_instructions_per_inference(root: &Path, image: &Path) -> Result<f64> {
+    let cases = reference_cases(root)?;
+    let ServingGuest { config, guest, policy, broker } = serving_guest(root, image, &["-icount", "shift=0"])?;
+    let (report, done) = run_serving(&config, move || -> Result<()> {
+        let mut client = client::GuestClient::connect(guest, &policy, Duration::from_secs(60))?;
+        for case in cases.iter().cycle().take(GUEST_INFERENCES) {
+            client.infer(&case.features)?.map_err(|code| anyhow::anyhow!("refused: {}", code.as_str()))?;
+        }
+        Ok(())
+    })?;
+    broker.stop();
+    match done {
+        Some(Ok(result)) => result?,
+        Some(Err(_)) => bail!("the icount client panicked"),
+        None => bail!("the guest did not serve under icount: {:?}", report.outcome),
+    }
+    let cycles: Vec<f64> = report
+        .lines
+        .iter()
+        .filter_map(|l| protocol::console::Record::parse(l).ok())
+        .filter(|r| r.msg == "served")
+        .filter_map(|r| r.field("model_cycles").and_then(|v| v.parse().ok()))
+        .collect();
+    ensure!(cycles.len() == GUEST_INFERENCES, "{} served records with model_cycles", cycles.len());
+    Ok(median(cycles[1..].to_vec()))
+}
+
+/// Latency and throughput of sealed requests through the guest under TCG, with 1 and then 8 concurrent clients.
+fn end_to_end(root: &Path, image: &Path) -> Result<Vec<Figure>> {
+    let cases = std::sync::Arc::new(reference_cases(root)?);
+    let ServingGuest { config, guest, policy, broker } = serving_guest(root, image, &[])?;
+    let (report, done) = run_serving(&config, move || -> Result<[Load; 2]> {
+        Ok([load(guest, &policy, &cases, 1)?, load(guest, &policy, &cases, 8)?])
+    })?;
+    broker.stop();
+    let [one, eight] = match done {
+        Some(Ok(result)) => result?,
+        Some(Err(_)) => bail!("an end-to-end client panicked"),
+        None => bail!("the guest did not serve: {:?}", report.outcome),
+    };
+    let how = |load: &Load| {
+        format!(
+            "{} client(s) x {E2E_REQUESTS_PER_CLIENT} sealed Infer requests over loopback to the guest under TCG \
+             (evidence checked once per connection, before the clock); latency is the client's round trip: seal, \
+             send, guest opens + infers + seals, open; p50 {:.1} ms, max {:.1} ms",
+            load.clients, load.p50_ms, load.max_ms
+        )
+    };
+    let figure = |name, value: f64, unit, load: &Load| Figure {
+        name,
+        value: round(value, 1),
+        unit,
+        goal: None,
+        meets_goal: None,
+        how: how(load),
+    };
+    Ok(vec![
+        figure("inference.e2e_latency_p50_ms_1_client", one.p50_ms, "ms", &one),
+        figure("inference.e2e_throughput_1_client", one.per_second, "req/s", &one),
+        figure("inference.e2e_latency_p50_ms_8_clients", eight.p50_ms, "ms", &eight),
+        figure("inference.e2e_throughput_8_clients", eight.per_second, "req/s", &eight),
+    ])
+}
+
+struct Load {
+    clients: usize,
+    p50_ms: f64,
+    max_ms: f64,
+    per_second: f64,
+}
+
+/// `clients` connections (each verifies the evidence first), then all send their requests at once.
+fn load(guest: SocketAddr, policy: &broker::policy::Policy, cases: &[ReferenceCase], clients: usize) -> Result<Load> {
+    let connected: Vec<client::GuestClient> = (0..clients)
+        .map(|_| client::GuestClient::connect(guest, policy, Duration::from_secs(60)))
+        .collect::<Result<_>>()?;
+    let started = Instant::now();
+    let latencies = std::thread::scope(|scope| -> Result<Vec<Vec<f64>>> {
+        let running: Vec<_> = connected
+            .into_iter()
+            .map(|mut client| {
+                scope.spawn(move || -> Result<Vec<f64>> {
+                    let mut latencies = Vec::new();
+                    for case in cases.iter().cycle().take(E2E_REQUESTS_PER_CLIENT) {
+                        let sent = Instant::now();
+                        client.infer(&case.features)?.map_err(|code| anyhow::anyhow!("refused: {}", code.as_str()))?;
+                        latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+                    }
+                    Ok(latencies)
+                })
+            })
+            .collect();
+        running.into_iter().map(|r| r.join().map_err(|_| anyhow::anyhow!("a client panicked"))?).collect()
+    })?;
+    let wall = started.elapsed().as_secs_f64();
+    let all: Vec<f64> = latencies.into_iter().flatten().collect();
+    let max_ms = all.iter().copied().fold(0.0, f64::max);
+    Ok(Load { clients, per_second: all.len() as f64 / wall, max_ms, p50_ms: median(all) })
+}

@@ -52,7 +52,7 @@ pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
             how: format!(
                 "guest {guest_instructions:.0} instructions per inference (median of {} under QEMU -icount shift=0, \
                  input check + graph) / native {native_instructions:.0} (callgrind, ({n}+1 minus 1 inferences)/{n}, \
-                 same crate and target-cpu, the guest's release profile)",
+                 same crate, target-cpu and release profile as the guest)",
                 GUEST_INFERENCES - 1,
                 n = COUNTED_INFERENCES
             ),
@@ -75,21 +75,44 @@ pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
     Ok(figures)
 }
 
-/// Builds `inference/examples/native_inference.rs` with the guest's codegen settings: its target CPU and its
-/// release profile (fat LTO, one codegen unit, overflow checks, panic = abort).
+/// Builds `inference/examples/native_inference.rs` with the guest's codegen settings: its target CPU and every
+/// setting of its release profile (`kernel/Cargo.toml`: fat LTO, one codegen unit, overflow checks, burn at
+/// opt-level "z", ...), passed to cargo as `--config` overrides.
 fn build_native(root: &Path) -> Result<PathBuf> {
     let target_dir = paths::target_dir(root).join("bench-native");
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
         .current_dir(root)
         .env("RUSTFLAGS", "-C target-cpu=x86-64-v3")
         .args(["build", "--quiet", "--release", "-p", "inference", "--example", "native_inference", "--target-dir"])
-        .arg(&target_dir)
-        .args(["--config", "profile.release.lto=\"fat\"", "--config", "profile.release.codegen-units=1"])
-        .args(["--config", "profile.release.overflow-checks=true", "--config", "profile.release.panic=\"abort\""])
-        .status()
-        .context("running cargo")?;
-    ensure!(status.success(), "building the native inference benchmark failed");
+        .arg(&target_dir);
+    for setting in guest_release_profile(root)? {
+        command.args(["--config", &setting]);
+    }
+    ensure!(command.status().context("running cargo")?.success(), "building the native inference benchmark failed");
     Ok(target_dir.join("release/examples/native_inference"))
+}
+
+/// The guest's `[profile.release]` as dotted `key=value` settings (`profile.release.package.burn-flex.opt-level="z"`).
+fn guest_release_profile(root: &Path) -> Result<Vec<String>> {
+    let manifest: toml::Table = std::fs::read_to_string(root.join("kernel/Cargo.toml"))?.parse()?;
+    let profile = manifest
+        .get("profile")
+        .and_then(|p| p.get("release"))
+        .and_then(toml::Value::as_table)
+        .context("kernel/Cargo.toml has no [profile.release]")?;
+    let mut settings = Vec::new();
+    flatten("profile.release", profile, &mut settings);
+    Ok(settings)
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+    for (key, value) in table {
+        match value {
+            toml::Value::Table(inner) => flatten(&format!("{prefix}.{key}"), inner, out),
+            value => out.push(format!("{prefix}.{key}={value}")),
+        }
+    }
 }
 
 /// Callgrind's instruction count of `native count n` (start-up and loading included).
@@ -240,4 +263,20 @@ fn load(guest: SocketAddr, policy: &broker::policy::Policy, cases: &[ReferenceCa
     let all: Vec<f64> = latencies.into_iter().flatten().collect();
     let max_ms = all.iter().copied().fold(0.0, f64::max);
     Ok(Load { clients, per_second: all.len() as f64 / wall, max_ms, p50_ms: median(all) })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_native_build_gets_the_guests_release_profile() {
+        let settings = super::guest_release_profile(&crate::paths::repo_root()).unwrap();
+        for expected in [
+            "profile.release.lto=\"fat\"",
+            "profile.release.codegen-units=1",
+            "profile.release.overflow-checks=true",
+            "profile.release.package.burn-flex.opt-level=\"z\"",
+        ] {
+            assert!(settings.iter().any(|s| s == expected), "{expected} missing from {settings:?}");
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! - [`sealed_model`]: the model weights as compiled into the image, AES-256-GCM under the model key.
 //! - [`service`]: what clients and the serving guest say to each other.
 //! - [`report`]: the SEV-SNP report layout and the simulated report of plain mode.
+//! - [`snp_guest_message`]: SEV-SNP guest messages to the PSP (MSG_REPORT_REQ), protected under VMPCK0.
 #![no_std]
 
 extern crate alloc;
@@ -22,4 +23,5 @@ pub mod report;
 pub mod seal;
 pub mod sealed_model;
 pub mod service;
+pub mod snp_guest_message;
 pub mod tee;

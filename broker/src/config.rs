@@ -12,6 +12,13 @@
 //! audit_log = "audit.jsonl"        # relative paths are relative to this file
 //! key_store = "keys.toml"         # the standalone broker needs one
 //!
+//! [snp]                            # optional: verify SEV-SNP reports (broker::verify::snp says what is checked)
+//! product = "milan"
+//! vcek = "vcek.der"
+//! allow_smt = false
+//! min_abi = [1, 51]
+//! min_tcb = { bootloader = 3, tee = 0, snp = 8, microcode = 115 }
+//!
 //! [[allow]]                        # one entry per measurement: it gets exactly one key
 //! tee = "plain"
 //! measurement = "<96 hex digits>"
@@ -62,6 +69,9 @@ pub struct Config {
     /// Measurement -> key bindings.
     #[serde(default)]
     pub allow: Vec<AllowEntry>,
+    /// The SEV-SNP verifier's platform key and rules; without it SNP evidence is refused (`tee_not_supported`).
+    #[serde(default)]
+    pub snp: Option<crate::verify::snp::SnpConfig>,
 }
 
 fn default_nonce_lifetime() -> u64 {
@@ -125,6 +135,9 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.audit_log = base.join(&config.audit_log);
         config.key_store = config.key_store.map(|k| base.join(k));
+        if let Some(snp) = config.snp.as_mut() {
+            crate::verify::SnpVerifier::resolve_paths(snp, base);
+        }
         config.allowlist()?;
         ensure!(config.max_frame_len <= MAX_FRAME_LEN, "max_frame_len exceeds the protocol's {MAX_FRAME_LEN}");
         ensure!(config.nonce_lifetime_secs > 0 && config.max_connections > 0, "lifetimes and limits must be positive");

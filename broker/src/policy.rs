@@ -6,7 +6,7 @@ use protocol::refusal::RefusalCode;
 use protocol::tee::Tee;
 
 use crate::config::{Allowed, Config};
-use crate::verify::{SimulatedVerifier, Verified, Verifier};
+use crate::verify::{SimulatedVerifier, SnpVerifier, Verified, Verifier};
 
 /// What evidence must satisfy.
 pub struct Policy {
@@ -21,11 +21,12 @@ pub struct Policy {
 impl Policy {
     /// The policy a broker configuration describes.
     pub fn from_config(config: &Config) -> anyhow::Result<Policy> {
-        Ok(Policy {
-            verifiers: vec![Box::new(SimulatedVerifier { allowed: config.allow_simulated })],
-            allow_debug: config.allow_debug,
-            allowlist: config.allowlist()?,
-        })
+        let mut verifiers: Vec<Box<dyn Verifier>> =
+            vec![Box::new(SimulatedVerifier { allowed: config.allow_simulated })];
+        if let Some(snp) = &config.snp {
+            verifiers.push(Box::new(SnpVerifier::from_config(snp)?));
+        }
+        Ok(Policy { verifiers, allow_debug: config.allow_debug, allowlist: config.allowlist()? })
     }
 
     /// Checks `evidence` of `tee` that must carry `report_data`, in this order: a verifier for the TEE accepts it

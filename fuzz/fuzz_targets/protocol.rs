@@ -1,8 +1,9 @@
 //! Fuzzes the decoders of `protocol` that read bytes from outside the guest or the broker: key-dance messages and
 //! the client service's requests and replies (each with a re-encode round trip), an Infer request's plaintext and
 //! a result's values (round trips too), frames (with the bound), the SNP report view (with the simulated signature
-//! check), and the sealed model's parsers, of a blob and of the image's slot (with an open under a fixed key, which
-//! must fail for anything the fuzzer makes). The first byte picks the decoder.
+//! check), the sealed model's parsers, of a blob and of the image's slot (with an open under a fixed key, which
+//! must fail for anything the fuzzer makes), and SNP guest-message responses (which must never authenticate and must
+//! retire the key). The first byte picks the decoder.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,10 +12,13 @@ use protocol::message::Message;
 use protocol::report::SnpReport;
 use protocol::sealed_model::SealedModel;
 use protocol::service::{InferInput, ServiceReply, ServiceRequest, decode_values, encode_values};
+use protocol::snp_guest_message::{
+    GuestChannel, MSG_REPORT_REQ, MessageHeader, REPORT_REQ_VERSION, report_from_response, report_request,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, data)) = data.split_first() else { return };
-    match selector % 8 {
+    match selector % 9 {
         0 => {
             if let Ok(message) = Message::decode(data) {
                 let encoded = message.encode().expect("a decoded message encodes");
@@ -59,6 +63,14 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(sealed) = SealedModel::from_slot(data) {
                 assert!(sealed.open(&[0x5a; 32]).is_err(), "a fuzzed slot opened");
             }
+        }
+        8 => {
+            // What the hypervisor hands back as the PSP's response page.
+            let _ = (MessageHeader::decode(data), report_from_response(data));
+            let mut channel = GuestChannel::new([0x5a; 32], 0, 0);
+            let _ = channel.request(MSG_REPORT_REQ, REPORT_REQ_VERSION, &report_request(&[0; 64], 0));
+            assert!(channel.response(data).is_err(), "a fuzzed response authenticated");
+            assert!(channel.is_retired());
         }
         _ => {
             if let Ok(report) = SnpReport::new(data) {

@@ -36,11 +36,17 @@ pub enum RefusalCode {
     TeeNotSupported = 15,
     /// The broker failed internally (the audit log was not writable, ...): fail closed.
     Internal = 16,
+    /// The platform's TCB (firmware and microcode versions the report was signed under) is below the minimum.
+    TcbTooLow = 17,
+    /// The guest policy the guest was launched with is not acceptable (migration agent, SMT, minimum ABI).
+    GuestPolicy = 18,
+    /// The report was requested from a VMPL other than the one required.
+    WrongVmpl = 19,
 }
 
 impl RefusalCode {
     /// Every code.
-    pub const ALL: [RefusalCode; 16] = [
+    pub const ALL: [RefusalCode; 19] = [
         RefusalCode::UnknownMeasurement,
         RefusalCode::NonceUnknown,
         RefusalCode::NonceExpired,
@@ -57,6 +63,9 @@ impl RefusalCode {
         RefusalCode::ProtocolVersion,
         RefusalCode::TeeNotSupported,
         RefusalCode::Internal,
+        RefusalCode::TcbTooLow,
+        RefusalCode::GuestPolicy,
+        RefusalCode::WrongVmpl,
     ];
 
     /// The code for a wire value.
@@ -83,6 +92,9 @@ impl RefusalCode {
             RefusalCode::ProtocolVersion => "protocol_version",
             RefusalCode::TeeNotSupported => "tee_not_supported",
             RefusalCode::Internal => "internal",
+            RefusalCode::TcbTooLow => "tcb_too_low",
+            RefusalCode::GuestPolicy => "guest_policy",
+            RefusalCode::WrongVmpl => "wrong_vmpl",
         }
     }
 }

@@ -20,6 +20,7 @@ const VMPL: usize = 0x030;
 const SIGNATURE_ALGO: usize = 0x034;
 const REPORT_DATA: usize = 0x050;
 const MEASUREMENT: usize = 0x090;
+const REPORTED_TCB: usize = 0x180;
 
 /// SIGNATURE_ALGO of every real report: ECDSA P-384 with SHA-384.
 pub const SIGNATURE_ALGO_ECDSA_P384_SHA384: u32 = 1;
@@ -32,10 +33,10 @@ pub const SIMULATION_KEY: &[u8] = b"ampoule/simulated-attestation/v1: public tes
 
 /// Guest policy bits (SEV-SNP ABI, 4.3 "Guest Policy").
 pub mod policy {
-    /// Bit 16 is reserved and must be 1.
-    pub const RESERVED_MUST_BE_ONE: u64 = 1 << 16;
-    /// SMT is allowed.
-    pub const SMT: u64 = 1 << 17;
+    /// SMT is allowed on the host.
+    pub const SMT: u64 = 1 << 16;
+    /// Bit 17 is reserved and must be 1.
+    pub const RESERVED_MUST_BE_ONE: u64 = 1 << 17;
     /// A migration agent may be associated.
     pub const MIGRATE_MA: u64 = 1 << 18;
     /// Debugging is allowed: the hypervisor can read guest memory.
@@ -97,6 +98,29 @@ impl<'a> SnpReport<'a> {
     /// MEASUREMENT: the launch digest.
     pub fn measurement(&self) -> &'a [u8; 48] {
         self.0[MEASUREMENT..MEASUREMENT + 48].try_into().expect("48 bytes")
+    }
+
+    /// REPORTED_TCB: the TCB version the report's signing key (VCEK) was derived for, as 8 raw bytes (their
+    /// layout depends on the processor generation).
+    pub fn reported_tcb(&self) -> [u8; 8] {
+        self.0[REPORTED_TCB..REPORTED_TCB + 8].try_into().expect("8 bytes")
+    }
+
+    /// The signed part: everything before SIGNATURE.
+    pub fn signed_bytes(&self) -> &'a [u8] {
+        &self.0[..SIGNATURE_OFFSET]
+    }
+
+    /// SIGNATURE's R and S components, each 72 bytes little-endian (ECDSA P-384 uses the low 48).
+    pub fn signature_components(&self) -> (&'a [u8; 72], &'a [u8; 72]) {
+        let r = &self.0[SIGNATURE_OFFSET..SIGNATURE_OFFSET + 72];
+        let s = &self.0[SIGNATURE_OFFSET + 72..SIGNATURE_OFFSET + 144];
+        (r.try_into().expect("72 bytes"), s.try_into().expect("72 bytes"))
+    }
+
+    /// The rest of SIGNATURE after R and S: reserved, zero in every report a PSP signs (and not signed itself).
+    pub fn signature_reserved(&self) -> &'a [u8] {
+        &self.0[SIGNATURE_OFFSET + 144..]
     }
 
     /// Whether the report says it is simulated.

@@ -1,9 +1,11 @@
-//! Evidence verification: one module per TEE, each turning evidence bytes into [`Verified`] facts or a refusal.
-//! Only simulated (plain-mode) evidence is verified so far; the SNP and TDX verifiers slot in beside it.
+//! Evidence verification: one module per TEE, each turning evidence bytes into [`Verified`] facts or a refusal:
+//! simulated (plain-mode) evidence and SEV-SNP reports so far; the TDX verifier slots in beside them.
 
 mod simulated;
+pub mod snp;
 
 pub use simulated::SimulatedVerifier;
+pub use snp::SnpVerifier;
 
 use protocol::refusal::RefusalCode;
 use protocol::tee::Tee;

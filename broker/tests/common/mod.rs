@@ -78,6 +78,7 @@ pub fn test_broker(allow_simulated: bool) -> TestBroker {
             entry("plain", &MEASUREMENT_B, &KEY_ID_B),
             entry("snp", &MEASUREMENT_SNP, &KEY_ID_SNP),
         ],
+        snp: None,
     };
     let mut keys = KeyStore::default();
     keys.insert(KEY_ID_A, Zeroizing::new(KEY_A));

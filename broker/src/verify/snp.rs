@@ -1,0 +1,251 @@
+//! SEV-SNP evidence: an attestation report signed by the platform's VCEK (SEV-SNP Firmware ABI, "ATTESTATION_REPORT
+//! Structure"), whose certificate chain ARK -> ASK -> VCEK is checked once, when the verifier is made, from files
+//! the configuration names (no network). Then, per report, in this order:
+//!
+//! 1. exactly one report, not a simulated one, VERSION >= 2, SIGNATURE_ALGO = ECDSA P-384 with SHA-384, the
+//!    signature's reserved bytes zero;
+//! 2. the signature, over the report's own first 0x2A0 bytes (not a re-encoding of them), by the VCEK;
+//! 3. VMPL as required (0: the report was asked for by the guest kernel itself);
+//! 4. the guest policy: no migration agent, SMT only if allowed, the minimum ABI at least the configured one;
+//! 5. REPORTED_TCB at least the configured minimum for the product (boot loader, TEE, SNP firmware, microcode).
+//!
+//! The debug bit is returned in [`Verified`]; `Policy` refuses it unless debugging is allowed.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use p384::ecdsa::signature::hazmat::PrehashVerifier;
+use p384::ecdsa::{Signature, VerifyingKey};
+use protocol::refusal::RefusalCode;
+use protocol::report::{SIGNATURE_ALGO_ECDSA_P384_SHA384, SnpReport, policy};
+use protocol::tee::Tee;
+use serde::Deserialize;
+use sev::certs::snp::{Certificate, Chain, Verifiable, builtin, ca};
+use sha2::{Digest, Sha384};
+
+use super::{Verified, Verifier};
+
+/// The processor generation: which AMD root signs, and how REPORTED_TCB is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Product {
+    /// EPYC 7003.
+    Milan,
+    /// EPYC 9004.
+    Genoa,
+    /// EPYC 9005.
+    Turin,
+}
+
+/// A TCB version's security version numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tcb {
+    /// The PSP boot loader's SVN.
+    pub bootloader: u8,
+    /// The PSP OS's SVN.
+    pub tee: u8,
+    /// The SNP firmware's SVN.
+    pub snp: u8,
+    /// The lowest microcode patch level of all cores.
+    pub microcode: u8,
+}
+
+impl Tcb {
+    /// Reads REPORTED_TCB as `product` lays it out (ABI, "TCB_VERSION"): Milan and Genoa put the boot loader,
+    /// TEE, SNP and microcode SVNs at bytes 0, 1, 6, 7; Turin puts an FMC SVN first and them at 1, 2, 3, 7.
+    pub fn from_raw(raw: [u8; 8], product: Product) -> Tcb {
+        match product {
+            Product::Milan | Product::Genoa => Tcb { bootloader: raw[0], tee: raw[1], snp: raw[6], microcode: raw[7] },
+            Product::Turin => Tcb { bootloader: raw[1], tee: raw[2], snp: raw[3], microcode: raw[7] },
+        }
+    }
+
+    /// Whether every component is at least `minimum`'s.
+    pub fn at_least(&self, minimum: &Tcb) -> bool {
+        self.bootloader >= minimum.bootloader
+            && self.tee >= minimum.tee
+            && self.snp >= minimum.snp
+            && self.microcode >= minimum.microcode
+    }
+}
+
+/// The `[snp]` table of the broker's configuration.
+///
+/// ```toml
+/// [snp]
+/// product = "milan"
+/// vcek = "vcek.der"          # the platform's VCEK, DER or PEM (relative to the configuration file)
+/// # ark = "ark.pem"          # default: AMD's ARK and ASK for the product, as the sev crate ships them
+/// # ask = "ask.pem"
+/// allow_smt = true
+/// min_abi = [1, 51]          # the guest policy's minimum ABI must be at least this (major, minor)
+/// vmpl = 0
+/// [snp.min_tcb]
+/// bootloader = 3
+/// tee = 0
+/// snp = 8
+/// microcode = 115
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnpConfig {
+    /// The processor generation of the platforms.
+    pub product: Product,
+    /// The VCEK certificate.
+    pub vcek: std::path::PathBuf,
+    /// The ARK certificate, instead of AMD's built-in one (with `ask`).
+    #[serde(default)]
+    pub ark: Option<std::path::PathBuf>,
+    /// The ASK certificate, instead of AMD's built-in one (with `ark`).
+    #[serde(default)]
+    pub ask: Option<std::path::PathBuf>,
+    /// See [`SnpRules::allow_smt`].
+    #[serde(default)]
+    pub allow_smt: bool,
+    /// See [`SnpRules::min_abi`].
+    #[serde(default)]
+    pub min_abi: (u8, u8),
+    /// See [`SnpRules::vmpl`].
+    #[serde(default)]
+    pub vmpl: u32,
+    /// See [`SnpRules::min_tcb`].
+    pub min_tcb: Tcb,
+}
+
+/// What an SNP report must satisfy beyond its signature.
+#[derive(Clone, Copy, Debug)]
+pub struct SnpRules {
+    /// Accept guests whose policy lets the host use SMT.
+    pub allow_smt: bool,
+    /// The lowest acceptable minimum ABI in the guest policy, (major, minor).
+    pub min_abi: (u8, u8),
+    /// The VMPL the report must come from.
+    pub vmpl: u32,
+    /// The lowest acceptable REPORTED_TCB.
+    pub min_tcb: Tcb,
+}
+
+/// Verifies SNP reports against one platform key and the rules.
+pub struct SnpVerifier {
+    vcek: VerifyingKey,
+    product: Product,
+    rules: SnpRules,
+}
+
+fn certificate(bytes: &[u8]) -> Result<Certificate> {
+    Certificate::from_der(bytes).or_else(|_| Certificate::from_pem(bytes)).context("not a DER or PEM certificate")
+}
+
+impl SnpVerifier {
+    /// Checks the chain ARK -> ASK -> VCEK (certificates, DER or PEM; AMD's built-in ARK and ASK for `product`
+    /// when `ca` is `None`) and keeps the VCEK's key.
+    pub fn new(ca: Option<(&[u8], &[u8])>, vcek: &[u8], product: Product, rules: SnpRules) -> Result<SnpVerifier> {
+        let ca = match ca {
+            Some((ark, ask)) => ca::Chain { ark: certificate(ark)?, ask: certificate(ask)? },
+            None => match product {
+                Product::Milan => ca::Chain { ark: builtin::milan::ark()?, ask: builtin::milan::ask()? },
+                Product::Genoa => ca::Chain { ark: builtin::genoa::ark()?, ask: builtin::genoa::ask()? },
+                Product::Turin => ca::Chain { ark: builtin::turin::ark()?, ask: builtin::turin::ask()? },
+            },
+        };
+        let chain = Chain { ca, vek: certificate(vcek).context("the VCEK")? };
+        let vcek =
+            (&chain).verify().map_err(|e| anyhow::anyhow!("the chain ARK -> ASK -> VCEK does not verify: {e}"))?;
+        let vcek = VerifyingKey::from_sec1_bytes(vcek.public_key_sec1())
+            .map_err(|_| anyhow::anyhow!("the VCEK's key is not a P-384 point"))?;
+        Ok(SnpVerifier { vcek, product, rules })
+    }
+
+    /// The verifier a configuration's `[snp]` table describes (`Config::load` made its paths absolute).
+    pub fn from_config(config: &SnpConfig) -> Result<SnpVerifier> {
+        let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        let ca = match (&config.ark, &config.ask) {
+            (Some(ark), Some(ask)) => Some((read(ark)?, read(ask)?)),
+            (None, None) => None,
+            _ => bail!("[snp] names ark or ask without the other"),
+        };
+        let vcek = read(&config.vcek)?;
+        let rules = SnpRules {
+            allow_smt: config.allow_smt,
+            min_abi: config.min_abi,
+            vmpl: config.vmpl,
+            min_tcb: config.min_tcb,
+        };
+        let ca = ca.as_ref().map(|(ark, ask)| (ark.as_slice(), ask.as_slice()));
+        SnpVerifier::new(ca, &vcek, config.product, rules)
+    }
+
+    /// The same paths, relative to `base`.
+    pub fn resolve_paths(config: &mut SnpConfig, base: &Path) {
+        config.vcek = base.join(&config.vcek);
+        config.ark = config.ark.as_ref().map(|p| base.join(p));
+        config.ask = config.ask.as_ref().map(|p| base.join(p));
+    }
+
+    /// A verifier trusting `vcek` directly, for tests that sign their own reports.
+    #[cfg(test)]
+    pub(crate) fn trusting(vcek: VerifyingKey, product: Product, rules: SnpRules) -> SnpVerifier {
+        SnpVerifier { vcek, product, rules }
+    }
+}
+
+/// SIGNATURE's R or S: 72 bytes little-endian, of which P-384 uses the low 48; the rest must be zero.
+fn scalar(component: &[u8; 72]) -> Option<[u8; 48]> {
+    if component[48..].iter().any(|&b| b != 0) {
+        return None;
+    }
+    let mut big_endian = [0u8; 48];
+    big_endian.iter_mut().zip(component[..48].iter().rev()).for_each(|(out, b)| *out = *b);
+    Some(big_endian)
+}
+
+impl Verifier for SnpVerifier {
+    fn tee(&self) -> Tee {
+        Tee::Snp
+    }
+
+    fn verify(&self, evidence: &[u8]) -> Result<Verified, RefusalCode> {
+        let report = SnpReport::new(evidence).map_err(|_| RefusalCode::MalformedEvidence)?;
+        if report.is_simulated() {
+            return Err(RefusalCode::WrongTee);
+        }
+        if report.version() < 2 || report.signature_algo() != SIGNATURE_ALGO_ECDSA_P384_SHA384 {
+            return Err(RefusalCode::MalformedEvidence);
+        }
+        // The unsigned reserved bytes after R and S must be zero: nothing may ride along unauthenticated.
+        if report.signature_reserved().iter().any(|&b| b != 0) {
+            return Err(RefusalCode::MalformedEvidence);
+        }
+        let (r, s) = report.signature_components();
+        let signature = scalar(r)
+            .zip(scalar(s))
+            .and_then(|(r, s)| Signature::from_scalars(r, s).ok())
+            .ok_or(RefusalCode::BadSignature)?;
+        let digest = Sha384::digest(report.signed_bytes());
+        self.vcek.verify_prehash(&digest, &signature).map_err(|_| RefusalCode::BadSignature)?;
+        if report.vmpl() != self.rules.vmpl {
+            return Err(RefusalCode::WrongVmpl);
+        }
+        let guest_policy = report.policy();
+        let abi = ((guest_policy >> 8) as u8, guest_policy as u8);
+        if guest_policy & policy::MIGRATE_MA != 0
+            || (guest_policy & policy::SMT != 0 && !self.rules.allow_smt)
+            || abi < self.rules.min_abi
+        {
+            return Err(RefusalCode::GuestPolicy);
+        }
+        if !Tcb::from_raw(report.reported_tcb(), self.product).at_least(&self.rules.min_tcb) {
+            return Err(RefusalCode::TcbTooLow);
+        }
+        Ok(Verified {
+            tee: Tee::Snp,
+            measurement: report.measurement().to_vec(),
+            report_data: *report.report_data(),
+            debug: guest_policy & policy::DEBUG != 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

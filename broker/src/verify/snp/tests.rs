@@ -1,0 +1,214 @@
+//! The SNP verifier against real hardware output (the Milan report, VCEK and AMD chain that the sev crate
+//! publishes with its tests, read from its source in cargo's registry), and each rule against reports signed here
+//! with a test key.
+
+use p384::ecdsa::SigningKey;
+use p384::ecdsa::signature::hazmat::PrehashSigner;
+use protocol::report::{REPORT_LEN, SIGNATURE_OFFSET, simulated_report};
+
+use super::*;
+
+/// A file of the sev crate's published test data (`tests/certs_data/`), in cargo's registry where the sev dependency
+/// was unpacked (`$CARGO_HOME`, by default `~/.cargo`).
+fn sev_test_data(name: &str) -> Vec<u8> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .expect("CARGO_HOME or HOME is set");
+    let registries = std::fs::read_dir(cargo_home.join("registry/src")).expect("cargo's registry sources");
+    let path = registries
+        .filter_map(|entry| Some(entry.ok()?.path().join("sev-8.0.0/tests/certs_data").join(name)))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!("the sev 8.0.0 sources with tests/certs_data/{name} are not in {}", cargo_home.display())
+        });
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn milan_report() -> Vec<u8> {
+    let hex_text = sev_test_data("report_milan.hex");
+    hex::decode(String::from_utf8(hex_text).unwrap().trim()).unwrap()
+}
+
+/// The published report: policy 0x30000 (SMT allowed, ABI 0.0), VMPL 0, REPORTED_TCB boot loader 3, TEE 0,
+/// SNP 8, microcode 115.
+const MILAN_RULES: SnpRules = SnpRules {
+    allow_smt: true,
+    min_abi: (0, 0),
+    vmpl: 0,
+    min_tcb: Tcb { bootloader: 3, tee: 0, snp: 8, microcode: 115 },
+};
+
+fn milan_verifier(rules: SnpRules) -> SnpVerifier {
+    SnpVerifier::new(None, &sev_test_data("vcek_milan.der"), Product::Milan, rules).unwrap()
+}
+
+#[test]
+fn the_published_milan_report_verifies_through_amds_chain() {
+    let verified = milan_verifier(MILAN_RULES).verify(&milan_report()).unwrap();
+    assert_eq!(verified.tee, Tee::Snp);
+    assert_eq!(hex::encode(&verified.measurement[..8]), "7a1e5c266c0108db");
+    assert_eq!(hex::encode(&verified.report_data[..8]), "d447b55d197491bf");
+    assert!(!verified.debug);
+}
+
+#[test]
+fn one_flipped_bit_anywhere_in_the_published_report_is_refused() {
+    let verifier = milan_verifier(MILAN_RULES);
+    let report = milan_report();
+    for index in 0..report.len() {
+        let mut flipped = report.clone();
+        flipped[index] ^= 1 << (index % 8);
+        assert!(verifier.verify(&flipped).is_err(), "a flip at {index:#x} was accepted");
+    }
+}
+
+#[test]
+fn a_chain_that_does_not_verify_is_refused_when_the_verifier_is_made() {
+    let vcek = sev_test_data("vcek_milan.der");
+    // The Milan VCEK under Genoa's and Turin's roots.
+    for product in [Product::Genoa, Product::Turin] {
+        assert!(SnpVerifier::new(None, &vcek, product, MILAN_RULES).is_err(), "{product:?}");
+    }
+    // A VCEK whose signature bytes were changed.
+    let mut tampered = vcek.clone();
+    let last = tampered.len() - 10;
+    tampered[last] ^= 0x01;
+    assert!(SnpVerifier::new(None, &tampered, Product::Milan, MILAN_RULES).is_err());
+    // The ASK given as the ARK (not self-signed).
+    let ask = builtin::milan::ask().unwrap().to_der().unwrap();
+    assert!(SnpVerifier::new(Some((&ask, &ask)), &vcek, Product::Milan, MILAN_RULES).is_err());
+}
+
+#[test]
+fn the_published_report_is_refused_under_stricter_rules() {
+    let report = milan_report();
+    let refused = |rules| milan_verifier(rules).verify(&report).unwrap_err();
+    assert_eq!(refused(SnpRules { allow_smt: false, ..MILAN_RULES }), RefusalCode::GuestPolicy);
+    assert_eq!(refused(SnpRules { min_abi: (1, 51), ..MILAN_RULES }), RefusalCode::GuestPolicy);
+    assert_eq!(refused(SnpRules { vmpl: 1, ..MILAN_RULES }), RefusalCode::WrongVmpl);
+    for min_tcb in [
+        Tcb { bootloader: 4, ..MILAN_RULES.min_tcb },
+        Tcb { tee: 1, ..MILAN_RULES.min_tcb },
+        Tcb { snp: 9, ..MILAN_RULES.min_tcb },
+        Tcb { microcode: 116, ..MILAN_RULES.min_tcb },
+    ] {
+        assert_eq!(refused(SnpRules { min_tcb, ..MILAN_RULES }), RefusalCode::TcbTooLow, "{min_tcb:?}");
+    }
+}
+
+const TEST_KEY: [u8; 48] = [0x17; 48];
+
+/// A report with the given fields, signed by [`TEST_KEY`] as a PSP would sign it.
+fn signed_report(policy_bits: u64, vmpl: u32, reported_tcb: [u8; 8]) -> Vec<u8> {
+    let mut report = simulated_report(&[0xa1; 48], &[0x5e; 64], policy_bits).to_vec();
+    report[0x30..0x34].copy_from_slice(&vmpl.to_le_bytes());
+    report[0x34..0x38].copy_from_slice(&SIGNATURE_ALGO_ECDSA_P384_SHA384.to_le_bytes());
+    report[0x180..0x188].copy_from_slice(&reported_tcb);
+    sign(&mut report);
+    report
+}
+
+fn sign(report: &mut [u8]) {
+    let key = SigningKey::from_slice(&TEST_KEY).unwrap();
+    let signature: Signature = key.sign_prehash(&Sha384::digest(&report[..SIGNATURE_OFFSET])).unwrap();
+    let (r, s) = signature.split_bytes();
+    report[SIGNATURE_OFFSET..].fill(0);
+    for (i, b) in r.iter().rev().enumerate() {
+        report[SIGNATURE_OFFSET + i] = *b;
+    }
+    for (i, b) in s.iter().rev().enumerate() {
+        report[SIGNATURE_OFFSET + 72 + i] = *b;
+    }
+}
+
+const GOOD_POLICY: u64 = policy::RESERVED_MUST_BE_ONE;
+/// Milan layout: boot loader 3, TEE 0, SNP 8 (byte 6), microcode 115 (byte 7).
+const GOOD_TCB: [u8; 8] = [3, 0, 0, 0, 0, 0, 8, 115];
+
+fn test_verifier(rules: SnpRules, product: Product) -> SnpVerifier {
+    let key = SigningKey::from_slice(&TEST_KEY).unwrap();
+    SnpVerifier::trusting(*key.verifying_key(), product, rules)
+}
+
+#[test]
+fn each_rule_refuses_a_validly_signed_report_that_breaks_it() {
+    let rules = SnpRules { allow_smt: false, ..MILAN_RULES };
+    let verifier = test_verifier(rules, Product::Milan);
+    assert!(verifier.verify(&signed_report(GOOD_POLICY, 0, GOOD_TCB)).is_ok());
+    let refused = |report: Vec<u8>| verifier.verify(&report).unwrap_err();
+    assert_eq!(refused(signed_report(GOOD_POLICY | policy::MIGRATE_MA, 0, GOOD_TCB)), RefusalCode::GuestPolicy);
+    assert_eq!(refused(signed_report(GOOD_POLICY | policy::SMT, 0, GOOD_TCB)), RefusalCode::GuestPolicy);
+    assert_eq!(refused(signed_report(GOOD_POLICY, 2, GOOD_TCB)), RefusalCode::WrongVmpl);
+    for (byte, below) in [(0, 2), (6, 7), (7, 114)] {
+        let mut tcb = GOOD_TCB;
+        tcb[byte] = below;
+        assert_eq!(refused(signed_report(GOOD_POLICY, 0, tcb)), RefusalCode::TcbTooLow, "byte {byte}");
+    }
+    let strict_abi = test_verifier(SnpRules { min_abi: (1, 51), ..rules }, Product::Milan);
+    assert_eq!(
+        strict_abi.verify(&signed_report(GOOD_POLICY | 0x0132, 0, GOOD_TCB)).unwrap_err(),
+        RefusalCode::GuestPolicy
+    );
+    assert!(strict_abi.verify(&signed_report(GOOD_POLICY | 0x0133, 0, GOOD_TCB)).is_ok());
+    // Debugging is a fact for the policy to judge, not a verification failure.
+    assert!(verifier.verify(&signed_report(GOOD_POLICY | policy::DEBUG, 0, GOOD_TCB)).unwrap().debug);
+}
+
+#[test]
+fn turin_reads_its_own_tcb_layout() {
+    // Turin: FMC at byte 0, then boot loader, TEE, SNP; microcode at byte 7.
+    let turin_tcb = [9, 3, 0, 8, 0, 0, 0, 115];
+    let verifier = test_verifier(MILAN_RULES, Product::Turin);
+    assert!(verifier.verify(&signed_report(GOOD_POLICY | policy::SMT, 0, turin_tcb)).is_ok());
+    assert_eq!(
+        verifier.verify(&signed_report(GOOD_POLICY | policy::SMT, 0, GOOD_TCB)).unwrap_err(),
+        RefusalCode::TcbTooLow
+    );
+}
+
+#[test]
+fn malformed_simulated_and_badly_signed_reports_are_refused() {
+    let verifier = test_verifier(MILAN_RULES, Product::Milan);
+    let good = signed_report(GOOD_POLICY, 0, GOOD_TCB);
+    assert_eq!(verifier.verify(&good[..REPORT_LEN - 1]).unwrap_err(), RefusalCode::MalformedEvidence);
+    assert_eq!(verifier.verify(&[good.clone(), vec![0]].concat()).unwrap_err(), RefusalCode::MalformedEvidence);
+    let simulated = simulated_report(&[0xa1; 48], &[0; 64], GOOD_POLICY);
+    assert_eq!(verifier.verify(&simulated).unwrap_err(), RefusalCode::WrongTee);
+    let mut version_one = good.clone();
+    version_one[0] = 1;
+    sign(&mut version_one);
+    assert_eq!(verifier.verify(&version_one).unwrap_err(), RefusalCode::MalformedEvidence);
+    // Non-zero bytes above the 48 that P-384 uses.
+    let mut padded = good.clone();
+    padded[SIGNATURE_OFFSET + 60] = 1;
+    assert_eq!(verifier.verify(&padded).unwrap_err(), RefusalCode::BadSignature);
+    // Signed by another key.
+    let other = SigningKey::from_slice(&[0x18; 48]).unwrap();
+    let stranger = SnpVerifier::trusting(*other.verifying_key(), Product::Milan, MILAN_RULES);
+    assert_eq!(stranger.verify(&good).unwrap_err(), RefusalCode::BadSignature);
+}
+
+#[test]
+fn a_broker_configuration_with_an_snp_table_accepts_the_published_report() {
+    let dir = std::env::temp_dir().join(format!("ampoule-snp-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("vcek.der"), sev_test_data("vcek_milan.der")).unwrap();
+    let report = milan_report();
+    let measurement = hex::encode(&report[0x90..0xc0]);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\naudit_log = \"audit.jsonl\"\n\
+         [snp]\nproduct = \"milan\"\nvcek = \"vcek.der\"\nallow_smt = true\n\
+         min_tcb = {{ bootloader = 3, tee = 0, snp = 8, microcode = 115 }}\n\
+         [[allow]]\ntee = \"snp\"\nmeasurement = \"{measurement}\"\nkey_id = \"{}\"\n",
+        "00".repeat(16)
+    );
+    std::fs::write(dir.join("broker.toml"), config).unwrap();
+    let policy =
+        crate::policy::Policy::from_config(&crate::config::Config::load(&dir.join("broker.toml")).unwrap()).unwrap();
+    let report_data: [u8; 64] = report[0x50..0x90].try_into().unwrap();
+    let (verified, allowed) = policy.check(Tee::Snp, &report, &report_data).unwrap();
+    assert_eq!((verified.tee, allowed.key_id), (Tee::Snp, [0; 16]));
+    assert_eq!(policy.check(Tee::Snp, &report, &[0; 64]).unwrap_err(), RefusalCode::BindingMismatch);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -15,11 +15,13 @@ extern crate alloc;
 mod attester;
 mod dance;
 mod service;
+pub mod snp_attester;
 #[cfg(feature = "std")]
 mod stream;
 
 pub use attester::{AttestError, Attester, SimulatedAttester};
 pub use dance::{LoaderError, ReleasedKey, Step, Transport, obtain_key};
 pub use service::{Model, Outcome, Service};
+pub use snp_attester::{GuestRequest, GuestRequestError, SnpAttester};
 #[cfg(feature = "std")]
 pub use stream::StreamTransport;

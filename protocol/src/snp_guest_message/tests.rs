@@ -1,47 +1,14 @@
-//! The guest's message code against a simulated PSP that keeps the firmware's rules: it decrypts requests with
-//! VMPCK0, refuses a sequence number it has seen (or any lower), and answers MSG_REPORT_REQ with a report carrying
-//! the request's REPORT_DATA under the next sequence number.
+//! The guest's message code against the simulated PSP, which keeps the firmware's rules (`simulated_psp.rs`).
 
+use super::simulated_psp::SimulatedPsp;
 use super::*;
-use crate::report::{SnpReport, simulated_report};
+use crate::report::SnpReport;
 
 const VMPCK0: [u8; 32] = [0x42; 32];
 
-/// The firmware's side, as the ABI describes it.
-struct SimulatedPsp {
-    key: [u8; 32],
-    /// The highest sequence number used so far, in either direction.
-    last_seqno: u64,
-    /// The report status to answer with (0: success).
-    status: u32,
-}
-
-impl SimulatedPsp {
-    fn new() -> SimulatedPsp {
-        SimulatedPsp { key: VMPCK0, last_seqno: 0, status: 0 }
-    }
-
-    /// Answers one request message, or refuses it as the firmware would (None: the guest gets no response).
-    fn answer(&mut self, request: &[u8]) -> Option<Vec<u8>> {
-        let (header, payload) = unprotect(&self.key, request).ok()?;
-        if header.seqno <= self.last_seqno || header.msg_type != MSG_REPORT_REQ || header.vmpck != 0 {
-            return None;
-        }
-        let report_data: [u8; 64] = payload.get(..64)?.try_into().ok()?;
-        // A guest at VMPL0 may ask for a report of any VMPL; this one only serves VMPL0.
-        if payload.get(64..68)? != [0; 4] {
-            return None;
-        }
-        let mut response = Vec::new();
-        response.extend_from_slice(&self.status.to_le_bytes());
-        response.extend_from_slice(&(REPORT_LEN as u32).to_le_bytes());
-        response.extend_from_slice(&[0; 24]);
-        response.extend_from_slice(&simulated_report(&[0xa1; 48], &report_data, 0x30000));
-        let seqno = header.seqno + 1;
-        self.last_seqno = seqno;
-        let header = MessageHeader { seqno, msg_type: MSG_REPORT_RSP, msg_sz: 0, ..header };
-        protect(&self.key, header, &response).ok()
-    }
+/// The simulated PSP (`simulated_psp.rs`) under [`VMPCK0`].
+fn psp() -> SimulatedPsp {
+    SimulatedPsp::new(VMPCK0, [0xa1; 48], p384::ecdsa::SigningKey::from_slice(&[0x17; 48]).unwrap())
 }
 
 fn ask(channel: &mut GuestChannel, psp: &mut SimulatedPsp, data: u8) -> Result<[u8; 64], GuestMessageError> {
@@ -54,7 +21,7 @@ fn ask(channel: &mut GuestChannel, psp: &mut SimulatedPsp, data: u8) -> Result<[
 
 #[test]
 fn reports_carry_the_requested_data_and_sequence_numbers_advance_by_two() {
-    let (mut channel, mut psp) = (GuestChannel::new(VMPCK0, 0, 0), SimulatedPsp::new());
+    let (mut channel, mut psp) = (GuestChannel::new(VMPCK0, 0, 0), psp());
     for (i, data) in [1u8, 2, 3].into_iter().enumerate() {
         assert_eq!(ask(&mut channel, &mut psp, data).unwrap(), [data; 64]);
         assert_eq!(channel.last_seqno, 2 * (i as u64 + 1));
@@ -74,7 +41,7 @@ fn the_header_matches_the_abi_byte_for_byte() {
 
 #[test]
 fn a_replayed_sequence_number_is_refused_by_the_psp() {
-    let (mut channel, mut psp) = (GuestChannel::new(VMPCK0, 0, 0), SimulatedPsp::new());
+    let (mut channel, mut psp) = (GuestChannel::new(VMPCK0, 0, 0), psp());
     let request = channel.request(MSG_REPORT_REQ, REPORT_REQ_VERSION, &report_request(&[1; 64], 0)).unwrap();
     let response = psp.answer(&request).unwrap();
     channel.response(&response).unwrap();
@@ -87,7 +54,7 @@ fn a_replayed_sequence_number_is_refused_by_the_psp() {
 
 #[test]
 fn a_replayed_response_is_refused_and_retires_the_key() {
-    let (mut channel, mut psp) = (GuestChannel::new(VMPCK0, 0, 0), SimulatedPsp::new());
+    let (mut channel, mut psp) = (GuestChannel::new(VMPCK0, 0, 0), psp());
     let first = channel.request(MSG_REPORT_REQ, REPORT_REQ_VERSION, &report_request(&[1; 64], 0)).unwrap();
     let old_response = psp.answer(&first).unwrap();
     channel.response(&old_response).unwrap();
@@ -102,7 +69,7 @@ fn a_replayed_response_is_refused_and_retires_the_key() {
 
 #[test]
 fn every_flipped_bit_of_a_response_is_refused() {
-    let (channel, mut psp) = (GuestChannel::new(VMPCK0, 0, 0), SimulatedPsp::new());
+    let (channel, mut psp) = (GuestChannel::new(VMPCK0, 0, 0), psp());
     let mut template = channel;
     let request = template.request(MSG_REPORT_REQ, REPORT_REQ_VERSION, &report_request(&[1; 64], 0)).unwrap();
     let response = psp.answer(&request).unwrap();
@@ -121,7 +88,7 @@ fn every_flipped_bit_of_a_response_is_refused() {
 
 #[test]
 fn truncated_responses_are_refused() {
-    let mut psp = SimulatedPsp::new();
+    let mut psp = psp();
     let mut channel = GuestChannel::new(VMPCK0, 0, 0);
     let request = channel.request(MSG_REPORT_REQ, REPORT_REQ_VERSION, &report_request(&[1; 64], 0)).unwrap();
     let response = psp.answer(&request).unwrap();
@@ -164,7 +131,8 @@ fn a_response_of_the_wrong_type_version_or_key_is_refused() {
 
 #[test]
 fn a_firmware_error_or_a_wrong_report_size_yields_no_report() {
-    let mut psp = SimulatedPsp { status: 0x16, ..SimulatedPsp::new() };
+    let mut psp = psp();
+    psp.status = 0x16;
     let mut channel = GuestChannel::new(VMPCK0, 0, 0);
     assert_eq!(ask(&mut channel, &mut psp, 1).unwrap_err(), GuestMessageError::FirmwareStatus(0x16));
     let mut payload = [0u8; REPORT_RSP_LEN];
@@ -180,7 +148,7 @@ fn one_request_at_a_time_and_busy_means_the_same_bytes_again() {
     let again = channel.request(MSG_REPORT_REQ, REPORT_REQ_VERSION, &report_request(&[1; 64], 0));
     assert_eq!(again.unwrap_err(), GuestMessageError::RequestPending);
     // The hypervisor said busy: the guest resends `request` unchanged, and the PSP answers it once.
-    let mut psp = SimulatedPsp::new();
+    let mut psp = psp();
     let response = psp.answer(&request).unwrap();
     assert!(channel.response(&response).is_ok());
     assert_eq!(channel.response(&response).unwrap_err(), GuestMessageError::NoRequestPending);

@@ -212,3 +212,56 @@ fn a_broker_configuration_with_an_snp_table_accepts_the_published_report() {
     assert_eq!(policy.check(Tee::Snp, &report, &[0; 64]).unwrap_err(), RefusalCode::BindingMismatch);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The guest's request code and this verifier meet: `loader::SnpAttester` asks the simulated PSP (through a
+/// hypervisor that only carries pages) for evidence, and the verifier, trusting the PSP's test VCEK, accepts it.
+#[test]
+fn evidence_from_the_guests_snp_attester_verifies() {
+    use loader::snp_attester::{GuestRequest, GuestRequestError, MESSAGE_PAGE_LEN};
+    use loader::{Attester, SnpAttester};
+    use protocol::snp_guest_message::simulated_psp::SimulatedPsp;
+
+    struct Carrier(SimulatedPsp);
+    impl GuestRequest for Carrier {
+        fn exchange(&mut self, request: &[u8], page: &mut [u8; MESSAGE_PAGE_LEN]) -> Result<(), GuestRequestError> {
+            let response = self.0.answer(request).ok_or(GuestRequestError::Failed(0))?;
+            page[..response.len()].copy_from_slice(&response);
+            Ok(())
+        }
+    }
+    let vcek = SigningKey::from_slice(&TEST_KEY).unwrap();
+    let verifier = test_verifier(MILAN_RULES, Product::Milan);
+    let mut attester = SnpAttester::new([0x42; 32], 0, Carrier(SimulatedPsp::new([0x42; 32], [0xa1; 48], vcek)));
+    let evidence = attester.evidence(&[0x33; 64]).unwrap();
+    let verified = verifier.verify(&evidence).unwrap();
+    assert_eq!((verified.report_data, verified.measurement), ([0x33; 64], vec![0xa1; 48]));
+    // Under stricter rules the same guest is refused.
+    let strict = test_verifier(SnpRules { allow_smt: false, ..MILAN_RULES }, Product::Milan);
+    assert_eq!(strict.verify(&attester.evidence(&[0x34; 64]).unwrap()).unwrap_err(), RefusalCode::GuestPolicy);
+}
+
+/// The report layout the guest side makes (the simulated PSP writes it with `protocol::report`'s offsets) is the
+/// one the sev crate parses, field by field, and re-encodes byte for byte.
+#[test]
+fn reports_laid_out_here_read_the_same_in_the_sev_crate() {
+    use protocol::snp_guest_message::simulated_psp::SimulatedPsp;
+    use sev::firmware::guest::AttestationReport;
+    use sev::parser::ByteParser;
+
+    let mut psp = SimulatedPsp::new([0x42; 32], [0xa1; 48], SigningKey::from_slice(&TEST_KEY).unwrap());
+    psp.policy |= policy::DEBUG;
+    let ours = psp.report(&[0x5e; 64]);
+    let theirs = AttestationReport::from_bytes(&ours).unwrap();
+    assert_eq!((theirs.version, theirs.vmpl, theirs.sig_algo), (2, 0, 1));
+    assert!(theirs.policy.debug_allowed() && theirs.policy.smt_allowed() && !theirs.policy.migrate_ma_allowed());
+    assert_eq!((theirs.report_data, theirs.measurement), ([0x5e; 64], [0xa1; 48]));
+    let tcb = theirs.reported_tcb;
+    assert_eq!((tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode), (3, 0, 8, 115));
+    assert_eq!(theirs.to_bytes().unwrap().as_slice(), &ours[..]);
+    // And the published report reads the same both ways.
+    let published = milan_report();
+    let view = SnpReport::new(&published).unwrap();
+    let theirs = AttestationReport::from_bytes(&published).unwrap();
+    assert_eq!((view.version(), view.vmpl(), view.policy()), (theirs.version, theirs.vmpl, 0x30000));
+    assert_eq!((view.measurement(), view.report_data()), (&theirs.measurement, &theirs.report_data));
+}

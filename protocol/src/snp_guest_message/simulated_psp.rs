@@ -1,0 +1,95 @@
+//! A simulated PSP for tests (feature `simulated-psp`, never in the guest): it answers SNP guest messages as the
+//! firmware does. It decrypts requests with VMPCK0, refuses a sequence number it has seen (or a lower one), and
+//! answers MSG_REPORT_REQ with a report of the real layout (VERSION 2, ECDSA P-384 with SHA-384) carrying the
+//! request's REPORT_DATA, signed by a test VCEK, under the next sequence number.
+
+use alloc::vec::Vec;
+
+use p384::ecdsa::signature::hazmat::PrehashSigner;
+use p384::ecdsa::{Signature, SigningKey};
+use sha2::{Digest, Sha384};
+
+use super::{MSG_REPORT_REQ, MSG_REPORT_RSP, MessageHeader, protect, unprotect};
+use crate::report::{REPORT_LEN, SIGNATURE_ALGO_ECDSA_P384_SHA384, SIGNATURE_OFFSET, policy};
+
+/// The firmware's side of the channel, with what its reports say.
+pub struct SimulatedPsp {
+    /// VMPCK0.
+    pub vmpck0: [u8; 32],
+    /// The highest sequence number used so far, in either direction.
+    pub last_seqno: u64,
+    /// The STATUS of report responses (0: success).
+    pub status: u32,
+    /// MEASUREMENT.
+    pub measurement: [u8; 48],
+    /// POLICY.
+    pub policy: u64,
+    /// REPORTED_TCB, raw.
+    pub reported_tcb: [u8; 8],
+    /// CHIP_ID.
+    pub chip_id: [u8; 64],
+    /// The test VCEK that signs reports.
+    pub vcek: SigningKey,
+}
+
+impl SimulatedPsp {
+    /// A PSP with `vmpck0` whose reports measure `measurement` and are signed by `vcek` (SMT allowed, debug and
+    /// migration agent off; a Milan-layout TCB: boot loader 3, TEE 0, SNP 8, microcode 115; a made-up CHIP_ID).
+    pub fn new(vmpck0: [u8; 32], measurement: [u8; 48], vcek: SigningKey) -> SimulatedPsp {
+        SimulatedPsp {
+            vmpck0,
+            last_seqno: 0,
+            status: 0,
+            measurement,
+            policy: policy::RESERVED_MUST_BE_ONE | policy::SMT,
+            reported_tcb: [3, 0, 0, 0, 0, 0, 8, 115],
+            chip_id: [0xc1; 64],
+            vcek,
+        }
+    }
+
+    /// Answers one request message, or refuses it as the firmware would (`None`: no response).
+    pub fn answer(&mut self, request: &[u8]) -> Option<Vec<u8>> {
+        let (header, payload) = unprotect(&self.vmpck0, request).ok()?;
+        if header.seqno <= self.last_seqno || header.msg_type != MSG_REPORT_REQ || header.vmpck != 0 {
+            return None;
+        }
+        let report_data: [u8; 64] = payload.get(..64)?.try_into().ok()?;
+        // A guest at VMPL0 may ask for a report of any VMPL; this PSP only makes VMPL0 reports.
+        if payload.get(64..68)? != [0; 4] {
+            return None;
+        }
+        let mut response = Vec::new();
+        response.extend_from_slice(&self.status.to_le_bytes());
+        response.extend_from_slice(&(REPORT_LEN as u32).to_le_bytes());
+        response.extend_from_slice(&[0; 24]);
+        response.extend_from_slice(&self.report(&report_data));
+        let seqno = header.seqno + 1;
+        self.last_seqno = seqno;
+        let header = MessageHeader { seqno, msg_type: MSG_REPORT_RSP, msg_sz: 0, ..header };
+        protect(&self.vmpck0, header, &response).ok()
+    }
+
+    /// A signed report carrying `report_data`.
+    pub fn report(&self, report_data: &[u8; 64]) -> [u8; REPORT_LEN] {
+        let mut report = [0u8; REPORT_LEN];
+        report[0x00..0x04].copy_from_slice(&2u32.to_le_bytes());
+        report[0x08..0x10].copy_from_slice(&self.policy.to_le_bytes());
+        report[0x34..0x38].copy_from_slice(&SIGNATURE_ALGO_ECDSA_P384_SHA384.to_le_bytes());
+        report[0x50..0x90].copy_from_slice(report_data);
+        report[0x90..0xc0].copy_from_slice(&self.measurement);
+        report[0x180..0x188].copy_from_slice(&self.reported_tcb);
+        report[0x1a0..0x1e0].copy_from_slice(&self.chip_id);
+        let digest = Sha384::digest(&report[..SIGNATURE_OFFSET]);
+        let signature: Signature = self.vcek.sign_prehash(&digest).expect("a 48-byte digest signs");
+        let (r, s) = signature.split_bytes();
+        // R and S little-endian, each in a 72-byte field.
+        for (i, b) in r.iter().rev().enumerate() {
+            report[SIGNATURE_OFFSET + i] = *b;
+        }
+        for (i, b) in s.iter().rev().enumerate() {
+            report[SIGNATURE_OFFSET + 72 + i] = *b;
+        }
+        report
+    }
+}

@@ -5,6 +5,7 @@
 //!   read it from here.
 //! - [`exit`]: the debug-exit port and the status codes a bounded run ends with.
 //! - [`cpu_features`]: the CPUID bits the image is compiled to use, checked by the reset code before any Rust runs.
+//! - [`snp`]: SEV-SNP early-boot data: the GHCB MSR protocol, the CPUID page, the record of validated pages.
 //! - `reset` (feature `boot`, guest only): the reset vector and the 16 -> 32 -> 64-bit mode switch, in `.s` files.
 #![no_std]
 
@@ -12,6 +13,7 @@ pub mod cpu_features;
 pub mod exit;
 pub mod layout;
 pub mod metadata;
+pub mod snp;
 
 #[cfg(feature = "boot")]
 mod reset;

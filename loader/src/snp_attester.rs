@@ -46,6 +46,16 @@ impl<G: GuestRequest> SnpAttester<G> {
         Self { channel: GuestChannel::new(vmpck0, 0, last_seqno), transport }
     }
 
+    /// The transport (tests inspect what crossed it).
+    pub fn transport(&self) -> &G {
+        &self.transport
+    }
+
+    /// The transport, mutably.
+    pub fn transport_mut(&mut self) -> &mut G {
+        &mut self.transport
+    }
+
     /// Whether VMPCK0 has been retired (no more evidence this boot).
     pub fn is_retired(&self) -> bool {
         self.channel.is_retired()
@@ -88,5 +98,5 @@ impl<G: GuestRequest> Attester for SnpAttester<G> {
     }
 }
 
-#[cfg(test)]
-mod tests;
+// Tested against the simulated PSP in simulated-firmware/tests/snp_attester.rs (a host crate: the guest's
+// dependency graph must not reach it).

@@ -272,7 +272,5 @@ pub fn report_from_response(payload: &[u8]) -> Result<&[u8; REPORT_LEN], GuestMe
     }
 }
 
-#[cfg(any(test, feature = "simulated-psp"))]
-pub mod simulated_psp;
 #[cfg(test)]
 mod tests;

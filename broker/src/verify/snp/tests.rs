@@ -219,7 +219,7 @@ fn a_broker_configuration_with_an_snp_table_accepts_the_published_report() {
 fn evidence_from_the_guests_snp_attester_verifies() {
     use loader::snp_attester::{GuestRequest, GuestRequestError, MESSAGE_PAGE_LEN};
     use loader::{Attester, SnpAttester};
-    use protocol::snp_guest_message::simulated_psp::SimulatedPsp;
+    use simulated_firmware::SimulatedPsp;
 
     struct Carrier(SimulatedPsp);
     impl GuestRequest for Carrier {
@@ -244,9 +244,9 @@ fn evidence_from_the_guests_snp_attester_verifies() {
 /// one the sev crate parses, field by field, and re-encodes byte for byte.
 #[test]
 fn reports_laid_out_here_read_the_same_in_the_sev_crate() {
-    use protocol::snp_guest_message::simulated_psp::SimulatedPsp;
     use sev::firmware::guest::AttestationReport;
     use sev::parser::ByteParser;
+    use simulated_firmware::SimulatedPsp;
 
     let mut psp = SimulatedPsp::new([0x42; 32], [0xa1; 48], SigningKey::from_slice(&TEST_KEY).unwrap());
     psp.policy |= policy::DEBUG;

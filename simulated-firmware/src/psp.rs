@@ -1,16 +1,13 @@
-//! A simulated PSP for tests (feature `simulated-psp`, never in the guest): it answers SNP guest messages as the
-//! firmware does. It decrypts requests with VMPCK0, refuses a sequence number it has seen (or a lower one), and
+//! A simulated PSP: it answers SNP guest messages as the firmware does. It decrypts requests with VMPCK0, refuses a sequence number it has seen (or a lower one), and
 //! answers MSG_REPORT_REQ with a report of the real layout (VERSION 2, ECDSA P-384 with SHA-384) carrying the
 //! request's REPORT_DATA, signed by a test VCEK, under the next sequence number.
-
-use alloc::vec::Vec;
 
 use p384::ecdsa::signature::hazmat::PrehashSigner;
 use p384::ecdsa::{Signature, SigningKey};
 use sha2::{Digest, Sha384};
 
-use super::{MSG_REPORT_REQ, MSG_REPORT_RSP, MessageHeader, protect, unprotect};
-use crate::report::{REPORT_LEN, SIGNATURE_ALGO_ECDSA_P384_SHA384, SIGNATURE_OFFSET, policy};
+use protocol::report::{REPORT_LEN, SIGNATURE_ALGO_ECDSA_P384_SHA384, SIGNATURE_OFFSET, policy};
+use protocol::snp_guest_message::{MSG_REPORT_REQ, MSG_REPORT_RSP, MessageHeader, protect, unprotect};
 
 /// The firmware's side of the channel, with what its reports say.
 pub struct SimulatedPsp {
@@ -91,5 +88,29 @@ impl SimulatedPsp {
             report[SIGNATURE_OFFSET + 72 + i] = *b;
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use protocol::snp_guest_message::{GuestChannel, REPORT_REQ_VERSION, report_request};
+
+    use super::*;
+
+    #[test]
+    fn a_sequence_number_seen_before_gets_no_answer() {
+        let mut psp = SimulatedPsp::new([0x42; 32], [0xa1; 48], SigningKey::from_slice(&[0x17; 48]).unwrap());
+        let mut channel = GuestChannel::new([0x42; 32], 0, 0);
+        let request = channel.request(MSG_REPORT_REQ, REPORT_REQ_VERSION, &report_request(&[1; 64], 0)).unwrap();
+        channel.response(&psp.answer(&request).unwrap()).unwrap();
+        assert!(psp.answer(&request).is_none(), "the PSP answered a replayed request");
+        // A guest that reused its numbers (a channel that forgot its counter) is refused the same way.
+        let mut forgetful = GuestChannel::new([0x42; 32], 0, 0);
+        let reused = forgetful.request(MSG_REPORT_REQ, REPORT_REQ_VERSION, &report_request(&[2; 64], 0)).unwrap();
+        assert!(psp.answer(&reused).is_none());
+        // Under another VMPCK0: no answer either.
+        let mut stranger = GuestChannel::new([0x43; 32], 0, 10);
+        let foreign = stranger.request(MSG_REPORT_REQ, REPORT_REQ_VERSION, &report_request(&[3; 64], 0)).unwrap();
+        assert!(psp.answer(&foreign).is_none());
     }
 }

@@ -1,10 +1,12 @@
-//! The SNP attester against the simulated PSP, through a hypervisor that can be busy, fail or tamper.
+//! The guest's SNP attester (`loader::SnpAttester`) against the simulated PSP, through a hypervisor that can be
+//! busy, fail, tamper or replay.
 
+use loader::snp_attester::{GuestRequest, GuestRequestError, MAX_BUSY_RETRIES, MESSAGE_PAGE_LEN, SnpAttester};
+use loader::{AttestError, Attester};
 use p384::ecdsa::SigningKey;
 use protocol::report::SnpReport;
-use protocol::snp_guest_message::simulated_psp::SimulatedPsp;
-
-use super::*;
+use protocol::tee::Tee;
+use simulated_firmware::SimulatedPsp;
 
 const VMPCK0: [u8; 32] = [0x42; 32];
 
@@ -52,7 +54,7 @@ fn evidence_is_a_report_of_the_requested_data_and_each_request_has_its_own_numbe
         assert_eq!((report.report_data(), report.measurement()), (&[data; 64], &[0xa1; 48]));
     }
     assert_eq!(attester.tee(), Tee::Snp);
-    assert_eq!(attester.transport.psp.last_seqno, 6);
+    assert_eq!(attester.transport().psp.last_seqno, 6);
 }
 
 #[test]
@@ -61,7 +63,7 @@ fn busy_means_the_same_bytes_again_within_the_bound() {
     hypervisor.busy = 3;
     let mut attester = SnpAttester::new(VMPCK0, 0, hypervisor);
     attester.evidence(&[1; 64]).unwrap();
-    let seen = &attester.transport.requests_seen;
+    let seen = &attester.transport().requests_seen;
     assert_eq!(seen.len(), 4);
     assert!(seen.iter().all(|r| r == &seen[0]), "a resent request changed");
     // Busy forever: bounded, and the key is retired.
@@ -69,7 +71,7 @@ fn busy_means_the_same_bytes_again_within_the_bound() {
     hypervisor.busy = u32::MAX;
     let mut attester = SnpAttester::new(VMPCK0, 0, hypervisor);
     assert_eq!(attester.evidence(&[1; 64]).unwrap_err(), AttestError::Platform);
-    assert_eq!(attester.transport.requests_seen.len() as u32, MAX_BUSY_RETRIES + 1);
+    assert_eq!(attester.transport().requests_seen.len() as u32, MAX_BUSY_RETRIES + 1);
     assert!(attester.is_retired());
 }
 
@@ -84,10 +86,10 @@ fn a_failed_or_tampered_exchange_retires_the_key_for_the_rest_of_the_boot() {
         assert_eq!(attester.evidence(&[1; 64]).unwrap_err(), AttestError::Platform);
         assert!(attester.is_retired());
         // An honest hypervisor afterwards changes nothing: no request leaves the guest.
-        (attester.transport.fail, attester.transport.tamper) = (None, None);
-        let sent = attester.transport.requests_seen.len();
+        (attester.transport_mut().fail, attester.transport_mut().tamper) = (None, None);
+        let sent = attester.transport().requests_seen.len();
         assert_eq!(attester.evidence(&[1; 64]).unwrap_err(), AttestError::Platform);
-        assert_eq!(attester.transport.requests_seen.len(), sent);
+        assert_eq!(attester.transport().requests_seen.len(), sent);
     }
 }
 

@@ -1,0 +1,9 @@
+//! Platform firmware simulated for host tests (DESIGN.md §8), so that the guest's request code and the broker's
+//! verifiers meet without hardware. Host-only: the guest never depends on this crate (it would put a signing key
+//! and its curve arithmetic into the guest's bill of materials).
+//!
+//! - [`psp`]: the SEV-SNP PSP answering guest messages (MSG_REPORT_REQ) with reports signed by a test VCEK.
+
+pub mod psp;
+
+pub use psp::SimulatedPsp;

@@ -3,11 +3,13 @@
 //!
 //! - [`ghcb_msr`]: the GHCB MSR protocol (GHCB specification §2.3.1), how a guest talks to the hypervisor before it
 //!   has a GHCB page: SEV information, CPUID, GHCB registration, page-state changes, termination.
+//! - [`ghcb`]: the GHCB page: the save-area fields an exit needs, the valid bitmap, the result of a guest request.
 //! - [`cpuid_page`]: the CPUID page the PSP validated at launch (SEV-SNP ABI §8.17.2, "SNP_CPUID"): the guest
 //!   answers CPUID from it, never from the hypervisor, and reads its C-bit position there.
 //! - [`validated_pages`]: which pages beyond the pre-validated ranges have been PVALIDATEd, so that each is
 //!   validated exactly once (validating a page twice lets a hypervisor swap its contents unnoticed).
 
 pub mod cpuid_page;
+pub mod ghcb;
 pub mod ghcb_msr;
 pub mod validated_pages;

@@ -92,7 +92,9 @@ impl Ghcb {
     /// Whether the quadword at `at` is marked valid.
     pub fn is_valid(&self, at: usize) -> bool {
         let bit = at / 8;
-        at.is_multiple_of(8) && at < offset::VALID_BITMAP && self.bytes[offset::VALID_BITMAP + bit / 8] & (1 << (bit % 8)) != 0
+        at.is_multiple_of(8)
+            && at < offset::VALID_BITMAP
+            && self.bytes[offset::VALID_BITMAP + bit / 8] & (1 << (bit % 8)) != 0
     }
 
     /// Prepares a non-automatic exit: SW_EXITCODE, SW_EXITINFO1 and SW_EXITINFO2.

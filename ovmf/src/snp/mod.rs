@@ -6,10 +6,12 @@
 //! - [`ghcb`]: the GHCB page: the save-area fields an exit needs, the valid bitmap, the result of a guest request.
 //! - [`cpuid_page`]: the CPUID page the PSP validated at launch (SEV-SNP ABI §8.17.2, "SNP_CPUID"): the guest
 //!   answers CPUID from it, never from the hypervisor, and reads its C-bit position there.
+//! - [`secrets_page`]: the page the PSP writes VMPCK0-3 into at launch, and the guest's message counters.
 //! - [`validated_pages`]: which pages beyond the pre-validated ranges have been PVALIDATEd, so that each is
 //!   validated exactly once (validating a page twice lets a hypervisor swap its contents unnoticed).
 
 pub mod cpuid_page;
 pub mod ghcb;
 pub mod ghcb_msr;
+pub mod secrets_page;
 pub mod validated_pages;

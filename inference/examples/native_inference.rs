@@ -5,11 +5,50 @@
 //! - `native_inference time N`: N timed inferences; prints `{"p50_ns": ..., "runs": N}`.
 //!
 //! Reads the plaintext weights (`model/ampoule-mlp.bpk`, committed) and inputs (`model/reference.json`).
+//! With feature `guest-allocator`, every allocation goes to the guest's allocator instead of the system's.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use inference::Classifier;
+
+#[cfg(feature = "guest-allocator")]
+mod guest_allocator {
+    //! linked_list_allocator over a static heap, as in the guest (kernel/src/heap.rs), set up on first use because
+    //! the standard library allocates before `main`.
+    use std::alloc::{GlobalAlloc, Layout};
+    use std::sync::Once;
+
+    use linked_list_allocator::LockedHeap;
+
+    const HEAP_LEN: usize = 64 << 20;
+    static HEAP: LockedHeap = LockedHeap::empty();
+    static SET_UP: Once = Once::new();
+
+    struct GuestAllocator;
+
+    // SAFETY: allocation and deallocation go to one LockedHeap, which hands out disjoint blocks of its region.
+    unsafe impl GlobalAlloc for GuestAllocator {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            SET_UP.call_once(|| {
+                static mut REGION: [u8; HEAP_LEN] = [0; HEAP_LEN];
+                let region = (&raw mut REGION).cast::<u8>();
+                // SAFETY: REGION is used by nothing else, and `Once` runs this exactly once.
+                unsafe { HEAP.lock().init(region, HEAP_LEN) };
+            });
+            // SAFETY: the caller's layout obligations pass through unchanged.
+            unsafe { HEAP.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: `ptr` came from `alloc` above with this layout.
+            unsafe { HEAP.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: GuestAllocator = GuestAllocator;
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

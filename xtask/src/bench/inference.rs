@@ -3,7 +3,8 @@
 //!
 //! - `inference.guest_over_native_instructions`: instructions per inference in the guest (QEMU `-icount shift=0`,
 //!   read from the `served` records' `model_cycles`; Debian's QEMU has no TCG plugins) over the same crate compiled
-//!   host-native with the guest's codegen settings and counted by callgrind.
+//!   host-native with the guest's codegen settings and counted by callgrind; and the same over that crate built
+//!   with the guest's allocator, which shows how much of the difference is the allocator.
 //! - `inference.burn_over_onnxruntime_p50`: host-native burn latency p50 over onnxruntime's (Python API), one
 //!   thread each, same inputs, same run.
 //! - `inference.e2e_*`: request latency and throughput through the guest (TCG) for 1 and 8 concurrent clients.
@@ -33,10 +34,13 @@ const E2E_REQUESTS_PER_CLIENT: usize = 40;
 pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
     let logs = paths::target_dir(root);
     install::ensure_debian_packages(&["valgrind"], "the inference benchmark counts host instructions", &logs)?;
-    let native = build_native(root)?;
+    let native = build_native(root, false)?;
+    let native_with_guest_allocator = build_native(root, true)?;
     let native_instructions = native_instructions_per_inference(&native)?;
+    let same_allocator_instructions = native_instructions_per_inference(&native_with_guest_allocator)?;
     let guest_instructions = guest_instructions_per_inference(root, image)?;
     let ratio = guest_instructions / native_instructions;
+    let same_allocator_ratio = guest_instructions / same_allocator_instructions;
     let burn_ns = p50_ns(Command::new(&native).args(["time", &TIMED_INFERENCES.to_string()]))?;
     let python = python::ensure_tool(root, python::TRAINING)?;
     let ort_ns = p50_ns(
@@ -55,6 +59,18 @@ pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
                  same crate, target-cpu and release profile as the guest)",
                 GUEST_INFERENCES - 1,
                 n = COUNTED_INFERENCES
+            ),
+        },
+        Figure {
+            name: "inference.guest_over_native_same_allocator",
+            value: round(same_allocator_ratio, 3),
+            unit: "x",
+            goal: None,
+            meets_goal: None,
+            how: format!(
+                "the same guest count / native {same_allocator_instructions:.0} with the guest's allocator \
+                 (linked_list_allocator, feature guest-allocator) instead of the system's: what is left of the \
+                 difference once the allocator is the same"
             ),
         },
         Figure {
@@ -77,8 +93,9 @@ pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
 
 /// Builds `inference/examples/native_inference.rs` with the guest's codegen settings: its target CPU and every
 /// setting of its release profile (`kernel/Cargo.toml`: fat LTO, one codegen unit, overflow checks, burn at
-/// opt-level "z", ...), passed to cargo as `--config` overrides.
-fn build_native(root: &Path) -> Result<PathBuf> {
+/// opt-level "z", ...), passed to cargo as `--config` overrides; with the guest's allocator if asked. Returns a
+/// copy of the binary named for the variant (both variants share one target directory).
+fn build_native(root: &Path, guest_allocator: bool) -> Result<PathBuf> {
     let target_dir = paths::target_dir(root).join("bench-native");
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command
@@ -86,11 +103,16 @@ fn build_native(root: &Path) -> Result<PathBuf> {
         .env("RUSTFLAGS", "-C target-cpu=x86-64-v3")
         .args(["build", "--quiet", "--release", "-p", "inference", "--example", "native_inference", "--target-dir"])
         .arg(&target_dir);
+    if guest_allocator {
+        command.args(["--features", "guest-allocator"]);
+    }
     for setting in guest_release_profile(root)? {
         command.args(["--config", &setting]);
     }
     ensure!(command.status().context("running cargo")?.success(), "building the native inference benchmark failed");
-    Ok(target_dir.join("release/examples/native_inference"))
+    let variant = target_dir.join(if guest_allocator { "native-guest-allocator" } else { "native-system-allocator" });
+    std::fs::copy(target_dir.join("release/examples/native_inference"), &variant)?;
+    Ok(variant)
 }
 
 /// The guest's `[profile.release]` as dotted `key=value` settings (`profile.release.package.burn-flex.opt-level="z"`).

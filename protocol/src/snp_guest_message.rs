@@ -257,6 +257,16 @@ pub fn report_request(report_data: &[u8; 64], vmpl: u32) -> [u8; REPORT_REQ_LEN]
     request
 }
 
+/// A MSG_REPORT_RSP payload with `status` and `report`: what the firmware answers (the simulated PSP of the tests
+/// makes its responses with this; [`report_from_response`] reads them).
+pub fn report_response(status: u32, report: &[u8; REPORT_LEN]) -> [u8; REPORT_RSP_LEN] {
+    let mut response = [0u8; REPORT_RSP_LEN];
+    response[..4].copy_from_slice(&status.to_le_bytes());
+    response[4..8].copy_from_slice(&(REPORT_LEN as u32).to_le_bytes());
+    response[0x20..].copy_from_slice(report);
+    response
+}
+
 /// The report in a MSG_REPORT_RSP payload: STATUS must be 0 and REPORT_SIZE the report's size, exactly.
 pub fn report_from_response(payload: &[u8]) -> Result<&[u8; REPORT_LEN], GuestMessageError> {
     if payload.len() != REPORT_RSP_LEN {

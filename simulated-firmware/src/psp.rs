@@ -7,7 +7,7 @@ use p384::ecdsa::{Signature, SigningKey};
 use sha2::{Digest, Sha384};
 
 use protocol::report::{REPORT_LEN, SIGNATURE_ALGO_ECDSA_P384_SHA384, SIGNATURE_OFFSET, policy};
-use protocol::snp_guest_message::{MSG_REPORT_REQ, MSG_REPORT_RSP, MessageHeader, protect, unprotect};
+use protocol::snp_guest_message::{MSG_REPORT_REQ, MSG_REPORT_RSP, MessageHeader, protect, report_response, unprotect};
 
 /// The firmware's side of the channel, with what its reports say.
 pub struct SimulatedPsp {
@@ -56,11 +56,7 @@ impl SimulatedPsp {
         if payload.get(64..68)? != [0; 4] {
             return None;
         }
-        let mut response = Vec::new();
-        response.extend_from_slice(&self.status.to_le_bytes());
-        response.extend_from_slice(&(REPORT_LEN as u32).to_le_bytes());
-        response.extend_from_slice(&[0; 24]);
-        response.extend_from_slice(&self.report(&report_data));
+        let response = report_response(self.status, &self.report(&report_data));
         let seqno = header.seqno + 1;
         self.last_seqno = seqno;
         let header = MessageHeader { seqno, msg_type: MSG_REPORT_RSP, msg_sz: 0, ..header };

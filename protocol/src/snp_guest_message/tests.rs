@@ -20,11 +20,7 @@ impl Firmware {
     fn answer(&mut self, request: &[u8]) -> Option<Vec<u8>> {
         let (header, payload) = unprotect(&VMPCK0, request).ok()?;
         let report_data: [u8; 64] = payload.get(..64)?.try_into().ok()?;
-        let mut response = Vec::new();
-        response.extend_from_slice(&self.status.to_le_bytes());
-        response.extend_from_slice(&(REPORT_LEN as u32).to_le_bytes());
-        response.extend_from_slice(&[0; 24]);
-        response.extend_from_slice(&simulated_report(&[0xa1; 48], &report_data, 0x30000));
+        let response = report_response(self.status, &simulated_report(&[0xa1; 48], &report_data, 0x30000));
         let header = MessageHeader { seqno: header.seqno + 1, msg_type: MSG_REPORT_RSP, ..header };
         protect(&VMPCK0, header, &response).ok()
     }

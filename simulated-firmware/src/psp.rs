@@ -73,17 +73,23 @@ impl SimulatedPsp {
         report[0x90..0xc0].copy_from_slice(&self.measurement);
         report[0x180..0x188].copy_from_slice(&self.reported_tcb);
         report[0x1a0..0x1e0].copy_from_slice(&self.chip_id);
+        self.sign(&mut report);
+        report
+    }
+
+    /// Signs `report` (again) as the PSP does: ECDSA P-384 over SHA-384 of its first 0x2A0 bytes, R and S
+    /// little-endian in 72-byte fields, the rest of SIGNATURE zero. Tests that change a field re-sign with this.
+    pub fn sign(&self, report: &mut [u8; REPORT_LEN]) {
         let digest = Sha384::digest(&report[..SIGNATURE_OFFSET]);
         let signature: Signature = self.vcek.sign_prehash(&digest).expect("a 48-byte digest signs");
         let (r, s) = signature.split_bytes();
-        // R and S little-endian, each in a 72-byte field.
+        report[SIGNATURE_OFFSET..].fill(0);
         for (i, b) in r.iter().rev().enumerate() {
             report[SIGNATURE_OFFSET + i] = *b;
         }
         for (i, b) in s.iter().rev().enumerate() {
             report[SIGNATURE_OFFSET + 72 + i] = *b;
         }
-        report
     }
 }
 

@@ -3,8 +3,8 @@
 //! with a test key.
 
 use p384::ecdsa::SigningKey;
-use p384::ecdsa::signature::hazmat::PrehashSigner;
 use protocol::report::{REPORT_LEN, SIGNATURE_OFFSET, simulated_report};
+use simulated_firmware::SimulatedPsp;
 
 use super::*;
 
@@ -99,27 +99,19 @@ fn the_published_report_is_refused_under_stricter_rules() {
 
 const TEST_KEY: [u8; 48] = [0x17; 48];
 
-/// A report with the given fields, signed by [`TEST_KEY`] as a PSP would sign it.
-fn signed_report(policy_bits: u64, vmpl: u32, reported_tcb: [u8; 8]) -> Vec<u8> {
-    let mut report = simulated_report(&[0xa1; 48], &[0x5e; 64], policy_bits).to_vec();
-    report[0x30..0x34].copy_from_slice(&vmpl.to_le_bytes());
-    report[0x34..0x38].copy_from_slice(&SIGNATURE_ALGO_ECDSA_P384_SHA384.to_le_bytes());
-    report[0x180..0x188].copy_from_slice(&reported_tcb);
-    sign(&mut report);
-    report
+/// The simulated PSP, signing with [`TEST_KEY`].
+fn test_psp() -> SimulatedPsp {
+    SimulatedPsp::new([0x42; 32], [0xa1; 48], SigningKey::from_slice(&TEST_KEY).unwrap())
 }
 
-fn sign(report: &mut [u8]) {
-    let key = SigningKey::from_slice(&TEST_KEY).unwrap();
-    let signature: Signature = key.sign_prehash(&Sha384::digest(&report[..SIGNATURE_OFFSET])).unwrap();
-    let (r, s) = signature.split_bytes();
-    report[SIGNATURE_OFFSET..].fill(0);
-    for (i, b) in r.iter().rev().enumerate() {
-        report[SIGNATURE_OFFSET + i] = *b;
-    }
-    for (i, b) in s.iter().rev().enumerate() {
-        report[SIGNATURE_OFFSET + 72 + i] = *b;
-    }
+/// A report with the given fields, signed by [`TEST_KEY`] as a PSP would sign it.
+fn signed_report(policy_bits: u64, vmpl: u32, reported_tcb: [u8; 8]) -> [u8; REPORT_LEN] {
+    let mut psp = test_psp();
+    (psp.policy, psp.reported_tcb) = (policy_bits, reported_tcb);
+    let mut report = psp.report(&[0x5e; 64]);
+    report[0x30..0x34].copy_from_slice(&vmpl.to_le_bytes());
+    psp.sign(&mut report);
+    report
 }
 
 const GOOD_POLICY: u64 = policy::RESERVED_MUST_BE_ONE;
@@ -136,7 +128,7 @@ fn each_rule_refuses_a_validly_signed_report_that_breaks_it() {
     let rules = SnpRules { allow_smt: false, ..MILAN_RULES };
     let verifier = test_verifier(rules, Product::Milan);
     assert!(verifier.verify(&signed_report(GOOD_POLICY, 0, GOOD_TCB)).is_ok());
-    let refused = |report: Vec<u8>| verifier.verify(&report).unwrap_err();
+    let refused = |report: [u8; REPORT_LEN]| verifier.verify(&report).unwrap_err();
     assert_eq!(refused(signed_report(GOOD_POLICY | policy::MIGRATE_MA, 0, GOOD_TCB)), RefusalCode::GuestPolicy);
     assert_eq!(refused(signed_report(GOOD_POLICY | policy::SMT, 0, GOOD_TCB)), RefusalCode::GuestPolicy);
     assert_eq!(refused(signed_report(GOOD_POLICY, 2, GOOD_TCB)), RefusalCode::WrongVmpl);
@@ -172,15 +164,15 @@ fn malformed_simulated_and_badly_signed_reports_are_refused() {
     let verifier = test_verifier(MILAN_RULES, Product::Milan);
     let good = signed_report(GOOD_POLICY, 0, GOOD_TCB);
     assert_eq!(verifier.verify(&good[..REPORT_LEN - 1]).unwrap_err(), RefusalCode::MalformedEvidence);
-    assert_eq!(verifier.verify(&[good.clone(), vec![0]].concat()).unwrap_err(), RefusalCode::MalformedEvidence);
+    assert_eq!(verifier.verify(&[&good[..], &[0]].concat()).unwrap_err(), RefusalCode::MalformedEvidence);
     let simulated = simulated_report(&[0xa1; 48], &[0; 64], GOOD_POLICY);
     assert_eq!(verifier.verify(&simulated).unwrap_err(), RefusalCode::WrongTee);
-    let mut version_one = good.clone();
+    let mut version_one = good;
     version_one[0] = 1;
-    sign(&mut version_one);
+    test_psp().sign(&mut version_one);
     assert_eq!(verifier.verify(&version_one).unwrap_err(), RefusalCode::MalformedEvidence);
     // Non-zero bytes above the 48 that P-384 uses.
-    let mut padded = good.clone();
+    let mut padded = good;
     padded[SIGNATURE_OFFSET + 60] = 1;
     assert_eq!(verifier.verify(&padded).unwrap_err(), RefusalCode::BadSignature);
     // Signed by another key.
@@ -219,7 +211,6 @@ fn a_broker_configuration_with_an_snp_table_accepts_the_published_report() {
 fn evidence_from_the_guests_snp_attester_verifies() {
     use loader::snp_attester::{GuestRequest, GuestRequestError, MESSAGE_PAGE_LEN};
     use loader::{Attester, SnpAttester};
-    use simulated_firmware::SimulatedPsp;
 
     struct Carrier(SimulatedPsp);
     impl GuestRequest for Carrier {
@@ -229,9 +220,8 @@ fn evidence_from_the_guests_snp_attester_verifies() {
             Ok(())
         }
     }
-    let vcek = SigningKey::from_slice(&TEST_KEY).unwrap();
     let verifier = test_verifier(MILAN_RULES, Product::Milan);
-    let mut attester = SnpAttester::new([0x42; 32], 0, Carrier(SimulatedPsp::new([0x42; 32], [0xa1; 48], vcek)));
+    let mut attester = SnpAttester::new([0x42; 32], 0, Carrier(test_psp()));
     let evidence = attester.evidence(&[0x33; 64]).unwrap();
     let verified = verifier.verify(&evidence).unwrap();
     assert_eq!((verified.report_data, verified.measurement), ([0x33; 64], vec![0xa1; 48]));
@@ -246,9 +236,8 @@ fn evidence_from_the_guests_snp_attester_verifies() {
 fn reports_laid_out_here_read_the_same_in_the_sev_crate() {
     use sev::firmware::guest::AttestationReport;
     use sev::parser::ByteParser;
-    use simulated_firmware::SimulatedPsp;
 
-    let mut psp = SimulatedPsp::new([0x42; 32], [0xa1; 48], SigningKey::from_slice(&TEST_KEY).unwrap());
+    let mut psp = test_psp();
     psp.policy |= policy::DEBUG;
     let ours = psp.report(&[0x5e; 64]);
     let theirs = AttestationReport::from_bytes(&ours).unwrap();

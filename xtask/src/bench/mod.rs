@@ -98,7 +98,8 @@ fn image_figures(image: &[u8]) -> Result<Vec<Figure>> {
         vcpu_type: crate::measure::VcpuType::by_name(crate::measure::DEFAULT_VCPU_TYPE)?,
         guest_features: crate::measure::DEFAULT_GUEST_FEATURES,
     };
-    let metadata = crate::measure::measure(image, &launch)?.metadata;
+    let metadata = ovmf::metadata::parse(image, ovmf::layout::GUEST_RAM_SIZE)
+        .map_err(|e| anyhow::anyhow!("malformed image metadata: {e}"))?;
     let pages = crate::measure::snp::launch_pages(image, &metadata, &launch);
     Ok(vec![
         Figure {

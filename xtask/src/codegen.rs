@@ -45,8 +45,7 @@ pub fn generator_manifest(root: &Path) -> PathBuf {
 
 /// Builds the generator (burn-onnx; several minutes the first time).
 pub fn build_generator(root: &Path) -> Result<()> {
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(root)
+    let status = paths::cargo(root)
         .args(["build", "--quiet", "--locked", "--manifest-path"])
         .arg(generator_manifest(root))
         .arg("--target-dir")

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 use object::Endianness;
@@ -119,9 +118,8 @@ pub fn build(variant: Variant, options: &BuildOptions) -> Result<BuiltImage> {
         toml_escape(&options.root)?,
         toml_escape(&cargo_home)?,
     );
-    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut cargo = paths::cargo(&kernel_dir);
     cargo
-        .current_dir(&kernel_dir)
         .args(["build", "--release", "--locked", "--bin", "ampoule"])
         .args(variant.cargo_features())
         .arg("--target-dir")

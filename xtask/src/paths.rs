@@ -16,3 +16,11 @@ pub fn target_dir(root: &Path) -> PathBuf {
 pub fn image_dir(root: &Path) -> PathBuf {
     target_dir(root).join("ampoule")
 }
+
+/// A command running the cargo that runs xtask (`CARGO`, so the toolchain of rust-toolchain.toml), or `cargo` from
+/// `PATH` outside cargo, in `dir`.
+pub fn cargo(dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(dir);
+    command
+}

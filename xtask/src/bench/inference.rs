@@ -97,9 +97,8 @@ pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
 /// copy of the binary named for the variant (both variants share one target directory).
 fn build_native(root: &Path, guest_allocator: bool) -> Result<PathBuf> {
     let target_dir = paths::target_dir(root).join("bench-native");
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut command = paths::cargo(root);
     command
-        .current_dir(root)
         .env("RUSTFLAGS", "-C target-cpu=x86-64-v3")
         .args(["build", "--quiet", "--release", "-p", "inference", "--example", "native_inference", "--target-dir"])
         .arg(&target_dir);

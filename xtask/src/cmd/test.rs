@@ -2,7 +2,7 @@
 //! as CI expects), closed by a total.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 
 use anyhow::Result;
 use xtask::image::{self, BuildOptions, Variant};
@@ -26,24 +26,18 @@ pub fn run(root: &std::path::Path, args: TestArgs) -> Result<ExitCode> {
     test(root, args.no_lint, args.fuzz_seconds)
 }
 
-fn cargo(root: &std::path::Path) -> Command {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(root);
-    cmd
-}
-
 fn test(root: &std::path::Path, no_lint: bool, fuzz_seconds: u64) -> Result<ExitCode> {
     step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
     if !no_lint {
         step("rustfmt", || {
             for dir in [root.to_path_buf(), root.join("kernel")] {
-                let ok = cargo(&dir).args(["fmt", "--all", "--check"]).status()?.success();
+                let ok = paths::cargo(&dir).args(["fmt", "--all", "--check"]).status()?.success();
                 anyhow::ensure!(ok, "{} is not formatted: run `cargo fmt --all` there", dir.display());
             }
             Ok(())
         })?;
         step("clippy (host crates)", || {
-            let ok = cargo(root)
+            let ok = paths::cargo(root)
                 .args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"])
                 .status()?
                 .success();
@@ -51,7 +45,7 @@ fn test(root: &std::path::Path, no_lint: bool, fuzz_seconds: u64) -> Result<Exit
             Ok(())
         })?;
         step("clippy (guest)", || {
-            let ok = cargo(&root.join("kernel"))
+            let ok = paths::cargo(&root.join("kernel"))
                 .args(["clippy", "--release", "--quiet", "--target-dir"])
                 .arg(paths::target_dir(root).join("kernel"))
                 .args(["--features", "fault-injection", "--", "-D", "warnings"])
@@ -79,7 +73,7 @@ fn test(root: &std::path::Path, no_lint: bool, fuzz_seconds: u64) -> Result<Exit
     // The drift test (xtask/tests/codegen.rs) runs burn-onnx: built here, before the tests run in parallel.
     step("build the graph generator (burn-onnx)", || xtask::codegen::build_generator(root))?;
     // cargo test's summary lines end the output, as CI expects; a total of all of them closes it.
-    let mut child = cargo(root)
+    let mut child = paths::cargo(root)
         .args(["test", "--workspace"])
         .env("AMPOULE_IMAGE", &release.path)
         .env("AMPOULE_FAULT_INJECTION_IMAGE", &faulty.path)

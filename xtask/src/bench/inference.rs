@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use super::{Figure, median, round};
 use crate::dance::{BrokerOptions, attach, free_port, start_broker};
-use crate::qemu::RunConfig;
+use crate::qemu::{RunConfig, RunReport};
 use crate::serve::{ReferenceCase, policy_of, reference_cases, run_serving};
 use crate::{install, paths, python};
 
@@ -197,11 +197,7 @@ fn guest_instructions_per_inference(root: &Path, image: &Path) -> Result<f64> {
         Ok(())
     })?;
     broker.stop();
-    match done {
-        Some(Ok(result)) => result?,
-        Some(Err(_)) => bail!("the icount client panicked"),
-        None => bail!("the guest did not serve under icount: {:?}", report.outcome),
-    }
+    client_result("the icount run", &report, done)?;
     let cycles: Vec<f64> = report
         .lines
         .iter()
@@ -213,6 +209,15 @@ fn guest_instructions_per_inference(root: &Path, image: &Path) -> Result<f64> {
     Ok(median(cycles[1..].to_vec()))
 }
 
+/// What a `run_serving` client returned, or why there is nothing: it panicked, or the guest never served.
+fn client_result<T>(what: &str, report: &RunReport, done: Option<std::thread::Result<Result<T>>>) -> Result<T> {
+    match done {
+        Some(Ok(result)) => result,
+        Some(Err(_)) => bail!("{what}: the client panicked"),
+        None => bail!("{what}: the guest did not serve: {:?}", report.outcome),
+    }
+}
+
 /// Latency and throughput of sealed requests through the guest under TCG, with 1 and then 8 concurrent clients.
 fn end_to_end(root: &Path, image: &Path) -> Result<Vec<Figure>> {
     let cases = std::sync::Arc::new(reference_cases(root)?);
@@ -221,11 +226,7 @@ fn end_to_end(root: &Path, image: &Path) -> Result<Vec<Figure>> {
         Ok([load(guest, &policy, &cases, 1)?, load(guest, &policy, &cases, 8)?])
     })?;
     broker.stop();
-    let [one, eight] = match done {
-        Some(Ok(result)) => result?,
-        Some(Err(_)) => bail!("an end-to-end client panicked"),
-        None => bail!("the guest did not serve: {:?}", report.outcome),
-    };
+    let [one, eight] = client_result("the end-to-end run", &report, done)?;
     let how = |load: &Load| {
         format!(
             "{} client(s) x {E2E_REQUESTS_PER_CLIENT} sealed Infer requests over loopback to the guest under TCG \

@@ -22,6 +22,9 @@ pub enum IstSlot {
     MachineCheck = 3,
     /// Every other exception.
     Exception = 4,
+    /// #VC (SEV-SNP): raised by port I/O and CPUID, so also inside the handlers of other exceptions, which would
+    /// otherwise have their frame overwritten by it (DESIGN.md §9). The #VC handler itself raises none.
+    VmmCommunication = 5,
 }
 
 struct Gdt {
@@ -38,10 +41,9 @@ static GDT: Once<Gdt> = Once::new();
 pub fn init() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        for (slot, stack) in [IstSlot::DoubleFault, IstSlot::Nmi, IstSlot::MachineCheck, IstSlot::Exception]
-            .into_iter()
-            .zip(sections::exception_stacks())
-        {
+        let slots =
+            [IstSlot::DoubleFault, IstSlot::Nmi, IstSlot::MachineCheck, IstSlot::Exception, IstSlot::VmmCommunication];
+        for (slot, stack) in slots.into_iter().zip(sections::exception_stacks()) {
             tss.interrupt_stack_table[usize::from(slot as u8 - 1)] = VirtAddr::new(stack.top);
         }
         tss

@@ -2,12 +2,13 @@
 
 use core::fmt;
 
-use loader::{LoaderError, ReleasedKey, SimulatedAttester, Step, obtain_key};
+use loader::{Attester, LoaderError, ReleasedKey, Step, obtain_key};
 use ovmf::exit::ExitCode;
 use protocol::endpoint::{BROKER_GUEST_ADDRESS, BROKER_GUEST_PORT};
 use protocol::message::KeyId;
 use smoltcp::wire::Ipv4Address;
 
+use crate::attester::GuestAttester;
 use crate::exit::exit;
 use crate::net::Network;
 use crate::rng::HardwareRng;
@@ -31,9 +32,9 @@ pub fn fail(msg: &str, reason: &str) -> ! {
     exit(ExitCode::KeyNotReleased)
 }
 
-/// Runs the dance over `network` for `key_id` (the one the image's sealed model names) as a guest measuring
-/// `measurement`; returns the key or ends the run.
-pub fn obtain(network: &mut Network, measurement: [u8; 48], key_id: KeyId) -> ReleasedKey {
+/// Runs the dance over `network` for `key_id` (the one the image's sealed model names) with `attester`'s
+/// evidence; returns the key or ends the run.
+pub fn obtain(network: &mut Network, attester: &mut GuestAttester, key_id: KeyId) -> ReleasedKey {
     let started = time::rdtsc();
     let ms = || time::cycles_to_ms(time::rdtsc().wrapping_sub(started));
     let [a, b, c, d] = BROKER_GUEST_ADDRESS;
@@ -42,10 +43,10 @@ pub fn obtain(network: &mut Network, measurement: [u8; 48], key_id: KeyId) -> Re
         Err(e) => fail("broker unreachable", e.as_str()),
     };
     log::info!(target: "loader", ms = ms(); "connected");
-    let mut attester = SimulatedAttester::new(measurement);
-    let result = obtain_key(&mut connection, &mut attester, &mut HardwareRng, key_id, |step| {
+    let tee = attester.tee().as_str();
+    let result = obtain_key(&mut connection, attester, &mut HardwareRng, key_id, |step| {
         if step == Step::Attested {
-            log::info!(target: "loader", tee = "plain", ms = ms(); "attested");
+            log::info!(target: "loader", tee = tee, ms = ms(); "attested");
         }
     });
     match result {

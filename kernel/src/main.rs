@@ -1,7 +1,10 @@
 //! The Ampoule guest kernel: what runs after the reset stub (`ovmf/src/reset/`) enters 64-bit mode.
 //!
-//! Boot order: W^X page tables -> serial log -> GDT/TSS -> IDT -> heap -> platform -> `booted` record -> self-checks
-//! -> (with a network device) TSC calibration, the key dance, unsealing the model, serving clients; else exit. Everything that is not hardware lives in host-testable crates (`ovmf`, `protocol`).
+//! Boot order: platform (from the stub's boot info) -> W^X page tables (with the C-bit under SNP) -> GDT/TSS -> IDT
+//! -> under SNP: GHCB, shared pages, heap validation -> serial log -> heap -> `booted` record -> self-checks -> (with
+//! a network device) TSC calibration, the key dance, unsealing the model, serving clients; else exit. Nothing before
+//! the serial console may do port I/O: under SNP it raises #VC, which needs the GHCB. Everything that is not
+//! hardware lives in host-testable crates (`ovmf`, `protocol`, `loader`).
 #![no_std]
 #![no_main]
 
@@ -9,6 +12,7 @@ extern crate alloc;
 // The memory functions the compiler calls; linked for their symbols.
 extern crate memfns;
 
+mod attester;
 mod exit;
 #[cfg(feature = "fault-injection")]
 mod fault_injection;
@@ -31,38 +35,53 @@ mod sections;
 mod self_check;
 mod serial;
 mod service;
+mod shared;
+mod snp;
 mod time;
 mod virtio_net;
 mod virtqueue;
 
+use loader::SimulatedAttester;
 use ovmf::exit::ExitCode;
+use ovmf::layout::boot_scratch::BootInfo;
 
+use crate::attester::GuestAttester;
 use crate::exit::exit;
 use crate::logger::Hex;
+use crate::paging::Encryption;
 use crate::platform::Tee;
 
-/// The kernel's entry, called by `entry64.s` on the boot stack with the TSC value read at the reset vector.
+/// The kernel's entry, called by `entry64.s` on the boot stack with the boot info the stub wrote.
 #[unsafe(no_mangle)]
-extern "C" fn ampoule_main(reset_tsc: u64) -> ! {
+extern "C" fn ampoule_main(boot_info: *const BootInfo) -> ! {
     let main_tsc = time::rdtsc();
-    paging::init();
-    serial::COM1.lock().init();
-    logger::init();
+    // SAFETY: entry64.s passes BOOT_INFO, which the stub wrote and the boot page tables still map (paging::init
+    // unmaps it, so it is copied first).
+    let boot = unsafe { boot_info.read() };
+    let reset_tsc = boot.reset_tsc;
+    let tee = platform::detect(&boot);
+    let encryption = if tee == Tee::Snp { snp::encryption(boot.c_bit) } else { Encryption::None };
+    paging::init(encryption);
     gdt::init();
     interrupts::init();
+    if tee == Tee::Snp {
+        snp::init();
+    }
+    serial::COM1.lock().init();
+    logger::init();
     if let Err(missing) = heap::init() {
         log::error!(target: "kernel", address:% = Hex(missing.address), need = ovmf::layout::GUEST_RAM_SIZE;
             "guest RAM too small for the heap");
         exit(ExitCode::SelfCheckFailed);
     }
-    let tee = platform::detect();
-    if tee != Tee::Plain {
+    if !matches!(tee, Tee::Plain | Tee::Snp) {
         log::error!(target: "platform", tee = tee.as_str(); "platform not supported yet");
         exit(ExitCode::PlatformUnsupported);
     }
     let booted_tsc = time::rdtsc();
     log::info!(target: "kernel",
         tee = tee.as_str(),
+        validated_pages = snp::memory::validated_pages(),
         reset_to_main_cycles = main_tsc.wrapping_sub(reset_tsc),
         main_to_booted_cycles = booted_tsc.wrapping_sub(main_tsc),
         version = env!("CARGO_PKG_VERSION");
@@ -74,7 +93,7 @@ extern "C" fn ampoule_main(reset_tsc: u64) -> ! {
     #[cfg(feature = "fault-injection")]
     fault_injection::run();
     match virtio_net::VirtioNet::probe() {
-        Ok(Some(nic)) => attest_unseal_and_serve(nic),
+        Ok(Some(nic)) => attest_unseal_and_serve(nic, tee),
         Ok(None) => log::info!(target: "kernel", "no network device (boot-only run)"),
         Err(e) => key_dance::fail("network device failed", e),
     }
@@ -82,19 +101,30 @@ extern "C" fn ampoule_main(reset_tsc: u64) -> ! {
     exit(ExitCode::Success)
 }
 
+/// The attester for `tee` (plain or SNP); ends the run if the platform cannot make evidence.
+fn guest_attester(tee: Tee) -> GuestAttester {
+    if tee == Tee::Snp {
+        let Some(attester) = snp::attester() else { key_dance::fail("no evidence", "secrets-page-unusable") };
+        return GuestAttester::Snp(attester);
+    }
+    // Plain mode: the measurement is the image's SHA-384, which `cargo xtask measure` prints too.
+    let measurement = image::measurement();
+    log::info!(target: "kernel", measurement:% = key_dance::HexBytes(&measurement); "measured");
+    GuestAttester::Simulated(SimulatedAttester::new(measurement))
+}
+
 /// The main job: attest to the broker for the key the sealed model names, unseal the model, serve clients.
-fn attest_unseal_and_serve(nic: virtio_net::VirtioNet) -> ! {
+fn attest_unseal_and_serve(nic: virtio_net::VirtioNet, tee: Tee) -> ! {
     // A 10 ms PIT interval: after the booted record, and only when timers are needed.
     let tsc_hz = time::calibrate();
     log::info!(target: "kernel", tsc_hz = tsc_hz; "calibrated");
-    let measurement = image::measurement();
-    log::info!(target: "kernel", measurement:% = key_dance::HexBytes(&measurement); "measured");
+    let mut attester = guest_attester(tee);
     let sealed = match model::sealed() {
         Ok(sealed) => sealed,
         Err(reason) => key_dance::fail("the image's sealed model is unusable", reason),
     };
     let mut network = net::Network::up(nic);
-    let key = key_dance::obtain(&mut network, measurement, sealed.key_id);
+    let key = key_dance::obtain(&mut network, &mut attester, sealed.key_id);
     let started = time::rdtsc();
     let (classifier, weight_bytes) = match model::unseal(&sealed, &key) {
         Ok(loaded) => loaded,
@@ -105,7 +135,7 @@ fn attest_unseal_and_serve(nic: virtio_net::VirtioNet) -> ! {
     log::info!(target: "loader", weight_bytes = weight_bytes,
         ms = time::cycles_to_ms(time::rdtsc().wrapping_sub(started)); "model unsealed");
     let service_key = protocol::seal::EphemeralKeyPair::generate(&mut rng::HardwareRng);
-    let mut service = loader::Service::new(loader::SimulatedAttester::new(measurement), service_key);
+    let mut service = loader::Service::new(attester, service_key);
     service.set_attested();
     service.load_model(model::ServedModel::new(classifier));
     service::serve(&mut network, &mut service)

@@ -11,12 +11,18 @@
 //! | each stack               | 4 KiB | read, write; guard page below it unmapped |
 //! | heap                     | 2 MiB | read, write         |
 //! | the image (ROM)          | 4 KiB | read                |
+//! | shared pages (`SHARED`)  | 4 KiB | read, write; never private |
+//! | SNP secrets, CPUID pages | 4 KiB | read (SNP only)     |
 //!
 //! Everything else is unmapped: the null page, the boot scratch area, all other RAM and MMIO.
+//!
+//! Under SEV-SNP every private mapping, and every table entry, carries the C-bit ([`Encryption`]); the shared pages
+//! and device registers never do.
 
 use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
 
-use ovmf::layout::{HEAP, IMAGE, PAGE_SIZE, PCI_MMIO};
+use ovmf::layout::{HEAP, IMAGE, PAGE_SIZE, PCI_MMIO, SHARED, SNP_CPUID, SNP_SECRETS};
 use spin::Mutex;
 use x86_64::PhysAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags};
@@ -36,6 +42,27 @@ struct TablePool([PageTable; POOL_TABLES]);
 /// device mappings later. All zeros, so the pool is in .bss rather than copied from the image at boot.
 static POOL: Mutex<(TablePool, usize)> = Mutex::new((TablePool([const { PageTable::new() }; POOL_TABLES]), 0));
 
+/// The C-bit mask of private mappings (0 outside SNP), set once by `init`.
+static ENCRYPTION: AtomicU64 = AtomicU64::new(0);
+
+/// How private memory is marked in page-table entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encryption {
+    /// No memory encryption (plain).
+    None,
+    /// SEV-SNP: the C-bit at this position (from the CPUID page) marks private memory.
+    CBit(u8),
+}
+
+impl Encryption {
+    fn mask(self) -> u64 {
+        match self {
+            Encryption::None => 0,
+            Encryption::CBit(position) => 1 << position,
+        }
+    }
+}
+
 /// Which page size a range is mapped with.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum PageSize {
@@ -43,13 +70,13 @@ enum PageSize {
     Huge,
 }
 
-/// What the kernel maps, with which access, in which page size.
-fn mappings() -> [(Range<u64>, Flags, PageSize); 9] {
+/// What the kernel maps, with which access, in which page size (all private).
+fn mappings() -> [(Range<u64>, Flags, PageSize); 10] {
     let code = Flags::PRESENT;
     let read_only = Flags::PRESENT | Flags::NO_EXECUTE;
     let read_write = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE;
     let stack = |s: sections::Stack| (s.bottom..s.top, read_write, PageSize::Small);
-    let [double_fault, nmi, machine_check, exception] = sections::exception_stacks();
+    let [double_fault, nmi, machine_check, exception, vmm_communication] = sections::exception_stacks();
     [
         (sections::text(), code, PageSize::Small),
         (sections::rodata(), read_only, PageSize::Small),
@@ -59,24 +86,35 @@ fn mappings() -> [(Range<u64>, Flags, PageSize); 9] {
         stack(nmi),
         stack(machine_check),
         stack(exception),
+        stack(vmm_communication),
         (HEAP.base..HEAP.end(), read_write, PageSize::Huge),
     ]
 }
 
 /// Builds the kernel's page tables and switches CR3 to them. Runs once, first thing in `main`.
-pub fn init() {
+pub fn init(encryption: Encryption) {
     let mut guard = POOL.try_lock().expect("paging::init runs once, on the boot CPU");
     let (pool, used) = &mut *guard;
     assert!(pool.0[0].iter().all(|e| e.is_unused()), "paging::init runs once");
+    let private = encryption.mask();
+    ENCRYPTION.store(private, Ordering::Relaxed);
     // Table 0 is the PML4.
-    let mut builder = Builder { tables: &mut pool.0, used: 1 };
+    let mut builder = Builder { tables: &mut pool.0, used: 1, private };
     for (range, flags, size) in mappings() {
-        builder.map(range, flags, size);
+        builder.map(range, flags, size, private);
     }
-    builder.map(IMAGE.base..IMAGE.end(), Flags::PRESENT | Flags::NO_EXECUTE, PageSize::Small);
+    let read_only = Flags::PRESENT | Flags::NO_EXECUTE;
+    builder.map(IMAGE.base..IMAGE.end(), read_only, PageSize::Small, private);
+    // The shared pages are what the VMM and devices see: never private, also under SNP.
+    builder.map(SHARED.base..SHARED.end(), read_only | Flags::WRITABLE, PageSize::Small, 0);
+    if encryption != Encryption::None {
+        builder.map(SNP_SECRETS.base..SNP_SECRETS.end(), read_only, PageSize::Small, private);
+        builder.map(SNP_CPUID.base..SNP_CPUID.end(), read_only, PageSize::Small, private);
+    }
     let pml4 = PhysFrame::from_start_address(PhysAddr::new(table_address(&builder.tables[0])))
         .expect("the pool is page-aligned");
     *used = builder.used;
+    // CR3 holds the PML4's address without the C-bit, as the stub's did: page-table walks are private under SNP.
     // SAFETY: the new tables map the running code (.text), the stack in use (boot stack) and all data the kernel
     // touches, with the same (identity) addresses as the boot map, so execution continues unchanged.
     unsafe { Cr3::write(pml4, Cr3Flags::empty()) };
@@ -88,13 +126,14 @@ pub fn map_mmio(range: Range<u64>) {
     let mut guard = POOL.lock();
     let (pool, used) = &mut *guard;
     assert!(*used >= 1, "paging::init runs before map_mmio");
-    let mut builder = Builder { tables: &mut pool.0, used: *used };
+    let mut builder = Builder { tables: &mut pool.0, used: *used, private: ENCRYPTION.load(Ordering::Relaxed) };
     let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE | Flags::NO_CACHE | Flags::WRITE_THROUGH;
     let start = range.start & !(PAGE_SIZE - 1);
     let end = range.end.div_ceil(PAGE_SIZE) * PAGE_SIZE;
     for addr in (start..end).step_by(PAGE_SIZE as usize) {
         if translate(addr).is_none() {
-            builder.map_page(addr, flags, PageSize::Small);
+            // Device registers are never private.
+            builder.map_page(addr, flags, PageSize::Small, 0);
         }
     }
     *used = builder.used;
@@ -109,34 +148,42 @@ fn table_address(table: &PageTable) -> u64 {
 struct Builder<'a> {
     tables: &'a mut [PageTable; POOL_TABLES],
     used: usize,
+    /// The C-bit mask for table entries (the tables are private memory).
+    private: u64,
+}
+
+/// The physical address an entry points to, without the C-bit.
+fn entry_target(entry: &x86_64::structures::paging::page_table::PageTableEntry) -> u64 {
+    entry.addr().as_u64() & !ENCRYPTION.load(Ordering::Relaxed)
 }
 
 impl Builder<'_> {
-    fn map(&mut self, range: Range<u64>, flags: Flags, size: PageSize) {
+    /// Maps `range` with `flags`; `encryption` is the C-bit mask for private memory, 0 for shared.
+    fn map(&mut self, range: Range<u64>, flags: Flags, size: PageSize, encryption: u64) {
         let step = if size == PageSize::Huge { HUGE_PAGE_SIZE } else { PAGE_SIZE };
         assert!(
             range.start.is_multiple_of(step) && range.end.is_multiple_of(step),
             "mapping not aligned to its page size"
         );
         for addr in range.step_by(step as usize) {
-            self.map_page(addr, flags, size);
+            self.map_page(addr, flags, size, encryption);
         }
     }
 
-    fn map_page(&mut self, addr: u64, flags: Flags, size: PageSize) {
+    fn map_page(&mut self, addr: u64, flags: Flags, size: PageSize, encryption: u64) {
         let index = |level: u32| ((addr >> (12 + 9 * level)) & 0x1ff) as usize;
         let pdpt = self.next_table(0, index(3));
         let pd = self.next_table(pdpt, index(2));
         if size == PageSize::Huge {
             let entry = &mut self.tables[pd][index(1)];
             assert!(entry.is_unused(), "page mapped twice");
-            entry.set_addr(PhysAddr::new(addr), flags | Flags::HUGE_PAGE);
+            entry.set_addr(PhysAddr::new(addr | encryption), flags | Flags::HUGE_PAGE);
             return;
         }
         let pt = self.next_table(pd, index(1));
         let entry = &mut self.tables[pt][index(0)];
         assert!(entry.is_unused(), "page mapped twice");
-        entry.set_addr(PhysAddr::new(addr), flags);
+        entry.set_addr(PhysAddr::new(addr | encryption), flags);
     }
 
     /// The pool index of the table that entry `index` of table `parent` points to, allocating it if needed.
@@ -146,13 +193,13 @@ impl Builder<'_> {
         let entry = &self.tables[parent][index];
         if !entry.is_unused() {
             assert!(!entry.flags().contains(Flags::HUGE_PAGE), "a huge page is in the way");
-            return ((entry.addr().as_u64() - base) / PAGE_SIZE) as usize;
+            return ((entry_target(entry) - base) / PAGE_SIZE) as usize;
         }
         let child = self.used;
         assert!(child < POOL_TABLES, "page-table pool exhausted");
         self.used += 1;
         let address = table_address(&self.tables[child]);
-        self.tables[parent][index].set_addr(PhysAddr::new(address), Flags::PRESENT | Flags::WRITABLE);
+        self.tables[parent][index].set_addr(PhysAddr::new(address | self.private), Flags::PRESENT | Flags::WRITABLE);
         child
     }
 }
@@ -179,7 +226,7 @@ pub fn translate(addr: u64) -> Option<Flags> {
             access.set(Flags::NO_EXECUTE, no_execute);
             return Some(access);
         }
-        table_addr = entry.addr().as_u64();
+        table_addr = entry_target(entry);
     }
     None
 }
@@ -213,7 +260,7 @@ fn walk(table_addr: u64, level: u32, writable: bool, no_execute: bool, audit: &m
             *if level == 0 { &mut audit.small_pages } else { &mut audit.huge_pages } += 1;
             audit.writable_and_executable += u64::from(writable && !no_execute);
         } else {
-            walk(entry.addr().as_u64(), level - 1, writable, no_execute, audit);
+            walk(entry_target(entry), level - 1, writable, no_execute, audit);
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Which platform the guest runs on: plain (no TEE), AMD SEV-SNP or Intel TDX, detected once at boot.
 //!
-//! Only plain mode proceeds at this stage; the SNP and TDX paths come with their own issues.
+//! Plain and SNP proceed; TDX comes with its own issue, and SEV or SEV-ES without SNP is refused.
 
 use core::arch::x86_64::{__cpuid_count, CpuidResult};
 
-use x86_64::registers::model_specific::Msr;
+use ovmf::layout::boot_scratch::BootInfo;
+use spin::Once;
 
 /// The platform the guest was launched on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,23 +35,37 @@ impl Tee {
 /// CPUID leaf 0x21 returns "IntelTDX    " in EBX, EDX, ECX inside a TD (Intel TDX module spec, "TDX CPUID").
 const LEAF_TDX: u32 = 0x21;
 const TDX_SIGNATURE: [u8; 12] = *b"IntelTDX    ";
-/// CPUID 0x8000_001F: AMD memory encryption capabilities (AMD APM vol. 3, appendix E.4.17); EAX bit 1 = SEV.
-const LEAF_AMD_MEMORY_ENCRYPTION: u32 = 0x8000_001f;
-const AMD_SEV_SUPPORTED: u32 = 1 << 1;
-/// SEV_STATUS MSR (AMD APM vol. 2, 15.34.10): bit 0 SEV, bit 1 SEV-ES, bit 2 SNP active. Readable by the guest
-/// without interception.
-const MSR_SEV_STATUS: u32 = 0xc001_0131;
+/// SEV_STATUS MSR bits (AMD APM vol. 2, 15.34.10): bit 0 SEV, bit 1 SEV-ES, bit 2 SNP active. The stub reads the
+/// MSR (`reset32.s`) when CPUID Fn8000_001F offers SEV and passes it in the boot info.
 const SEV_STATUS_SEV: u64 = 1 << 0;
 const SEV_STATUS_SNP: u64 = 1 << 2;
+
+/// The platform, once detected.
+static CURRENT: Once<Tee> = Once::new();
 
 fn cpuid(leaf: u32) -> CpuidResult {
     __cpuid_count(leaf, 0)
 }
 
-/// Detects the platform from CPUID and, on AMD CPUs that offer SEV, the SEV_STATUS MSR.
-pub fn detect() -> Tee {
-    let max_basic = cpuid(0).eax;
-    if max_basic >= LEAF_TDX {
+/// Detects the platform, once: SEV from the SEV_STATUS value the stub read, else TDX from CPUID. Under SEV no
+/// CPUID is executed here (it would raise #VC before the kernel's IDT exists).
+pub fn detect(boot: &BootInfo) -> Tee {
+    *CURRENT.call_once(|| detect_from(boot))
+}
+
+/// The platform `detect` found (plain if it has not run).
+pub fn current() -> Tee {
+    CURRENT.get().copied().unwrap_or(Tee::Plain)
+}
+
+fn detect_from(boot: &BootInfo) -> Tee {
+    if boot.sev_status & SEV_STATUS_SNP != 0 {
+        return Tee::Snp;
+    }
+    if boot.sev_status & SEV_STATUS_SEV != 0 {
+        return Tee::SevWithoutSnp;
+    }
+    if boot.max_basic_leaf >= LEAF_TDX {
         let r = cpuid(LEAF_TDX);
         let mut signature = [0u8; 12];
         for (chunk, reg) in signature.chunks_exact_mut(4).zip([r.ebx, r.edx, r.ecx]) {
@@ -58,17 +73,6 @@ pub fn detect() -> Tee {
         }
         if signature == TDX_SIGNATURE {
             return Tee::Tdx;
-        }
-    }
-    let max_extended = cpuid(0x8000_0000).eax;
-    if max_extended >= LEAF_AMD_MEMORY_ENCRYPTION && cpuid(LEAF_AMD_MEMORY_ENCRYPTION).eax & AMD_SEV_SUPPORTED != 0 {
-        // SAFETY: CPUID says the CPU implements SEV, so SEV_STATUS exists; reading it has no side effects.
-        let status = unsafe { Msr::new(MSR_SEV_STATUS).read() };
-        if status & SEV_STATUS_SNP != 0 {
-            return Tee::Snp;
-        }
-        if status & SEV_STATUS_SEV != 0 {
-            return Tee::SevWithoutSnp;
         }
     }
     Tee::Plain

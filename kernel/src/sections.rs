@@ -24,6 +24,9 @@ unsafe extern "C" {
     static __ist_exception_guard: u8;
     static __ist_exception_bottom: u8;
     static __ist_exception_top: u8;
+    static __ist_vc_guard: u8;
+    static __ist_vc_bottom: u8;
+    static __ist_vc_top: u8;
 }
 
 /// The address of a linker symbol. Only the address is used; the byte behind it is never read.
@@ -65,7 +68,7 @@ pub fn boot_stack() -> Stack {
 }
 
 /// The stacks of the TSS's interrupt stack table, in IST-slot order (see `gdt::IstSlot`).
-pub fn exception_stacks() -> [Stack; 4] {
+pub fn exception_stacks() -> [Stack; 5] {
     [
         Stack {
             guard: addr!(__ist_double_fault_guard),
@@ -83,5 +86,6 @@ pub fn exception_stacks() -> [Stack; 4] {
             bottom: addr!(__ist_exception_bottom),
             top: addr!(__ist_exception_top),
         },
+        Stack { guard: addr!(__ist_vc_guard), bottom: addr!(__ist_vc_bottom), top: addr!(__ist_vc_top) },
     ]
 }

@@ -5,6 +5,8 @@ use ovmf::layout::PCI_MMIO;
 
 use crate::paging;
 use crate::pci;
+use crate::platform::{self, Tee};
+use crate::snp;
 use crate::virtqueue::{BUFFER_SIZE, QUEUE_SIZE, Virtqueue};
 
 const VIRTIO_VENDOR: u16 = 0x1af4;
@@ -44,7 +46,28 @@ const TX_QUEUE: u16 = 1;
 /// A locally administered address, used if the device offers none.
 const FALLBACK_MAC: [u8; 6] = [0x02, 0x41, 0x4d, 0x50, 0x00, 0x01];
 
-/// A window of device registers inside the (mapped, uncached) PCI window.
+/// A device register's width: the integers the virtio layout uses.
+trait Register: Copy {
+    fn from_u64(value: u64) -> Self;
+    fn into_u64(self) -> u64;
+}
+
+macro_rules! register {
+    ($($t:ty),*) => {$(
+        impl Register for $t {
+            fn from_u64(value: u64) -> Self {
+                value as $t
+            }
+            fn into_u64(self) -> u64 {
+                self.into()
+            }
+        }
+    )*};
+}
+register!(u8, u16, u32, u64);
+
+/// A window of device registers inside the (mapped, uncached) PCI window. Under SNP each access is an MMIO exit
+/// through the GHCB instead (`snp::ghcb`): a plain access would raise #VC with nothing but a fault address.
 #[derive(Clone, Copy)]
 struct Registers {
     base: u64,
@@ -57,14 +80,22 @@ impl Registers {
         self.base + offset
     }
 
-    fn read<T: Copy>(&self, offset: u64) -> T {
-        let at = self.check(offset, core::mem::size_of::<T>() as u64);
+    fn read<T: Register>(&self, offset: u64) -> T {
+        let size = core::mem::size_of::<T>();
+        let at = self.check(offset, size as u64);
+        if platform::current() == Tee::Snp {
+            return T::from_u64(snp::ghcb::mmio_read(at, size));
+        }
         // SAFETY: inside a BAR this driver assigned and mapped uncached; aligned by the virtio register layout.
         unsafe { (at as *const T).read_volatile() }
     }
 
-    fn write<T: Copy>(&self, offset: u64, value: T) {
-        let at = self.check(offset, core::mem::size_of::<T>() as u64);
+    fn write<T: Register>(&self, offset: u64, value: T) {
+        let size = core::mem::size_of::<T>();
+        let at = self.check(offset, size as u64);
+        if platform::current() == Tee::Snp {
+            return snp::ghcb::mmio_write(at, size, value.into_u64());
+        }
         // SAFETY: as in `read`.
         unsafe { (at as *mut T).write_volatile(value) };
     }

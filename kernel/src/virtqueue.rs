@@ -1,9 +1,8 @@
 //! A split virtqueue (Virtio 1.1, 2.6) with one buffer per descriptor, polled (no interrupts). Its rings and
-//! buffers are one block of zeroed, page-aligned heap memory that lives for the rest of the run; the device
+//! buffers are one block of zeroed shared pages (`shared`) that lives for the rest of the run; the device
 //! writes the used ring and device-writable buffers, so the kernel reads them with volatile loads and copies data
 //! out before looking at it.
 
-use alloc::alloc::{Layout, alloc_zeroed};
 use core::ptr::NonNull;
 use core::sync::atomic::{Ordering, fence};
 
@@ -34,12 +33,11 @@ pub struct Virtqueue {
 unsafe impl Send for Virtqueue {}
 
 impl Virtqueue {
-    /// Allocates the queue's memory: zeroed (so every ring starts empty), page-aligned, never freed.
+    /// Takes the queue's memory from the shared pages: zeroed (so every ring starts empty), page-aligned, never
+    /// freed.
     pub fn new() -> Virtqueue {
-        let layout = Layout::from_size_align(TOTAL, 4096).expect("a valid layout");
-        // SAFETY: the layout has a non-zero size.
-        let base = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("the heap has room for a virtqueue");
-        Virtqueue { base, avail_idx: 0, used_idx: 0 }
+        let base = crate::shared::pages(TOTAL.div_ceil(4096) as u64);
+        Virtqueue { base: NonNull::new(base as *mut u8).expect("shared pages are not at 0"), avail_idx: 0, used_idx: 0 }
     }
 
     /// The guest-physical addresses of the descriptor table, available ring and used ring (identity-mapped).

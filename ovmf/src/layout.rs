@@ -92,6 +92,11 @@ pub const SNP_CPUID: Region = Region { name: "SNP_CPUID", base: SNP_SECRETS.end(
 /// The TD HOB (TDVF section TD_HOB): QEMU writes the hand-off block list describing RAM here. Untrusted input.
 pub const TD_HOB: Region = Region { name: "TD_HOB", base: SNP_CPUID.end(), size: 2 * PAGE_SIZE };
 
+/// Pages shared with the VMM: the GHCB, the SNP guest-message pages and the virtio rings and buffers. Outside
+/// every pre-validated range, so under SNP they are never validated: the kernel changes them to shared and maps
+/// them without the C-bit before first use (DESIGN.md §4: data is copied out of them before it is decoded).
+pub const SHARED: Region = Region { name: "SHARED", base: 9 * MIB, size: 256 * KIB };
+
 /// The heap (`linked_list_allocator`).
 pub const HEAP: Region = Region { name: "HEAP", base: 16 * MIB, size: 64 * MIB };
 
@@ -115,19 +120,40 @@ pub mod boot_scratch {
     pub const PD: u64 = 2 * PAGE_SIZE;
     /// The number of boot page directories (4 GiB identity map).
     pub const PD_COUNT: u64 = 4;
-    /// The boot-info block: the TSC read at the reset vector (u64) at offset 0; the stub's CPUID limits after it.
+    /// The boot-info block ([`BootInfo`]): what the stub learnt, for the kernel.
     pub const BOOT_INFO: u64 = PD + PD_COUNT * PAGE_SIZE;
+    /// The stub's 32-bit IDT (32 gates of 8 bytes; only #VC is present), in the boot-info page.
+    pub const IDT32: u64 = BOOT_INFO + 0x100;
+
+    /// The boot-info block as the stub writes it (offsets are named in `reset32.s` and tested below).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct BootInfo {
+        /// The TSC read at the reset vector.
+        pub reset_tsc: u64,
+        /// CPUID leaf 0 EAX: the highest basic leaf.
+        pub max_basic_leaf: u32,
+        /// CPUID leaf 0x8000_0000 EAX: the highest extended leaf.
+        pub max_extended_leaf: u32,
+        /// The SEV_STATUS MSR, if CPUID Fn8000_001F offers SEV; else 0.
+        pub sev_status: u64,
+        /// The C-bit position the stub set in the boot page tables (SNP only; from the CPUID page); else 0.
+        pub c_bit: u32,
+        /// Reserved (zero).
+        pub reserved: u32,
+    }
     /// Bytes of the scratch area used by tables and boot info; the stub's temporary stack grows down from the end.
     pub const USED: u64 = BOOT_INFO + PAGE_SIZE;
 }
 
 /// Every region with a fixed address, in address order: the input of the invariant tests and of `layout.ld`.
-pub const REGIONS: [Region; 14] = [
+pub const REGIONS: [Region; 15] = [
     RAM_IMAGE,
     BOOT_SCRATCH,
     SNP_SECRETS,
     SNP_CPUID,
     TD_HOB,
+    SHARED,
     HEAP,
     PCI_MMIO,
     IMAGE,
@@ -148,12 +174,13 @@ pub const EXCEPTION_STACK_SIZE: u64 = 32 * KIB;
 pub const SERIAL_PORT: u16 = 0x3f8;
 
 /// Extra absolute symbols for the linker script and the boot stub, beyond the `REGIONS` triples.
-pub const LINKER_SYMBOLS: [(&str, u64); 12] = [
+pub const LINKER_SYMBOLS: [(&str, u64); 13] = [
     ("BOOT_PML4", BOOT_SCRATCH.base + boot_scratch::PML4),
     ("BOOT_PDPT", BOOT_SCRATCH.base + boot_scratch::PDPT),
     ("BOOT_PD", BOOT_SCRATCH.base + boot_scratch::PD),
     ("BOOT_PD_ENTRIES", boot_scratch::PD_COUNT * 512),
     ("BOOT_INFO", BOOT_SCRATCH.base + boot_scratch::BOOT_INFO),
+    ("BOOT_IDT32", BOOT_SCRATCH.base + boot_scratch::IDT32),
     ("BOOT_SCRATCH_USED_DWORDS", boot_scratch::USED / 4),
     ("BOOT_SCRATCH_STACK_TOP", BOOT_SCRATCH.end()),
     ("BOOT_STACK_SIZE", BOOT_STACK_SIZE),

@@ -16,6 +16,8 @@ pub const EXCEPTION_VECTORS: usize = 32;
 const NMI: usize = 2;
 const DOUBLE_FAULT: usize = 8;
 const MACHINE_CHECK: usize = 18;
+/// #VC (AMD64 APM vol. 2, 8.2.21).
+pub const VMM_COMMUNICATION: usize = 29;
 
 /// A 64-bit interrupt gate (Intel SDM vol. 3A, figure 6-8).
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +65,7 @@ fn ist_slot(vector: usize) -> IstSlot {
         DOUBLE_FAULT => IstSlot::DoubleFault,
         NMI => IstSlot::Nmi,
         MACHINE_CHECK => IstSlot::MachineCheck,
+        VMM_COMMUNICATION => IstSlot::VmmCommunication,
         _ => IstSlot::Exception,
     }
 }

@@ -1,8 +1,8 @@
 //! Exceptions: the IDT, the asm entry stubs, and the Rust side that reports a fault and ends the run.
 //!
-//! Every exception is fatal at this stage: the handler prints one record (vector, error code, RIP, CR2 and nothing
-//! else, DESIGN.md §4) and exits with `ExitCode::Fault`. The stubs already save and restore all state, so the #VC
-//! and #VE handlers of the SNP and TDX paths can return.
+//! Every exception but #VC under SNP (served by `snp::vc`) is fatal: the handler prints one record (vector, error
+//! code, RIP, CR2 and nothing else, DESIGN.md §4) and exits with `ExitCode::Fault`. The stubs save and restore all
+//! state, so a handler can return.
 
 mod idt;
 
@@ -43,6 +43,32 @@ pub struct ExceptionFrame {
     pub ss: u64,
 }
 
+/// A general register in [`ExceptionFrame::gprs`].
+#[derive(Clone, Copy, Debug)]
+#[repr(usize)]
+pub enum Gpr {
+    /// RAX (pushed first, so last in the array).
+    Rax = 14,
+    /// RCX.
+    Rcx = 13,
+    /// RDX.
+    Rdx = 12,
+    /// RBX.
+    Rbx = 11,
+}
+
+impl ExceptionFrame {
+    /// The interrupted value of `register`.
+    pub fn gpr(&self, register: Gpr) -> u64 {
+        self.gprs[register as usize]
+    }
+
+    /// Sets the value `register` has when the interrupted code resumes.
+    pub fn set_gpr(&mut self, register: Gpr, value: u64) {
+        self.gprs[register as usize] = value;
+    }
+}
+
 /// The mnemonic of an exception vector (Intel SDM vol. 3A, table 6-1; AMD APM vol. 2, 8.2 for #VC and #SX).
 pub fn exception_name(vector: u64) -> &'static str {
     const NAMES: [&str; 32] = [
@@ -64,6 +90,10 @@ static HANDLING_FAULT: AtomicBool = AtomicBool::new(false);
 extern "C" fn exception_dispatch(frame: &mut ExceptionFrame) {
     if frame.vector == BREAKPOINT && crate::self_check::EXPECTING_BREAKPOINT.swap(false, Ordering::SeqCst) {
         crate::self_check::expected_breakpoint();
+        return;
+    }
+    if frame.vector == idt::VMM_COMMUNICATION as u64 && crate::platform::current() == crate::platform::Tee::Snp {
+        crate::snp::vc::handle(frame);
         return;
     }
     if HANDLING_FAULT.swap(true, Ordering::SeqCst) {

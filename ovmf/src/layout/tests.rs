@@ -1,6 +1,6 @@
 use super::*;
 
-const RAM_REGIONS: [Region; 6] = [RAM_IMAGE, BOOT_SCRATCH, SNP_SECRETS, SNP_CPUID, TD_HOB, HEAP];
+const RAM_REGIONS: [Region; 7] = [RAM_IMAGE, BOOT_SCRATCH, SNP_SECRETS, SNP_CPUID, TD_HOB, SHARED, HEAP];
 const ROM_PARTS: [Region; 3] = [PAYLOAD, SEALED_MODEL, RESET_PAGE];
 const RESET_PAGE_PARTS: [Region; 3] = [METADATA, AP_ENTRY, RESET_VECTOR];
 
@@ -82,6 +82,39 @@ fn boot_scratch_holds_its_tables() {
     // At least a page is left for the stub's temporary stack.
     const { assert!(boot_scratch::USED + PAGE_SIZE <= BOOT_SCRATCH.size) };
     assert_eq!(boot_scratch::PD_COUNT * GIB, 4 * GIB, "boot map covers the image at the top of 4 GiB");
+    // The boot info and the stub's 32-bit IDT (32 gates) share the boot-info page.
+    const { assert!(size_of::<boot_scratch::BootInfo>() as u64 <= boot_scratch::IDT32 - boot_scratch::BOOT_INFO) };
+    const { assert!(boot_scratch::IDT32 + 32 * 8 <= boot_scratch::USED) };
+}
+
+#[test]
+fn boot_info_offsets_are_the_ones_reset32_s_writes() {
+    use boot_scratch::BootInfo;
+    use core::mem::offset_of;
+    // reset32.s: INFO_RESET_TSC, INFO_MAX_BASIC_LEAF, INFO_MAX_EXTENDED_LEAF, INFO_SEV_STATUS, INFO_C_BIT.
+    assert_eq!(
+        [
+            offset_of!(BootInfo, reset_tsc),
+            offset_of!(BootInfo, max_basic_leaf),
+            offset_of!(BootInfo, max_extended_leaf),
+            offset_of!(BootInfo, sev_status),
+            offset_of!(BootInfo, c_bit),
+        ],
+        [0, 8, 12, 16, 24]
+    );
+}
+
+#[test]
+fn shared_pages_are_never_pre_validated_or_added() {
+    // Under SNP a pre-validated page would have to be rescinded before sharing; SHARED is simply never validated.
+    for section in crate::metadata::AMPOULE_SEV_SECTIONS {
+        let region = Region { name: "section", base: u64::from(section.gpa), size: u64::from(section.size) };
+        assert!(!region.overlaps(&SHARED));
+    }
+    for section in crate::metadata::AMPOULE_TDVF_SECTIONS {
+        let region = Region { name: "section", base: section.memory_address, size: section.memory_data_size };
+        assert!(!region.overlaps(&SHARED));
+    }
 }
 
 #[test]

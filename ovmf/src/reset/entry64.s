@@ -14,8 +14,8 @@ long_mode_start:
     movw %ax, %ss
     movq $__boot_stack_top, %rsp
     xorl %ebp, %ebp
-    # ampoule_main(reset_tsc: u64) -> !
-    movq BOOT_INFO, %rdi
+    # ampoule_main(boot_info: *const BootInfo) -> !
+    movq $BOOT_INFO, %rdi
     call ampoule_main
 1:  cli
     hlt

@@ -48,6 +48,10 @@ pub mod exit_code {
     pub const IOIO: u64 = 0x7b;
     /// RDMSR/WRMSR.
     pub const MSR: u64 = 0x7c;
+    /// MMIO read: SW_EXITINFO1 = GPA, SW_EXITINFO2 = bytes, SW_SCRATCH = where the data goes (§4.1.5).
+    pub const MMIO_READ: u64 = 0x8000_0001;
+    /// MMIO write: as MMIO read, the data taken from SW_SCRATCH (§4.1.6).
+    pub const MMIO_WRITE: u64 = 0x8000_0002;
     /// SNP Page State Change.
     pub const SNP_PAGE_STATE_CHANGE: u64 = 0x8000_0010;
     /// SNP Guest Request: a guest message to the PSP (request and response pages in SW_EXITINFO1 and 2).
@@ -128,6 +132,14 @@ pub enum ExitResult {
     Failed(u64, u64),
 }
 
+/// Reads the result of any other exit: done when the hypervisor left SW_EXITINFO1[31:0] valid and 0.
+pub fn exit_result(ghcb: &Ghcb) -> ExitResult {
+    match (ghcb.get(offset::SW_EXITINFO1), ghcb.get(offset::SW_EXITINFO2)) {
+        (Some(info1), _) if info1 & 0xffff_ffff == 0 => ExitResult::Ok,
+        (info1, info2) => ExitResult::Failed(info1.unwrap_or(u64::MAX), info2.unwrap_or(u64::MAX)),
+    }
+}
+
 /// SW_EXITINFO2[63:32] of a guest request the hypervisor could not pass on because it was busy.
 pub const GUEST_REQUEST_BUSY: u64 = 2;
 
@@ -161,6 +173,16 @@ mod tests {
         assert_eq!(&ghcb.as_bytes()[0xffa..0x1000], &[2, 0, 0, 0, 0, 0]);
         ghcb.reset(2);
         assert_eq!(ghcb.get(offset::RAX), None, "reset clears the bitmap");
+    }
+
+    #[test]
+    fn exit_results_need_a_valid_zero_exitinfo1() {
+        let mut ghcb = Ghcb::default();
+        assert!(matches!(exit_result(&ghcb), ExitResult::Failed(..)), "nothing marked valid");
+        ghcb.set_exit(exit_code::IOIO, 0, 0);
+        assert_eq!(exit_result(&ghcb), ExitResult::Ok);
+        ghcb.set(offset::SW_EXITINFO1, 1);
+        assert_eq!(exit_result(&ghcb), ExitResult::Failed(1, 0));
     }
 
     #[test]

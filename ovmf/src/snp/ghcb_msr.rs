@@ -142,6 +142,22 @@ pub const REASON_PROTOCOL_UNSUPPORTED: u8 = 1;
 /// General reason: SNP features are not what the guest requires (set 0, code 2).
 pub const REASON_SNP_FEATURES_UNSUPPORTED: u8 = 2;
 
+/// The reason code set for Ampoule's own reasons (set 1: guest-specific).
+pub const REASON_SET_AMPOULE: u8 = 1;
+/// Ampoule: a #VC the handler does not serve (an exit code other than CPUID, IOIO or MSR, or an instruction form
+/// it does not decode), or a #VC before the GHCB exists that is not CPUID.
+pub const REASON_UNHANDLED_VC: u8 = 1;
+/// Ampoule: the CPUID page is malformed or gives an implausible C-bit.
+pub const REASON_BAD_CPUID_PAGE: u8 = 2;
+/// Ampoule: the hypervisor refused or mangled a GHCB MSR-protocol step (registration, page-state change).
+pub const REASON_GHCB_SETUP_FAILED: u8 = 3;
+/// Ampoule: PVALIDATE failed, or a page was about to be validated twice.
+pub const REASON_VALIDATION_FAILED: u8 = 4;
+/// Ampoule: the hypervisor failed an exit the kernel cannot do without (port I/O, MSR, MMIO).
+pub const REASON_EXIT_FAILED: u8 = 5;
+/// Ampoule: a #VC arrived while the GHCB was in use (nested use would corrupt the exit in progress).
+pub const REASON_GHCB_IN_USE: u8 = 6;
+
 /// A termination request with reason code `code` of set `set` (set in 15:12, code in 23:16). The hypervisor ends
 /// the guest; it is how an SNP guest reports a fatal error before it can do port I/O.
 pub const fn termination_request(set: u8, code: u8) -> u64 {

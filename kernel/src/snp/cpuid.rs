@@ -2,7 +2,7 @@
 //! launch, so under SNP it, not the hypervisor, answers CPUID.
 
 use ovmf::layout::SNP_CPUID;
-use ovmf::snp::cpuid_page::{CpuidPage, CpuidResult};
+use ovmf::snp::cpuid_page::CpuidPage;
 use ovmf::snp::ghcb_msr::REASON_BAD_CPUID_PAGE;
 
 use super::ghcb;
@@ -13,9 +13,4 @@ pub fn page() -> CpuidPage<'static> {
     // boot tables and the kernel's tables map it under SNP.
     let bytes = unsafe { core::slice::from_raw_parts(SNP_CPUID.base as *const u8, SNP_CPUID.size as usize) };
     CpuidPage::new(bytes).unwrap_or_else(|_| ghcb::terminate(REASON_BAD_CPUID_PAGE))
-}
-
-/// CPUID(`leaf`, `subleaf`) from the page; a leaf the page lacks reads as zeros, as unknown leaves do in hardware.
-pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
-    page().lookup(leaf, subleaf).unwrap_or(CpuidResult { eax: 0, ebx: 0, ecx: 0, edx: 0 })
 }

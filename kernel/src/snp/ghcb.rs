@@ -85,6 +85,12 @@ pub fn init() {
     READY.store(true, Ordering::Release);
 }
 
+/// VMGEXIT with the GHCB's address in the GHCB MSR. Only for a caller holding the GHCB ([`Ghcb::take`]).
+pub fn vmgexit_with_ghcb() {
+    write_msr(GHCB_GPA);
+    vmgexit();
+}
+
 /// The GHCB, held for one exit.
 pub struct Ghcb {
     page: &'static mut layout::Ghcb,
@@ -119,8 +125,7 @@ impl Ghcb {
 
     /// VMGEXIT with the exit prepared in the page.
     pub fn exit(&mut self) {
-        write_msr(GHCB_GPA);
-        vmgexit();
+        vmgexit_with_ghcb();
     }
 
     /// An exit that must succeed (port I/O, MSR, MMIO): ends the guest if the hypervisor reports failure.

@@ -8,6 +8,7 @@
 //! - [`cpuid_page`]: the CPUID page the PSP validated at launch (SEV-SNP ABI §8.17.2, "SNP_CPUID"): the guest
 //!   answers CPUID from it, never from the hypervisor, and reads its C-bit position there.
 //! - [`secrets_page`]: the page the PSP writes VMPCK0-3 into at launch, and the guest's message counters.
+//! - [`vc`]: what the #VC handler does for CPUID, port I/O and MSR accesses, with the VMGEXIT left to the kernel.
 //! - [`validated_pages`]: which pages beyond the pre-validated ranges have been PVALIDATEd, so that each is
 //!   validated exactly once (validating a page twice lets a hypervisor swap its contents unnoticed).
 
@@ -17,3 +18,4 @@ pub mod ghcb_msr;
 pub mod ioio;
 pub mod secrets_page;
 pub mod validated_pages;
+pub mod vc;

@@ -1,5 +1,7 @@
 //! virtio-net over PCI, modern (Virtio 1.1, 4.1 and 5.1), polled: queue 0 receives, queue 1 transmits. Features:
-//! VIRTIO_F_VERSION_1 (required) and VIRTIO_NET_F_MAC (used if offered); nothing else is accepted.
+//! VIRTIO_F_VERSION_1 (required), VIRTIO_NET_F_MAC (used if offered) and VIRTIO_F_ACCESS_PLATFORM (accepted if
+//! offered, as confidential VMMs do: the rings and buffers are in shared pages at their physical addresses, so the
+//! device's restricted access is already respected); nothing else is accepted.
 
 use ovmf::layout::PCI_MMIO;
 
@@ -39,6 +41,7 @@ const FAILED: u8 = 128;
 /// Feature bits.
 const VIRTIO_NET_F_MAC: u64 = 1 << 5;
 const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+const VIRTIO_F_ACCESS_PLATFORM: u64 = 1 << 33;
 /// struct virtio_net_hdr with VERSION_1 (5.1.6): 12 bytes, all zero on transmit (no offloads).
 pub const NET_HEADER_LEN: usize = 12;
 const RX_QUEUE: u16 = 0;
@@ -181,7 +184,7 @@ impl VirtioNet {
             common.write::<u8>(DEVICE_STATUS, FAILED);
             return Err("the device does not offer VIRTIO_F_VERSION_1");
         }
-        let accepted = VIRTIO_F_VERSION_1 | (offered & VIRTIO_NET_F_MAC);
+        let accepted = VIRTIO_F_VERSION_1 | (offered & (VIRTIO_NET_F_MAC | VIRTIO_F_ACCESS_PLATFORM));
         for select in 0..2u32 {
             common.write::<u32>(DRIVER_FEATURE_SELECT, select);
             common.write::<u32>(DRIVER_FEATURE, (accepted >> (32 * select)) as u32);

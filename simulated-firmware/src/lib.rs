@@ -3,7 +3,9 @@
 //! and its curve arithmetic into the guest's bill of materials).
 //!
 //! - [`psp`]: the SEV-SNP PSP answering guest messages (MSG_REPORT_REQ) with reports signed by a test VCEK.
+//! - [`published`]: real hardware output published by the sev crate, located for tests.
 
 pub mod psp;
+pub mod published;
 
 pub use psp::SimulatedPsp;

@@ -36,6 +36,21 @@ pub struct BrokerOptions {
     pub key: Option<[u8; 32]>,
     /// The broker state whose key store holds the image's key.
     pub state_dir: PathBuf,
+    /// Verify real SEV-SNP evidence instead (the allowlist then names the SNP launch digest).
+    pub snp: Option<SnpBroker>,
+}
+
+/// What the broker needs to verify an SNP guest's reports.
+#[derive(Clone, Debug)]
+pub struct SnpBroker {
+    /// milan, genoa or turin: AMD's root for the chain.
+    pub product: String,
+    /// The host's VCEK (DER or PEM), from AMD's key distribution service for its chip id and TCB.
+    pub vcek: PathBuf,
+    /// The launch digest the allowlist names: `cargo xtask measure` for the launch run-qemu performs.
+    pub launch_digest: [u8; 48],
+    /// The lowest REPORTED_TCB accepted: boot loader, TEE, SNP and microcode SVNs.
+    pub min_tcb: [u8; 4],
 }
 
 impl BrokerOptions {
@@ -47,6 +62,7 @@ impl BrokerOptions {
             allowed_key_id: None,
             key: None,
             state_dir: crate::sealing::default_broker_state(root),
+            snp: None,
         }
     }
 }
@@ -97,13 +113,26 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
             .clone(),
     });
     let config_path = dir.join("broker.toml");
+    let (tee, measurement, allow_simulated, snp_table) = match &options.snp {
+        None => ("plain", measurement, options.allow_simulated, String::new()),
+        Some(snp) => {
+            let vcek = snp.vcek.canonicalize().with_context(|| format!("the VCEK {}", snp.vcek.display()))?;
+            let [bootloader, tee, snp_svn, microcode] = snp.min_tcb;
+            let table = format!(
+                "\n[snp]\nproduct = {:?}\nvcek = {:?}\nallow_smt = true  # run-qemu's guest policy allows SMT\n\
+                 min_tcb = {{ bootloader = {bootloader}, tee = {tee}, snp = {snp_svn}, microcode = {microcode} }}\n",
+                snp.product,
+                vcek.display().to_string()
+            );
+            ("snp", options.allowed_measurement.unwrap_or(snp.launch_digest), false, table)
+        }
+    };
     let config_text = format!(
         "# Written by `cargo xtask run-qemu` for one run; the key comes from the broker state, held in memory.\n\
          listen = \"127.0.0.1:0\"\n\
-         allow_simulated = {}  # plain-mode guests prove nothing: development only\n\
+         allow_simulated = {allow_simulated}  # plain-mode guests prove nothing: development only\n\
          audit_log = \"audit.jsonl\"\n\n\
-         [[allow]]\ntee = \"plain\"\nmeasurement = \"{}\"\nkey_id = \"{}\"\n",
-        options.allow_simulated,
+         [[allow]]\ntee = \"{tee}\"\nmeasurement = \"{}\"\nkey_id = \"{}\"\n{snp_table}",
         hex::encode(measurement),
         hex::encode(key_id),
     );

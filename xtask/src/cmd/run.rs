@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use xtask::dance::BrokerOptions;
+use xtask::dance::{BrokerOptions, SnpBroker};
 use xtask::image::{self, BuildOptions, Variant};
 use xtask::paths;
 use xtask::qemu::{self, Accel, RunConfig, Tee};
@@ -51,12 +51,37 @@ pub struct RunArgs {
     /// inputs through it and shutting it down.
     #[arg(long)]
     pub serve: bool,
+    /// With `--tee snp`: the host's VCEK (DER or PEM, from AMD's key distribution service for this chip and its
+    /// TCB), which the broker verifies the guest's reports with. Required for the key dance under SNP.
+    #[arg(long)]
+    pub vcek: Option<PathBuf>,
+    /// With `--tee snp`: the host's processor family (milan, genoa, turin), which picks AMD's root certificates.
+    #[arg(long, default_value = "milan")]
+    pub product: String,
+    /// With `--tee snp`: the lowest REPORTED_TCB the broker accepts, as boot loader, TEE, SNP and microcode SVNs.
+    #[arg(long, value_delimiter = ',', num_args = 4, default_values_t = [0u8, 0, 0, 0])]
+    pub min_tcb: Vec<u8>,
 }
 
 /// Runs the command.
 pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
-    let RunArgs { image, accel, cpu, timeout, tee, vcpus, print_cmdline, igvm, inject, no_broker, serve } = args;
-    let with_broker = !no_broker && inject.is_none() && tee == Tee::Plain && !print_cmdline;
+    let RunArgs {
+        image,
+        accel,
+        cpu,
+        timeout,
+        tee,
+        vcpus,
+        print_cmdline,
+        igvm,
+        inject,
+        no_broker,
+        serve,
+        vcek,
+        product,
+        min_tcb,
+    } = args;
+    let with_broker = !no_broker && inject.is_none() && tee != Tee::Tdx && !print_cmdline;
     let cpu = cpu.unwrap_or_else(|| {
         match tee {
             Tee::Plain => "max",
@@ -92,13 +117,33 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     }
     let bytes = std::fs::read(&config.image).with_context(|| format!("reading {}", config.image.display()))?;
     let broker_dir = paths::target_dir(root).join("broker");
-    let options = BrokerOptions::for_checkout(root);
+    let mut options = BrokerOptions::for_checkout(root);
+    if tee == Tee::Snp {
+        let vcek = vcek.context(
+            "the broker needs this host's VCEK to verify the guest's reports: pass --vcek FILE (AMD's key \
+             distribution service serves it for the chip id and TCB that `snphost show` or the sev crate report), \
+             or --no-broker to boot only",
+        )?;
+        let vcpu_type = xtask::measure::VcpuType::by_name(&config.cpu)?;
+        let launch =
+            xtask::measure::SnpLaunch { vcpus, vcpu_type, guest_features: xtask::measure::DEFAULT_GUEST_FEATURES };
+        let launch_digest = xtask::measure::measure(&bytes, &launch)?.snp;
+        let min_tcb: [u8; 4] = min_tcb.try_into().map_err(|_| anyhow::anyhow!("--min-tcb takes four SVNs"))?;
+        if min_tcb == [0; 4] {
+            eprintln!(
+                "xtask: WARNING: the broker accepts any REPORTED_TCB (--min-tcb 0,0,0,0); name your fleet's minimum"
+            );
+        }
+        options.snp = Some(SnpBroker { product, vcek, launch_digest, min_tcb });
+    }
     let broker = step("broker", || xtask::dance::start_broker(&broker_dir, &bytes, &options))?;
-    eprintln!(
-        "xtask: WARNING: the broker trusts SIMULATED evidence (allow_simulated = true): a plain-mode guest proves \
-         nothing about its platform; config {}",
-        broker_dir.join("broker.toml").display()
-    );
+    if tee == Tee::Plain {
+        eprintln!(
+            "xtask: WARNING: the broker trusts SIMULATED evidence (allow_simulated = true): a plain-mode guest \
+             proves nothing about its platform; config {}",
+            broker_dir.join("broker.toml").display()
+        );
+    }
     let service_port = xtask::dance::free_port()?;
     xtask::dance::attach(&mut config, broker.port, service_port);
     let result = if serve {

@@ -5,25 +5,9 @@
 use p384::ecdsa::SigningKey;
 use protocol::report::{REPORT_LEN, SIGNATURE_OFFSET, simulated_report};
 use simulated_firmware::SimulatedPsp;
+use simulated_firmware::published::sev_test_data;
 
 use super::*;
-
-/// A file of the sev crate's published test data (`tests/certs_data/`), in cargo's registry where the sev dependency
-/// was unpacked (`$CARGO_HOME`, by default `~/.cargo`).
-fn sev_test_data(name: &str) -> Vec<u8> {
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
-        .expect("CARGO_HOME or HOME is set");
-    let registries = std::fs::read_dir(cargo_home.join("registry/src")).expect("cargo's registry sources");
-    let path = registries
-        .filter_map(|entry| Some(entry.ok()?.path().join("sev-8.0.0/tests/certs_data").join(name)))
-        .find(|path| path.is_file())
-        .unwrap_or_else(|| {
-            panic!("the sev 8.0.0 sources with tests/certs_data/{name} are not in {}", cargo_home.display())
-        });
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn milan_report() -> Vec<u8> {
     let hex_text = sev_test_data("report_milan.hex");

@@ -21,6 +21,7 @@ const SIGNATURE_ALGO: usize = 0x034;
 const REPORT_DATA: usize = 0x050;
 const MEASUREMENT: usize = 0x090;
 const REPORTED_TCB: usize = 0x180;
+const CHIP_ID: usize = 0x1a0;
 
 /// SIGNATURE_ALGO of every real report: ECDSA P-384 with SHA-384.
 pub const SIGNATURE_ALGO_ECDSA_P384_SHA384: u32 = 1;
@@ -104,6 +105,11 @@ impl<'a> SnpReport<'a> {
     /// layout depends on the processor generation).
     pub fn reported_tcb(&self) -> [u8; 8] {
         self.0[REPORTED_TCB..REPORTED_TCB + 8].try_into().expect("8 bytes")
+    }
+
+    /// CHIP_ID: the processor's unique id (zeros if the guest policy masks it), which the VCEK certificate names.
+    pub fn chip_id(&self) -> &'a [u8; 64] {
+        self.0[CHIP_ID..CHIP_ID + 64].try_into().expect("64 bytes")
     }
 
     /// The signed part: everything before SIGNATURE.

@@ -4,7 +4,8 @@
 //!
 //! 1. exactly one report, not a simulated one, VERSION >= 2, SIGNATURE_ALGO = ECDSA P-384 with SHA-384, the
 //!    signature's reserved bytes zero;
-//! 2. the signature, over the report's own first 0x2A0 bytes (not a re-encoding of them), by the VCEK;
+//! 2. the VCEK's certificate names the report's CHIP_ID and REPORTED_TCB (`vcek`), and the signature, over the
+//!    report's own first 0x2A0 bytes (not a re-encoding of them), is the VCEK's;
 //! 3. VMPL as required (0: the report was asked for by the guest kernel itself);
 //! 4. the guest policy: no migration agent, SMT only if allowed, the minimum ABI at least the configured one;
 //! 5. REPORTED_TCB at least the configured minimum for the product (boot loader, TEE, SNP firmware, microcode).
@@ -126,9 +127,14 @@ pub struct SnpRules {
     pub min_tcb: Tcb,
 }
 
+mod vcek;
+
+pub use vcek::VcekIdentity;
+
 /// Verifies SNP reports against one platform key and the rules.
 pub struct SnpVerifier {
     vcek: VerifyingKey,
+    identity: VcekIdentity,
     product: Product,
     rules: SnpRules,
 }
@@ -152,9 +158,10 @@ impl SnpVerifier {
         let chain = Chain { ca, vek: certificate(vcek).context("the VCEK")? };
         let vcek =
             (&chain).verify().map_err(|e| anyhow::anyhow!("the chain ARK -> ASK -> VCEK does not verify: {e}"))?;
+        let identity = VcekIdentity::of(&vcek.clone().into())?;
         let vcek = VerifyingKey::from_sec1_bytes(vcek.public_key_sec1())
             .map_err(|_| anyhow::anyhow!("the VCEK's key is not a P-384 point"))?;
-        Ok(SnpVerifier { vcek, product, rules })
+        Ok(SnpVerifier { vcek, identity, product, rules })
     }
 
     /// The verifier a configuration's `[snp]` table describes (`Config::load` made its paths absolute).
@@ -183,10 +190,15 @@ impl SnpVerifier {
         config.ask = config.ask.as_ref().map(|p| base.join(p));
     }
 
-    /// A verifier trusting `vcek` directly, for tests that sign their own reports.
+    /// A verifier trusting `vcek` directly as the key of `identity`, for tests that sign their own reports.
     #[cfg(test)]
-    pub(crate) fn trusting(vcek: VerifyingKey, product: Product, rules: SnpRules) -> SnpVerifier {
-        SnpVerifier { vcek, product, rules }
+    pub(crate) fn trusting(vcek: VerifyingKey, identity: VcekIdentity, product: Product, rules: SnpRules) -> Self {
+        SnpVerifier { vcek, identity, product, rules }
+    }
+
+    /// The chip and TCB the configured VCEK was issued for.
+    pub fn identity(&self) -> &VcekIdentity {
+        &self.identity
     }
 }
 
@@ -222,6 +234,10 @@ impl Verifier for SnpVerifier {
             .zip(scalar(s))
             .and_then(|(r, s)| Signature::from_scalars(r, s).ok())
             .ok_or(RefusalCode::BadSignature)?;
+        // A report for another chip or TCB is not this VCEK's to sign, whatever its signature.
+        if !self.identity.certifies(report.chip_id(), &Tcb::from_raw(report.reported_tcb(), self.product)) {
+            return Err(RefusalCode::BadSignature);
+        }
         let digest = Sha384::digest(report.signed_bytes());
         self.vcek.verify_prehash(&digest, &signature).map_err(|_| RefusalCode::BadSignature)?;
         if report.vmpl() != self.rules.vmpl {

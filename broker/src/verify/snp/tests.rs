@@ -102,9 +102,19 @@ const GOOD_POLICY: u64 = policy::RESERVED_MUST_BE_ONE;
 /// Milan layout: boot loader 3, TEE 0, SNP 8 (byte 6), microcode 115 (byte 7).
 const GOOD_TCB: [u8; 8] = [3, 0, 0, 0, 0, 0, 8, 115];
 
+/// The simulated PSP's CHIP_ID.
+const TEST_CHIP_ID: [u8; 64] = [0xc1; 64];
+
+/// A verifier trusting [`TEST_KEY`] as the VCEK of the simulated PSP's chip at `GOOD_TCB`.
 fn test_verifier(rules: SnpRules, product: Product) -> SnpVerifier {
+    test_verifier_at(rules, product, GOOD_TCB)
+}
+
+/// The same, for a VCEK issued at `reported_tcb` (raw, as `product` lays it out).
+fn test_verifier_at(rules: SnpRules, product: Product, reported_tcb: [u8; 8]) -> SnpVerifier {
     let key = SigningKey::from_slice(&TEST_KEY).unwrap();
-    SnpVerifier::trusting(*key.verifying_key(), product, rules)
+    let identity = VcekIdentity { tcb: Tcb::from_raw(reported_tcb, product), hw_id: TEST_CHIP_ID.to_vec() };
+    SnpVerifier::trusting(*key.verifying_key(), identity, product, rules)
 }
 
 #[test]
@@ -119,7 +129,12 @@ fn each_rule_refuses_a_validly_signed_report_that_breaks_it() {
     for (byte, below) in [(0, 2), (6, 7), (7, 114)] {
         let mut tcb = GOOD_TCB;
         tcb[byte] = below;
-        assert_eq!(refused(signed_report(GOOD_POLICY, 0, tcb)), RefusalCode::TcbTooLow, "byte {byte}");
+        // Signed by the VCEK of that lower TCB, which the verifier holds.
+        let at_that_tcb = test_verifier_at(rules, Product::Milan, tcb);
+        let report = signed_report(GOOD_POLICY, 0, tcb);
+        assert_eq!(at_that_tcb.verify(&report).unwrap_err(), RefusalCode::TcbTooLow, "byte {byte}");
+        // The verifier holding the VCEK of GOOD_TCB: not its report at all.
+        assert_eq!(refused(report), RefusalCode::BadSignature, "byte {byte}");
     }
     let strict_abi = test_verifier(SnpRules { min_abi: (1, 51), ..rules }, Product::Milan);
     assert_eq!(
@@ -135,10 +150,12 @@ fn each_rule_refuses_a_validly_signed_report_that_breaks_it() {
 fn turin_reads_its_own_tcb_layout() {
     // Turin: FMC at byte 0, then boot loader, TEE, SNP; microcode at byte 7.
     let turin_tcb = [9, 3, 0, 8, 0, 0, 0, 115];
-    let verifier = test_verifier(MILAN_RULES, Product::Turin);
+    let verifier = test_verifier_at(MILAN_RULES, Product::Turin, turin_tcb);
     assert!(verifier.verify(&signed_report(GOOD_POLICY | policy::SMT, 0, turin_tcb)).is_ok());
+    // Milan's layout read as Turin's: boot loader, TEE and SNP 0.
+    let misread = test_verifier_at(MILAN_RULES, Product::Turin, GOOD_TCB);
     assert_eq!(
-        verifier.verify(&signed_report(GOOD_POLICY | policy::SMT, 0, GOOD_TCB)).unwrap_err(),
+        misread.verify(&signed_report(GOOD_POLICY | policy::SMT, 0, GOOD_TCB)).unwrap_err(),
         RefusalCode::TcbTooLow
     );
 }
@@ -161,7 +178,8 @@ fn malformed_simulated_and_badly_signed_reports_are_refused() {
     assert_eq!(verifier.verify(&padded).unwrap_err(), RefusalCode::BadSignature);
     // Signed by another key.
     let other = SigningKey::from_slice(&[0x18; 48]).unwrap();
-    let stranger = SnpVerifier::trusting(*other.verifying_key(), Product::Milan, MILAN_RULES);
+    let identity = VcekIdentity { tcb: Tcb::from_raw(GOOD_TCB, Product::Milan), hw_id: TEST_CHIP_ID.to_vec() };
+    let stranger = SnpVerifier::trusting(*other.verifying_key(), identity, Product::Milan, MILAN_RULES);
     assert_eq!(stranger.verify(&good).unwrap_err(), RefusalCode::BadSignature);
 }
 
@@ -237,4 +255,37 @@ fn reports_laid_out_here_read_the_same_in_the_sev_crate() {
     let theirs = AttestationReport::from_bytes(&published).unwrap();
     assert_eq!((view.version(), view.vmpl(), view.policy()), (theirs.version, theirs.vmpl, 0x30000));
     assert_eq!((view.measurement(), view.report_data()), (&theirs.measurement, &theirs.report_data));
+}
+
+/// The published VCEK names the chip and TCB of the published report (real hardware output on both sides).
+#[test]
+fn the_published_vcek_certifies_the_published_reports_chip_and_tcb() {
+    let verifier = milan_verifier(MILAN_RULES);
+    let report = milan_report();
+    let view = SnpReport::new(&report).unwrap();
+    assert_eq!(verifier.identity().hw_id.as_slice(), view.chip_id().as_slice());
+    assert_eq!(verifier.identity().tcb, Tcb::from_raw(view.reported_tcb(), Product::Milan));
+    assert_eq!(verifier.identity().tcb, Tcb { bootloader: 3, tee: 0, snp: 8, microcode: 115 });
+    // Turin's published VCEK: its own TCB, and an 8-byte hwID.
+    let turin = sev::certs::snp::Certificate::from_der(&sev_test_data("vcek_turin.der")).unwrap();
+    let identity = VcekIdentity::of(&turin.into()).unwrap();
+    assert_eq!(identity.hw_id.len(), 8, "{identity:?}");
+    // The ARK is not a VCEK: no chip, no TCB.
+    let ark: x509_cert::Certificate = builtin::milan::ark().unwrap().into();
+    assert!(VcekIdentity::of(&ark).is_err());
+}
+
+/// A validly signed report naming another chip or another TCB than the VCEK's certificate is not the VCEK's.
+#[test]
+fn a_report_for_another_chip_or_tcb_than_the_vceks_is_refused() {
+    let verifier = test_verifier(MILAN_RULES, Product::Milan);
+    let mut psp = test_psp();
+    psp.chip_id = [0xc2; 64];
+    let mut report = psp.report(&[0x5e; 64]);
+    psp.sign(&mut report);
+    assert_eq!(verifier.verify(&report).unwrap_err(), RefusalCode::BadSignature);
+    let mut higher = GOOD_TCB;
+    higher[7] = 116;
+    assert_eq!(verifier.verify(&signed_report(GOOD_POLICY, 0, higher)).unwrap_err(), RefusalCode::BadSignature);
+    assert!(verifier.verify(&signed_report(GOOD_POLICY, 0, GOOD_TCB)).is_ok());
 }

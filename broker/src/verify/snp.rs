@@ -93,8 +93,8 @@ impl Tcb {
 pub struct SnpConfig {
     /// The processor generation of the platforms.
     pub product: Product,
-    /// The VCEK certificate.
-    pub vcek: std::path::PathBuf,
+    /// The VCEK certificate, or a list of them (one per chip and TCB).
+    pub vcek: VcekFiles,
     /// The ARK certificate, instead of AMD's built-in one (with `ask`).
     #[serde(default)]
     pub ark: Option<std::path::PathBuf>,
@@ -131,12 +131,37 @@ mod vcek;
 
 pub use vcek::VcekIdentity;
 
-/// Verifies SNP reports against one platform key and the rules.
-pub struct SnpVerifier {
-    vcek: VerifyingKey,
+/// One chip's VCEK at one TCB: its key and what its certificate names.
+struct CertifiedVcek {
+    key: VerifyingKey,
     identity: VcekIdentity,
+}
+
+/// Verifies SNP reports against the platforms' keys (one VCEK per chip and TCB) and the rules.
+pub struct SnpVerifier {
+    vceks: Vec<CertifiedVcek>,
     product: Product,
     rules: SnpRules,
+}
+
+/// The `vcek` entry of `[snp]`: one file, or one per platform (chip and TCB) of a fleet.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum VcekFiles {
+    /// One platform's VCEK.
+    One(std::path::PathBuf),
+    /// Several platforms' VCEKs; each report is verified with the one that names its chip and TCB.
+    Many(Vec<std::path::PathBuf>),
+}
+
+impl VcekFiles {
+    /// The files, in order.
+    pub fn paths(&self) -> &[std::path::PathBuf] {
+        match self {
+            VcekFiles::One(path) => std::slice::from_ref(path),
+            VcekFiles::Many(paths) => paths,
+        }
+    }
 }
 
 fn certificate(bytes: &[u8]) -> Result<Certificate> {
@@ -144,9 +169,10 @@ fn certificate(bytes: &[u8]) -> Result<Certificate> {
 }
 
 impl SnpVerifier {
-    /// Checks the chain ARK -> ASK -> VCEK (certificates, DER or PEM; AMD's built-in ARK and ASK for `product`
-    /// when `ca` is `None`) and keeps the VCEK's key.
-    pub fn new(ca: Option<(&[u8], &[u8])>, vcek: &[u8], product: Product, rules: SnpRules) -> Result<SnpVerifier> {
+    /// Checks the chain ARK -> ASK -> VCEK for each VCEK (certificates, DER or PEM; AMD's built-in ARK and ASK for
+    /// `product` when `ca` is `None`) and keeps each VCEK's key and the chip and TCB it names. Refuses an empty
+    /// list and two VCEKs naming the same chip and TCB.
+    pub fn new(ca: Option<(&[u8], &[u8])>, vceks: &[&[u8]], product: Product, rules: SnpRules) -> Result<Self> {
         let ca = match ca {
             Some((ark, ask)) => ca::Chain { ark: certificate(ark)?, ask: certificate(ask)? },
             None => match product {
@@ -155,13 +181,18 @@ impl SnpVerifier {
                 Product::Turin => ca::Chain { ark: builtin::turin::ark()?, ask: builtin::turin::ask()? },
             },
         };
-        let chain = Chain { ca, vek: certificate(vcek).context("the VCEK")? };
-        let vcek =
-            (&chain).verify().map_err(|e| anyhow::anyhow!("the chain ARK -> ASK -> VCEK does not verify: {e}"))?;
-        let identity = VcekIdentity::of(&vcek.clone().into())?;
-        let vcek = VerifyingKey::from_sec1_bytes(vcek.public_key_sec1())
-            .map_err(|_| anyhow::anyhow!("the VCEK's key is not a P-384 point"))?;
-        Ok(SnpVerifier { vcek, identity, product, rules })
+        anyhow::ensure!(!vceks.is_empty(), "[snp] names no VCEK");
+        let mut certified: Vec<CertifiedVcek> = Vec::with_capacity(vceks.len());
+        for (index, vcek) in vceks.iter().enumerate() {
+            let vcek = certified_vcek(&ca, vcek).with_context(|| format!("VCEK {}", index + 1))?;
+            anyhow::ensure!(
+                certified.iter().all(|other| other.identity != vcek.identity),
+                "VCEK {} names the same chip and TCB as an earlier one",
+                index + 1
+            );
+            certified.push(vcek);
+        }
+        Ok(SnpVerifier { vceks: certified, product, rules })
     }
 
     /// The verifier a configuration's `[snp]` table describes (`Config::load` made its paths absolute).
@@ -172,7 +203,8 @@ impl SnpVerifier {
             (None, None) => None,
             _ => bail!("[snp] names ark or ask without the other"),
         };
-        let vcek = read(&config.vcek)?;
+        let vceks = config.vcek.paths().iter().map(|path| read(path)).collect::<Result<Vec<_>>>()?;
+        let vceks: Vec<&[u8]> = vceks.iter().map(Vec::as_slice).collect();
         let rules = SnpRules {
             allow_smt: config.allow_smt,
             min_abi: config.min_abi,
@@ -180,26 +212,39 @@ impl SnpVerifier {
             min_tcb: config.min_tcb,
         };
         let ca = ca.as_ref().map(|(ark, ask)| (ark.as_slice(), ask.as_slice()));
-        SnpVerifier::new(ca, &vcek, config.product, rules)
+        SnpVerifier::new(ca, &vceks, config.product, rules)
     }
 
     /// The same paths, relative to `base`.
     pub fn resolve_paths(config: &mut SnpConfig, base: &Path) {
-        config.vcek = base.join(&config.vcek);
+        config.vcek = match &config.vcek {
+            VcekFiles::One(path) => VcekFiles::One(base.join(path)),
+            VcekFiles::Many(paths) => VcekFiles::Many(paths.iter().map(|path| base.join(path)).collect()),
+        };
         config.ark = config.ark.as_ref().map(|p| base.join(p));
         config.ask = config.ask.as_ref().map(|p| base.join(p));
     }
 
     /// A verifier trusting `vcek` directly as the key of `identity`, for tests that sign their own reports.
     #[cfg(test)]
-    pub(crate) fn trusting(vcek: VerifyingKey, identity: VcekIdentity, product: Product, rules: SnpRules) -> Self {
-        SnpVerifier { vcek, identity, product, rules }
+    pub(crate) fn trusting(key: VerifyingKey, identity: VcekIdentity, product: Product, rules: SnpRules) -> Self {
+        SnpVerifier { vceks: vec![CertifiedVcek { key, identity }], product, rules }
     }
 
-    /// The chip and TCB the configured VCEK was issued for.
-    pub fn identity(&self) -> &VcekIdentity {
-        &self.identity
+    /// The chips and TCBs the configured VCEKs were issued for, in configuration order.
+    pub fn identities(&self) -> impl Iterator<Item = &VcekIdentity> {
+        self.vceks.iter().map(|vcek| &vcek.identity)
     }
+}
+
+/// One VCEK, its chain checked, with its key and identity.
+fn certified_vcek(ca: &ca::Chain, vcek: &[u8]) -> Result<CertifiedVcek> {
+    let chain = Chain { ca: ca.clone(), vek: certificate(vcek).context("the VCEK")? };
+    let vcek = (&chain).verify().map_err(|e| anyhow::anyhow!("the chain ARK -> ASK -> VCEK does not verify: {e}"))?;
+    let identity = VcekIdentity::of(&vcek.clone().into())?;
+    let key = VerifyingKey::from_sec1_bytes(vcek.public_key_sec1())
+        .map_err(|_| anyhow::anyhow!("the VCEK's key is not a P-384 point"))?;
+    Ok(CertifiedVcek { key, identity })
 }
 
 /// SIGNATURE's R or S: 72 bytes little-endian, of which P-384 uses the low 48; the rest must be zero.
@@ -234,12 +279,12 @@ impl Verifier for SnpVerifier {
             .zip(scalar(s))
             .and_then(|(r, s)| Signature::from_scalars(r, s).ok())
             .ok_or(RefusalCode::BadSignature)?;
-        // A report for another chip or TCB is not this VCEK's to sign, whatever its signature.
-        if !self.identity.certifies(report.chip_id(), &Tcb::from_raw(report.reported_tcb(), self.product)) {
-            return Err(RefusalCode::BadSignature);
-        }
+        // Only the VCEK whose certificate names the report's chip and TCB may have signed it.
+        let reported_tcb = Tcb::from_raw(report.reported_tcb(), self.product);
+        let vcek = self.vceks.iter().find(|vcek| vcek.identity.certifies(report.chip_id(), &reported_tcb));
+        let vcek = vcek.ok_or(RefusalCode::BadSignature)?;
         let digest = Sha384::digest(report.signed_bytes());
-        self.vcek.verify_prehash(&digest, &signature).map_err(|_| RefusalCode::BadSignature)?;
+        vcek.key.verify_prehash(&digest, &signature).map_err(|_| RefusalCode::BadSignature)?;
         if report.vmpl() != self.rules.vmpl {
             return Err(RefusalCode::WrongVmpl);
         }

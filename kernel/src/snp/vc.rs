@@ -3,7 +3,7 @@
 //! `ovmf::snp::vc`, tested on the host; this file adds the instruction bytes, the GHCB and VMGEXIT):
 //!
 //! - CPUID (0x72): answered from the CPUID page, never by the hypervisor;
-//! - IN/OUT (0x7B) and RDMSR/WRMSR (0x7C): through the GHCB.
+//! - IN/OUT (0x7B), RDMSR/WRMSR (0x7C) and RDTSC/RDTSCP (0x6E, 0x87): through the GHCB.
 //!
 //! Anything else ends the guest. The handler runs on its own IST stack and executes nothing that raises #VC
 //! (no port I/O, no CPUID, no printing), so it never nests; a #VC raised while another exit holds the GHCB ends

@@ -42,12 +42,16 @@ pub const SHARED_BUFFER_LEN: usize = 2032;
 
 /// Non-automatic exit codes (§4.1, table "Non-Automatic Exit Codes") and the intercepts the #VC handler forwards.
 pub mod exit_code {
+    /// RDTSC.
+    pub const RDTSC: u64 = 0x6e;
     /// CPUID.
     pub const CPUID: u64 = 0x72;
     /// IN/OUT.
     pub const IOIO: u64 = 0x7b;
     /// RDMSR/WRMSR.
     pub const MSR: u64 = 0x7c;
+    /// RDTSCP.
+    pub const RDTSCP: u64 = 0x87;
     /// MMIO read: SW_EXITINFO1 = GPA, SW_EXITINFO2 = bytes, SW_SCRATCH = where the data goes (§4.1.5).
     pub const MMIO_READ: u64 = 0x8000_0001;
     /// MMIO write: as MMIO read, the data taken from SW_SCRATCH (§4.1.6).

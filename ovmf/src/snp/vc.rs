@@ -3,8 +3,8 @@
 //! interrupted code's registers (GHCB specification §4.1; AMD64 APM vol. 2, 15.35.5).
 //!
 //! - CPUID (exit code 0x72) is answered from the CPUID page and needs no GHCB.
-//! - IN/OUT (0x7B) and RDMSR/WRMSR (0x7C) go through the GHCB; the answer is read only from fields the hypervisor
-//!   marked valid.
+//! - IN/OUT (0x7B), RDMSR/WRMSR (0x7C) and RDTSC/RDTSCP (0x6E, 0x87; raised only if the hypervisor intercepts
+//!   them) go through the GHCB; the answer is read only from fields the hypervisor marked valid.
 //!
 //! Every function returns the instruction's length, to step over it, or refuses.
 
@@ -37,6 +37,8 @@ pub enum VcError {
 const CPUID_OPCODE: [u8; 2] = [0x0f, 0xa2];
 const RDMSR_OPCODE: [u8; 2] = [0x0f, 0x32];
 const WRMSR_OPCODE: [u8; 2] = [0x0f, 0x30];
+const RDTSC_OPCODE: [u8; 2] = [0x0f, 0x31];
+const RDTSCP_OPCODE: [u8; 3] = [0x0f, 0x01, 0xf9];
 const LOW_32: u64 = 0xffff_ffff;
 
 /// CPUID from the page: EAX and ECX select the leaf and subleaf; a leaf the page lacks reads as zeros.
@@ -54,7 +56,8 @@ pub fn serve_cpuid(code: &[u8], regs: &mut VcRegisters, page: &CpuidPage<'_>) ->
     Ok(2)
 }
 
-/// IN/OUT or RDMSR/WRMSR (by `exit_code`) through `ghcb`, which `exit` hands to the hypervisor (VMGEXIT).
+/// IN/OUT, RDMSR/WRMSR or RDTSC/RDTSCP (by `exit_code`) through `ghcb`, which `exit` hands to the hypervisor
+/// (VMGEXIT).
 pub fn serve_with_ghcb(
     exit_code: u64,
     code: &[u8],
@@ -65,6 +68,8 @@ pub fn serve_with_ghcb(
     match exit_code {
         exit_code::IOIO => serve_port_access(code, regs, ghcb, exit),
         exit_code::MSR => serve_msr(code, regs, ghcb, exit),
+        exit_code::RDTSC => serve_time_stamp(code, &RDTSC_OPCODE, exit_code::RDTSC, regs, ghcb, exit),
+        exit_code::RDTSCP => serve_time_stamp(code, &RDTSCP_OPCODE, exit_code::RDTSCP, regs, ghcb, exit),
         _ => Err(VcError::Unhandled),
     }
 }
@@ -123,6 +128,32 @@ fn serve_msr(
         regs.rdx = edx & LOW_32;
     }
     Ok(2)
+}
+
+/// RDTSC (EDX:EAX) or RDTSCP (also ECX = TSC_AUX): the hypervisor's values, as untrusted as any clock it runs.
+fn serve_time_stamp(
+    code: &[u8],
+    opcode: &[u8],
+    exit_code: u64,
+    regs: &mut VcRegisters,
+    ghcb: &mut Ghcb,
+    exit: impl FnOnce(&mut Ghcb),
+) -> Result<u64, VcError> {
+    if !code.starts_with(opcode) {
+        return Err(VcError::Unhandled);
+    }
+    ghcb.set_exit(exit_code, 0, 0);
+    checked_exit(ghcb, exit)?;
+    let eax = ghcb.get(offset::RAX).ok_or(VcError::ExitFailed)?;
+    let edx = ghcb.get(offset::RDX).ok_or(VcError::ExitFailed)?;
+    let ecx =
+        if exit_code == exit_code::RDTSCP { Some(ghcb.get(offset::RCX).ok_or(VcError::ExitFailed)?) } else { None };
+    regs.rax = eax & LOW_32;
+    regs.rdx = edx & LOW_32;
+    if let Some(ecx) = ecx {
+        regs.rcx = ecx & LOW_32;
+    }
+    Ok(opcode.len() as u64)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ const MILAN_RULES: SnpRules = SnpRules {
 };
 
 fn milan_verifier(rules: SnpRules) -> SnpVerifier {
-    SnpVerifier::new(None, &sev_test_data("vcek_milan.der"), Product::Milan, rules).unwrap()
+    SnpVerifier::new(None, &[&sev_test_data("vcek_milan.der")], Product::Milan, rules).unwrap()
 }
 
 #[test]
@@ -52,16 +52,20 @@ fn a_chain_that_does_not_verify_is_refused_when_the_verifier_is_made() {
     let vcek = sev_test_data("vcek_milan.der");
     // The Milan VCEK under Genoa's and Turin's roots.
     for product in [Product::Genoa, Product::Turin] {
-        assert!(SnpVerifier::new(None, &vcek, product, MILAN_RULES).is_err(), "{product:?}");
+        assert!(SnpVerifier::new(None, &[&vcek], product, MILAN_RULES).is_err(), "{product:?}");
     }
     // A VCEK whose signature bytes were changed.
     let mut tampered = vcek.clone();
     let last = tampered.len() - 10;
     tampered[last] ^= 0x01;
-    assert!(SnpVerifier::new(None, &tampered, Product::Milan, MILAN_RULES).is_err());
+    assert!(SnpVerifier::new(None, &[&tampered], Product::Milan, MILAN_RULES).is_err());
     // The ASK given as the ARK (not self-signed).
     let ask = builtin::milan::ask().unwrap().to_der().unwrap();
-    assert!(SnpVerifier::new(Some((&ask, &ask)), &vcek, Product::Milan, MILAN_RULES).is_err());
+    assert!(SnpVerifier::new(Some((&ask, &ask)), &[&vcek], Product::Milan, MILAN_RULES).is_err());
+    // One good VCEK does not excuse a bad one in the same list; the same VCEK twice is ambiguous; none is nothing.
+    assert!(SnpVerifier::new(None, &[&vcek, &tampered], Product::Milan, MILAN_RULES).is_err());
+    assert!(SnpVerifier::new(None, &[&vcek, &vcek], Product::Milan, MILAN_RULES).is_err());
+    assert!(SnpVerifier::new(None, &[], Product::Milan, MILAN_RULES).is_err());
 }
 
 #[test]
@@ -263,9 +267,10 @@ fn the_published_vcek_certifies_the_published_reports_chip_and_tcb() {
     let verifier = milan_verifier(MILAN_RULES);
     let report = milan_report();
     let view = SnpReport::new(&report).unwrap();
-    assert_eq!(verifier.identity().hw_id.as_slice(), view.chip_id().as_slice());
-    assert_eq!(verifier.identity().tcb, Tcb::from_raw(view.reported_tcb(), Product::Milan));
-    assert_eq!(verifier.identity().tcb, Tcb { bootloader: 3, tee: 0, snp: 8, microcode: 115 });
+    let identity = verifier.identities().next().unwrap();
+    assert_eq!(identity.hw_id.as_slice(), view.chip_id().as_slice());
+    assert_eq!(identity.tcb, Tcb::from_raw(view.reported_tcb(), Product::Milan));
+    assert_eq!(identity.tcb, Tcb { bootloader: 3, tee: 0, snp: 8, microcode: 115 });
     // Turin's published VCEK: its own TCB, and an 8-byte hwID.
     let turin = sev::certs::snp::Certificate::from_der(&sev_test_data("vcek_turin.der")).unwrap();
     let identity = VcekIdentity::of(&turin.into()).unwrap();
@@ -288,4 +293,43 @@ fn a_report_for_another_chip_or_tcb_than_the_vceks_is_refused() {
     higher[7] = 116;
     assert_eq!(verifier.verify(&signed_report(GOOD_POLICY, 0, higher)).unwrap_err(), RefusalCode::BadSignature);
     assert!(verifier.verify(&signed_report(GOOD_POLICY, 0, GOOD_TCB)).is_ok());
+}
+
+/// A fleet's broker holds one VCEK per chip and TCB and verifies each report with the one naming its chip and TCB.
+#[test]
+fn each_report_is_verified_with_the_vcek_of_its_own_chip_and_tcb() {
+    let key_of = |seed: u8| SigningKey::from_slice(&[seed; 48]).unwrap();
+    let vcek = |seed: u8, chip: u8| CertifiedVcek {
+        key: *key_of(seed).verifying_key(),
+        identity: VcekIdentity { tcb: Tcb::from_raw(GOOD_TCB, Product::Milan), hw_id: vec![chip; 64] },
+    };
+    let verifier =
+        SnpVerifier { vceks: vec![vcek(0x21, 0xa1), vcek(0x22, 0xa2)], product: Product::Milan, rules: MILAN_RULES };
+    let report_from = |seed: u8, chip: u8| {
+        let mut psp = SimulatedPsp::new([0x42; 32], [0xa1; 48], key_of(seed));
+        psp.chip_id = [chip; 64];
+        let mut report = psp.report(&[0x5e; 64]);
+        psp.sign(&mut report);
+        report
+    };
+    assert!(verifier.verify(&report_from(0x21, 0xa1)).is_ok());
+    assert!(verifier.verify(&report_from(0x22, 0xa2)).is_ok());
+    // Chip 0xa2's key signing a report that names chip 0xa1: checked against 0xa1's key, refused.
+    assert_eq!(verifier.verify(&report_from(0x22, 0xa1)).unwrap_err(), RefusalCode::BadSignature);
+    // A chip with no VCEK here.
+    assert_eq!(verifier.verify(&report_from(0x21, 0xa3)).unwrap_err(), RefusalCode::BadSignature);
+}
+
+#[test]
+fn the_vcek_entry_takes_one_file_or_a_list() {
+    let one: SnpConfig = toml::from_str(
+        "product = \"milan\"\nvcek = \"a.der\"\nmin_tcb = { bootloader = 0, tee = 0, snp = 0, microcode = 0 }",
+    )
+    .unwrap();
+    assert_eq!(one.vcek.paths(), [Path::new("a.der")]);
+    let many: SnpConfig = toml::from_str(
+        "product = \"milan\"\nvcek = [\"a.der\", \"b.der\"]\nmin_tcb = { bootloader = 0, tee = 0, snp = 0, microcode = 0 }",
+    )
+    .unwrap();
+    assert_eq!(many.vcek.paths(), [Path::new("a.der"), Path::new("b.der")]);
 }

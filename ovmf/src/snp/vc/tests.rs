@@ -129,9 +129,30 @@ fn failures_and_unmarked_results_are_refused() {
 fn other_exits_and_forms_are_unhandled_without_an_exit() {
     let never = |_: &mut Ghcb| panic!("no exit may be made");
     let mut regs = VcRegisters::default();
-    for (code_byte, exit) in
-        [(exit_code::IOIO, &[0xf3u8, 0x6e][..]), (exit_code::MSR, &[0x0f, 0xa2]), (0x6e, &[0x0f, 0x31])]
-    {
+    for (code_byte, exit) in [
+        (exit_code::IOIO, &[0xf3u8, 0x6e][..]),
+        (exit_code::MSR, &[0x0f, 0xa2]),
+        (exit_code::RDTSC, &[0x0f, 0x01, 0xf9]),
+        (exit_code::RDTSCP, &[0x0f, 0x31]),
+        (0x7f, &[0x0f, 0x31]),
+    ] {
         assert_eq!(serve_with_ghcb(code_byte, exit, &mut regs, &mut fresh_ghcb(), never), Err(VcError::Unhandled));
     }
+}
+
+#[test]
+fn rdtsc_and_rdtscp_take_the_hypervisors_values_zero_extended() {
+    let mut regs = VcRegisters { rax: u64::MAX, rbx: 1, rcx: u64::MAX, rdx: u64::MAX };
+    let exit = hypervisor(&[(offset::RAX, 0xffff_0000_1111_2222), (offset::RDX, 0x33), (offset::RCX, 0x5)]);
+    assert_eq!(serve_with_ghcb(exit_code::RDTSC, &[0x0f, 0x31], &mut regs, &mut fresh_ghcb(), exit), Ok(2));
+    assert_eq!(regs, VcRegisters { rax: 0x1111_2222, rbx: 1, rcx: u64::MAX, rdx: 0x33 }, "RDTSC leaves RCX");
+    let exit = hypervisor(&[(offset::RAX, 7), (offset::RDX, 8), (offset::RCX, 0xffff_ffff_0000_0009)]);
+    assert_eq!(serve_with_ghcb(exit_code::RDTSCP, &[0x0f, 0x01, 0xf9], &mut regs, &mut fresh_ghcb(), exit), Ok(3));
+    assert_eq!((regs.rax, regs.rcx, regs.rdx), (7, 9, 8));
+    // RDTSCP without TSC_AUX.
+    let mut regs = VcRegisters::default();
+    let no_rcx = hypervisor(&[(offset::RAX, 7), (offset::RDX, 8)]);
+    let result = serve_with_ghcb(exit_code::RDTSCP, &[0x0f, 0x01, 0xf9], &mut regs, &mut fresh_ghcb(), no_rcx);
+    assert_eq!(result, Err(VcError::ExitFailed));
+    assert_eq!(regs, VcRegisters::default());
 }

@@ -3,8 +3,10 @@
 //! and its curve arithmetic into the guest's bill of materials).
 //!
 //! - [`psp`]: the SEV-SNP PSP answering guest messages (MSG_REPORT_REQ) with reports signed by a test VCEK.
+//! - [`certificates`]: an X.509 chain in AMD's shape (ARK -> ASK -> VCEK) for the simulated PSP's key.
 //! - [`published`]: real hardware output published by the sev crate, located for tests.
 
+pub mod certificates;
 pub mod psp;
 pub mod published;
 

@@ -5,6 +5,7 @@
 use p384::ecdsa::SigningKey;
 use protocol::report::{REPORT_LEN, SIGNATURE_OFFSET, simulated_report};
 use simulated_firmware::SimulatedPsp;
+use simulated_firmware::certificates::{TestChain, VcekSubject};
 use simulated_firmware::published::sev_test_data;
 
 use super::*;
@@ -211,10 +212,18 @@ fn a_broker_configuration_with_an_snp_table_accepts_the_published_report() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The simulated PSP's X.509 chain in AMD's shape (RSA-PSS ARK and ASK, a VCEK with AMD's extensions) for its
+/// test key, naming its TCB and chip.
+fn test_chain(seed: u64, tcb: [u8; 4]) -> TestChain {
+    let key = SigningKey::from_slice(&TEST_KEY).unwrap();
+    TestChain::new(seed, &key, &VcekSubject { tcb, chip_id: &TEST_CHIP_ID })
+}
+
 /// The guest's request code and this verifier meet: `loader::SnpAttester` asks the simulated PSP (through a
-/// hypervisor that only carries pages) for evidence, and the verifier, trusting the PSP's test VCEK, accepts it.
+/// hypervisor that only carries pages) for evidence, and the verifier, holding the PSP's X.509 chain ARK -> ASK ->
+/// VCEK (checked as AMD's are), accepts it.
 #[test]
-fn evidence_from_the_guests_snp_attester_verifies() {
+fn evidence_from_the_guests_snp_attester_verifies_through_the_psps_chain() {
     use loader::snp_attester::{GuestRequest, GuestRequestError, MESSAGE_PAGE_LEN};
     use loader::{Attester, SnpAttester};
 
@@ -226,14 +235,44 @@ fn evidence_from_the_guests_snp_attester_verifies() {
             Ok(())
         }
     }
-    let verifier = test_verifier(MILAN_RULES, Product::Milan);
+    let chain = test_chain(1, [3, 0, 8, 115]);
+    let ca = Some((chain.ark.as_slice(), chain.ask.as_slice()));
+    let verifier = SnpVerifier::new(ca, &[&chain.vcek], Product::Milan, MILAN_RULES).unwrap();
+    let identity = verifier.identities().next().unwrap();
+    assert_eq!((identity.tcb, identity.hw_id.as_slice()), (Tcb::from_raw(GOOD_TCB, Product::Milan), &TEST_CHIP_ID[..]));
     let mut attester = SnpAttester::new([0x42; 32], 0, Carrier(test_psp()));
     let evidence = attester.evidence(&[0x33; 64]).unwrap();
     let verified = verifier.verify(&evidence).unwrap();
     assert_eq!((verified.report_data, verified.measurement), ([0x33; 64], vec![0xa1; 48]));
     // Under stricter rules the same guest is refused.
-    let strict = test_verifier(SnpRules { allow_smt: false, ..MILAN_RULES }, Product::Milan);
-    assert_eq!(strict.verify(&attester.evidence(&[0x34; 64]).unwrap()).unwrap_err(), RefusalCode::GuestPolicy);
+    let strict = SnpVerifier::new(ca, &[&chain.vcek], Product::Milan, SnpRules { allow_smt: false, ..MILAN_RULES });
+    assert_eq!(strict.unwrap().verify(&attester.evidence(&[0x34; 64]).unwrap()).unwrap_err(), RefusalCode::GuestPolicy);
+    // A VCEK certificate for another TCB than the PSP reports: its reports are not that VCEK's.
+    let other_tcb = test_chain(1, [3, 0, 8, 116]);
+    let ca_other = Some((other_tcb.ark.as_slice(), other_tcb.ask.as_slice()));
+    let at_other_tcb = SnpVerifier::new(ca_other, &[&other_tcb.vcek], Product::Milan, MILAN_RULES).unwrap();
+    assert_eq!(at_other_tcb.verify(&evidence).unwrap_err(), RefusalCode::BadSignature);
+}
+
+/// The chain checks of AMD's roots apply to the simulated PSP's: another root, a VCEK from another chain, a
+/// tampered certificate are refused when the verifier is made.
+#[test]
+fn the_psps_chain_is_checked_like_amds() {
+    let chain = test_chain(1, [3, 0, 8, 115]);
+    let stranger = test_chain(2, [3, 0, 8, 115]);
+    let new =
+        |ark: &[u8], ask: &[u8], vcek: &[u8]| SnpVerifier::new(Some((ark, ask)), &[vcek], Product::Milan, MILAN_RULES);
+    assert!(new(&chain.ark, &chain.ask, &chain.vcek).is_ok());
+    assert!(new(&stranger.ark, &stranger.ask, &chain.vcek).is_err(), "a VCEK under another ASK");
+    assert!(new(&chain.ark, &stranger.ask, &chain.vcek).is_err(), "an ASK under another ARK");
+    assert!(new(&chain.ark, &chain.ask, &chain.ark).is_err(), "the ARK as a VCEK");
+    // AMD's own Milan roots do not vouch for the test VCEK.
+    assert!(SnpVerifier::new(None, &[&chain.vcek], Product::Milan, MILAN_RULES).is_err());
+    for index in [chain.vcek.len() / 2, chain.vcek.len() - 5] {
+        let mut tampered = chain.vcek.clone();
+        tampered[index] ^= 0x01;
+        assert!(new(&chain.ark, &chain.ask, &tampered).is_err(), "a flip at {index}");
+    }
 }
 
 /// The report layout the guest side makes (the simulated PSP writes it with `protocol::report`'s offsets) is the

@@ -72,6 +72,9 @@ pub struct Config {
     /// The SEV-SNP verifier's platform key and rules; without it SNP evidence is refused (`tee_not_supported`).
     #[serde(default)]
     pub snp: Option<crate::verify::snp::SnpConfig>,
+    /// The TDX verifier's collateral and rules; without it TDX evidence is refused (`tee_not_supported`).
+    #[serde(default)]
+    pub tdx: Option<crate::verify::tdx::TdxConfig>,
 }
 
 fn default_nonce_lifetime() -> u64 {
@@ -137,6 +140,9 @@ impl Config {
         config.key_store = config.key_store.map(|k| base.join(k));
         if let Some(snp) = config.snp.as_mut() {
             crate::verify::SnpVerifier::resolve_paths(snp, base);
+        }
+        if let Some(tdx) = config.tdx.as_mut() {
+            crate::verify::TdxVerifier::resolve_paths(tdx, base);
         }
         config.allowlist()?;
         ensure!(config.max_frame_len <= MAX_FRAME_LEN, "max_frame_len exceeds the protocol's {MAX_FRAME_LEN}");

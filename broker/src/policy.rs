@@ -6,7 +6,7 @@ use protocol::refusal::RefusalCode;
 use protocol::tee::Tee;
 
 use crate::config::{Allowed, Config};
-use crate::verify::{SimulatedVerifier, SnpVerifier, Verified, Verifier};
+use crate::verify::{SimulatedVerifier, SnpVerifier, TdxVerifier, Verified, Verifier};
 
 /// What evidence must satisfy.
 pub struct Policy {
@@ -25,6 +25,10 @@ impl Policy {
             vec![Box::new(SimulatedVerifier { allowed: config.allow_simulated })];
         if let Some(snp) = &config.snp {
             verifiers.push(Box::new(SnpVerifier::from_config(snp)?));
+        }
+        if let Some(tdx) = &config.tdx {
+            // The collateral must be valid now: the system's time.
+            verifiers.push(Box::new(TdxVerifier::from_config(tdx, crate::system_clock())?));
         }
         Ok(Policy { verifiers, allow_debug: config.allow_debug, allowlist: config.allowlist()? })
     }

@@ -55,6 +55,7 @@ fn broker() -> &'static Broker {
             key_store: None,
             allow: vec![AllowEntry { tee: "plain".into(), measurement: "a1".repeat(48), key_id: "0a".repeat(16) }],
             snp: None,
+            tdx: None,
         };
         let mut keys = KeyStore::default();
         keys.insert([0x0a; 16], zeroize::Zeroizing::new([0x5a; 32]));

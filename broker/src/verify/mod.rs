@@ -1,11 +1,13 @@
 //! Evidence verification: one module per TEE, each turning evidence bytes into [`Verified`] facts or a refusal:
-//! simulated (plain-mode) evidence and SEV-SNP reports so far; the TDX verifier slots in beside them.
+//! simulated (plain-mode) evidence, SEV-SNP reports and TDX quotes.
 
 mod simulated;
 pub mod snp;
+pub mod tdx;
 
 pub use simulated::SimulatedVerifier;
 pub use snp::SnpVerifier;
+pub use tdx::TdxVerifier;
 
 use protocol::refusal::RefusalCode;
 use protocol::tee::Tee;

@@ -79,6 +79,7 @@ pub fn test_broker(allow_simulated: bool) -> TestBroker {
             entry("snp", &MEASUREMENT_SNP, &KEY_ID_SNP),
         ],
         snp: None,
+        tdx: None,
     };
     let mut keys = KeyStore::default();
     keys.insert(KEY_ID_A, Zeroizing::new(KEY_A));

@@ -18,6 +18,7 @@ mod service;
 pub mod snp_attester;
 #[cfg(feature = "std")]
 mod stream;
+pub mod tdx_attester;
 
 pub use attester::{AttestError, Attester, SimulatedAttester};
 pub use dance::{LoaderError, ReleasedKey, Step, Transport, obtain_key};
@@ -25,3 +26,4 @@ pub use service::{Model, Outcome, Service};
 pub use snp_attester::{GuestRequest, GuestRequestError, SnpAttester};
 #[cfg(feature = "std")]
 pub use stream::StreamTransport;
+pub use tdx_attester::{TdxAttester, TdxCalls};

@@ -8,6 +8,7 @@
 //! - [`service`]: what clients and the serving guest say to each other.
 //! - [`report`]: the SEV-SNP report layout and the simulated report of plain mode.
 //! - [`snp_guest_message`]: SEV-SNP guest messages to the PSP (MSG_REPORT_REQ), protected under VMPCK0.
+//! - [`tdx`]: the TDREPORT, the GetQuote buffer and the DCAP quote length.
 #![no_std]
 
 extern crate alloc;
@@ -24,4 +25,5 @@ pub mod seal;
 pub mod sealed_model;
 pub mod service;
 pub mod snp_guest_message;
+pub mod tdx;
 pub mod tee;

@@ -4,10 +4,13 @@
 //!
 //! - [`psp`]: the SEV-SNP PSP answering guest messages (MSG_REPORT_REQ) with reports signed by a test VCEK.
 //! - [`certificates`]: an X.509 chain in AMD's shape (ARK -> ASK -> VCEK) for the simulated PSP's key.
+//! - [`tdx_module`]: the TDX module's TDG.MR.REPORT and a VMM answering GetQuote, for the guest's quote path.
 //! - [`published`]: real hardware output published by the sev crate, located for tests.
 
 pub mod certificates;
 pub mod psp;
 pub mod published;
+pub mod tdx_module;
 
 pub use psp::SimulatedPsp;
+pub use tdx_module::{QuoteService, SimulatedTdx};

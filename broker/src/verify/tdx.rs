@@ -29,8 +29,6 @@ use serde::Deserialize;
 use super::{Verified, Verifier};
 use crate::Clock;
 
-mod quote_len;
-
 /// TD ATTRIBUTES bit 0 (TUD.DEBUG) and bit 28 (SEPT_VE_DISABLE) (Intel TDX module ABI, "ATTRIBUTES").
 pub const TD_ATTRIBUTES_DEBUG: u64 = 1 << 0;
 /// SEPT_VE_DISABLE: QEMU sets it by default.
@@ -134,7 +132,7 @@ impl TdxVerifier {
 
     /// Verifies `evidence` with the collateral valid at `now` (seconds since the Unix epoch).
     pub fn verify_at(&self, evidence: &[u8], now: u64) -> Result<Verified, RefusalCode> {
-        if quote_len::of(evidence) != Some(evidence.len()) {
+        if protocol::tdx::quote_len::of(evidence) != Some(evidence.len()) {
             return Err(RefusalCode::MalformedEvidence);
         }
         let quote = Quote::parse(evidence).map_err(|_| RefusalCode::MalformedEvidence)?;

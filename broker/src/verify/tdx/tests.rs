@@ -37,7 +37,7 @@ const SAMPLE_TIME: u64 = 1_750_377_600;
 /// the broker takes exactly one quote).
 fn published_quote() -> Vec<u8> {
     let mut quote = sample("tdx_quote");
-    let len = quote_len::of(&quote).unwrap();
+    let len = protocol::tdx::quote_len::of(&quote).unwrap();
     assert!(quote[len..].iter().all(|&b| b == 0), "only zero padding after the quote");
     quote.truncate(len);
     quote
@@ -74,7 +74,7 @@ fn trailing_bytes_truncation_and_other_quotes_are_refused() {
     assert_eq!(verifier.verify_at(&quote[..quote.len() - 1], SAMPLE_TIME).unwrap_err(), RefusalCode::MalformedEvidence);
     assert_eq!(verifier.verify_at(&[], SAMPLE_TIME).unwrap_err(), RefusalCode::MalformedEvidence);
     let mut sgx = sample("sgx_quote");
-    sgx.truncate(quote_len::of(&sgx).unwrap());
+    sgx.truncate(protocol::tdx::quote_len::of(&sgx).unwrap());
     assert_eq!(verifier.verify_at(&sgx, SAMPLE_TIME).unwrap_err(), RefusalCode::WrongTee);
 }
 
@@ -166,7 +166,7 @@ fn each_rule_refuses_the_published_quote_when_it_does_not_hold() {
 /// A sample quote with its collateral, trimmed to the quote, and a time an hour after the collateral was issued.
 fn sample_with_time(quote: &str, collateral: &str) -> (Vec<u8>, Vec<u8>, u64) {
     let mut bytes = sample(quote);
-    bytes.truncate(quote_len::of(&bytes).unwrap());
+    bytes.truncate(protocol::tdx::quote_len::of(&bytes).unwrap());
     let collateral = sample(collateral);
     let parsed: QuoteCollateralV3 = serde_json::from_slice(&collateral).unwrap();
     let tcb_info: serde_json::Value = serde_json::from_str(&parsed.tcb_info).unwrap();
@@ -244,4 +244,28 @@ fn a_broker_configuration_with_a_tdx_table_loads_and_refuses_stale_collateral_to
     let policy = crate::policy::Policy::from_config(&config).unwrap();
     assert_eq!(policy.verify(Tee::Tdx, &quote).unwrap_err(), RefusalCode::BadSignature);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The guest's quote path meets the verifier: a quote the simulated TDX platform makes for the guest's TDREPORT
+/// (with the published quote's signature data, so that it parses) reads, in dcap-qvl, with the TD's MRTD, report
+/// data, ATTRIBUTES and XFAM where the guest's layout puts them, and is refused: nobody signed that body.
+#[test]
+fn a_quote_of_the_simulated_platform_reads_right_and_is_refused() {
+    use simulated_firmware::{QuoteService, SimulatedTdx};
+
+    let platform = SimulatedTdx::new([0x3d; 48], QuoteService::AnswersAfter(0), 0);
+    let simulated = platform.quote(&platform.report(&[0x57; 64]));
+    let published = published_quote();
+    let mut quote = simulated[..48 + 584].to_vec();
+    quote.extend_from_slice(&published[48 + 584..]);
+    let td = td_of(&quote);
+    assert_eq!((td.mr_td, td.report_data), ([0x3d; 48], [0x57; 64]));
+    assert_eq!(
+        (u64::from_le_bytes(td.td_attributes), u64::from_le_bytes(td.xfam)),
+        (platform.attributes, platform.xfam)
+    );
+    let verifier = verifier(rules_of(&quote, "UpToDate"));
+    assert_eq!(verifier.verify_at(&quote, SAMPLE_TIME).unwrap_err(), RefusalCode::BadSignature);
+    // The simulated quote as the platform returns it (no signature data at all) is refused too.
+    assert!(verifier.verify_at(&simulated, SAMPLE_TIME).is_err());
 }

@@ -68,8 +68,7 @@ pub fn serve_with_ghcb(
     match exit_code {
         exit_code::IOIO => serve_port_access(code, regs, ghcb, exit),
         exit_code::MSR => serve_msr(code, regs, ghcb, exit),
-        exit_code::RDTSC => serve_time_stamp(code, &RDTSC_OPCODE, exit_code::RDTSC, regs, ghcb, exit),
-        exit_code::RDTSCP => serve_time_stamp(code, &RDTSCP_OPCODE, exit_code::RDTSCP, regs, ghcb, exit),
+        exit_code::RDTSC | exit_code::RDTSCP => serve_time_stamp(exit_code, code, regs, ghcb, exit),
         _ => Err(VcError::Unhandled),
     }
 }
@@ -77,6 +76,11 @@ pub fn serve_with_ghcb(
 fn checked_exit(ghcb: &mut Ghcb, exit: impl FnOnce(&mut Ghcb)) -> Result<(), VcError> {
     exit(ghcb);
     if exit_result(ghcb) == ExitResult::Ok { Ok(()) } else { Err(VcError::ExitFailed) }
+}
+
+/// The low 32 bits of a register the hypervisor answered with (EAX, ECX, EDX), if it marked it valid.
+fn answer_32(ghcb: &Ghcb, at: usize) -> Result<u64, VcError> {
+    ghcb.get(at).map(|value| value & LOW_32).ok_or(VcError::ExitFailed)
 }
 
 fn serve_port_access(
@@ -122,37 +126,30 @@ fn serve_msr(
     ghcb.set_exit(exit_code::MSR, u64::from(write), 0);
     checked_exit(ghcb, exit)?;
     if !write {
-        let eax = ghcb.get(offset::RAX).ok_or(VcError::ExitFailed)?;
-        let edx = ghcb.get(offset::RDX).ok_or(VcError::ExitFailed)?;
-        regs.rax = eax & LOW_32;
-        regs.rdx = edx & LOW_32;
+        (regs.rax, regs.rdx) = (answer_32(ghcb, offset::RAX)?, answer_32(ghcb, offset::RDX)?);
     }
     Ok(2)
 }
 
-/// RDTSC (EDX:EAX) or RDTSCP (also ECX = TSC_AUX): the hypervisor's values, as untrusted as any clock it runs.
+/// RDTSC (EDX:EAX) or RDTSCP (also ECX = TSC_AUX), by `exit_code`: the hypervisor's values, as untrusted as any
+/// clock it runs. No register changes unless every answer is there.
 fn serve_time_stamp(
-    code: &[u8],
-    opcode: &[u8],
     exit_code: u64,
+    code: &[u8],
     regs: &mut VcRegisters,
     ghcb: &mut Ghcb,
     exit: impl FnOnce(&mut Ghcb),
 ) -> Result<u64, VcError> {
+    let with_aux = exit_code == exit_code::RDTSCP;
+    let opcode: &[u8] = if with_aux { &RDTSCP_OPCODE } else { &RDTSC_OPCODE };
     if !code.starts_with(opcode) {
         return Err(VcError::Unhandled);
     }
     ghcb.set_exit(exit_code, 0, 0);
     checked_exit(ghcb, exit)?;
-    let eax = ghcb.get(offset::RAX).ok_or(VcError::ExitFailed)?;
-    let edx = ghcb.get(offset::RDX).ok_or(VcError::ExitFailed)?;
-    let ecx =
-        if exit_code == exit_code::RDTSCP { Some(ghcb.get(offset::RCX).ok_or(VcError::ExitFailed)?) } else { None };
-    regs.rax = eax & LOW_32;
-    regs.rdx = edx & LOW_32;
-    if let Some(ecx) = ecx {
-        regs.rcx = ecx & LOW_32;
-    }
+    let (eax, edx) = (answer_32(ghcb, offset::RAX)?, answer_32(ghcb, offset::RDX)?);
+    let ecx = if with_aux { answer_32(ghcb, offset::RCX)? } else { regs.rcx };
+    (regs.rax, regs.rcx, regs.rdx) = (eax, ecx, edx);
     Ok(opcode.len() as u64)
 }
 

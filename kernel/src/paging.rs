@@ -99,7 +99,7 @@ pub fn init(encryption: Encryption) {
     let private = encryption.mask();
     ENCRYPTION.store(private, Ordering::Relaxed);
     // Table 0 is the PML4.
-    let mut builder = Builder { tables: &mut pool.0, used: 1, private };
+    let mut builder = Builder { tables: &mut pool.0, used: 1 };
     for (range, flags, size) in mappings() {
         builder.map(range, flags, size, private);
     }
@@ -126,7 +126,7 @@ pub fn map_mmio(range: Range<u64>) {
     let mut guard = POOL.lock();
     let (pool, used) = &mut *guard;
     assert!(*used >= 1, "paging::init runs before map_mmio");
-    let mut builder = Builder { tables: &mut pool.0, used: *used, private: ENCRYPTION.load(Ordering::Relaxed) };
+    let mut builder = Builder { tables: &mut pool.0, used: *used };
     let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE | Flags::NO_CACHE | Flags::WRITE_THROUGH;
     let start = range.start & !(PAGE_SIZE - 1);
     let end = range.end.div_ceil(PAGE_SIZE) * PAGE_SIZE;
@@ -148,8 +148,6 @@ fn table_address(table: &PageTable) -> u64 {
 struct Builder<'a> {
     tables: &'a mut [PageTable; POOL_TABLES],
     used: usize,
-    /// The C-bit mask for table entries (the tables are private memory).
-    private: u64,
 }
 
 /// The physical address an entry points to, without the C-bit.
@@ -199,7 +197,9 @@ impl Builder<'_> {
         assert!(child < POOL_TABLES, "page-table pool exhausted");
         self.used += 1;
         let address = table_address(&self.tables[child]);
-        self.tables[parent][index].set_addr(PhysAddr::new(address | self.private), Flags::PRESENT | Flags::WRITABLE);
+        // The tables are private memory: their entries carry the C-bit.
+        let private = ENCRYPTION.load(Ordering::Relaxed);
+        self.tables[parent][index].set_addr(PhysAddr::new(address | private), Flags::PRESENT | Flags::WRITABLE);
         child
     }
 }

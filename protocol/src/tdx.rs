@@ -10,14 +10,39 @@ pub mod quote_len;
 /// TDREPORT_STRUCT's size.
 pub const TDREPORT_LEN: usize = 1024;
 
-/// Offsets in TDREPORT_STRUCT: REPORTMACSTRUCT (256 bytes) with REPORTDATA at 128, TEE_TCB_INFO (239), reserved,
-/// then TDINFO_STRUCT at 512: ATTRIBUTES, XFAM, MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG, RTMR0..3.
-const REPORT_DATA: usize = 128;
-const TD_INFO: usize = 512;
-const ATTRIBUTES: usize = TD_INFO;
-const XFAM: usize = TD_INFO + 8;
-const MRTD: usize = TD_INFO + 16;
-const RTMR0: usize = TD_INFO + 16 + 4 * 48;
+/// Offsets in TDREPORT_STRUCT (also for the simulated TDX module that writes reports): REPORTMACSTRUCT (256 bytes)
+/// with REPORTDATA at 128, TEE_TCB_INFO (239), reserved, then TDINFO_STRUCT at 512: ATTRIBUTES, XFAM, MRTD,
+/// MRCONFIGID, MROWNER, MROWNERCONFIG, RTMR0..3.
+pub mod offset {
+    const TD_INFO: usize = 512;
+    /// REPORTDATA.
+    pub const REPORT_DATA: usize = 128;
+    /// ATTRIBUTES.
+    pub const ATTRIBUTES: usize = TD_INFO;
+    /// XFAM.
+    pub const XFAM: usize = TD_INFO + 8;
+    /// MRTD.
+    pub const MRTD: usize = TD_INFO + 16;
+    /// RTMR0 (RTMR1..3 follow, 48 bytes each).
+    pub const RTMR0: usize = TD_INFO + 16 + 4 * 48;
+}
+
+/// The little-endian `N`-byte field at `at`, if `bytes` holds it (the quote and GetQuote-buffer readers).
+fn le_field<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
+    bytes.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> Option<usize> {
+    le_field(bytes, at).map(|b| u16::from_le_bytes(b).into())
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
+    le_field(bytes, at).and_then(|b| usize::try_from(u32::from_le_bytes(b)).ok())
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    le_field(bytes, at).map(u64::from_le_bytes)
+}
 
 /// A view of a TDREPORT_STRUCT.
 #[derive(Clone, Copy, Debug)]
@@ -35,41 +60,27 @@ impl<'a> TdReport<'a> {
 
     /// REPORTDATA: the 64 bytes the TD asked the report to carry.
     pub fn report_data(&self) -> &'a [u8; 64] {
-        self.field(REPORT_DATA)
+        self.field(offset::REPORT_DATA)
     }
 
     /// The TD's ATTRIBUTES.
     pub fn attributes(&self) -> u64 {
-        u64::from_le_bytes(*self.field(ATTRIBUTES))
+        u64::from_le_bytes(*self.field(offset::ATTRIBUTES))
     }
 
     /// XFAM.
     pub fn xfam(&self) -> u64 {
-        u64::from_le_bytes(*self.field(XFAM))
+        u64::from_le_bytes(*self.field(offset::XFAM))
     }
 
     /// MRTD: the build-time measurement.
     pub fn mrtd(&self) -> &'a [u8; 48] {
-        self.field(MRTD)
+        self.field(offset::MRTD)
     }
 
     /// RTMR `index` (0..4).
     pub fn rtmr(&self, index: usize) -> &'a [u8; 48] {
         assert!(index < 4, "RTMR0..3");
-        self.field(RTMR0 + 48 * index)
+        self.field(offset::RTMR0 + 48 * index)
     }
-}
-
-/// Offsets of the fields above, for the simulated TDX module that writes reports.
-pub mod offset {
-    /// REPORTDATA.
-    pub const REPORT_DATA: usize = super::REPORT_DATA;
-    /// ATTRIBUTES.
-    pub const ATTRIBUTES: usize = super::ATTRIBUTES;
-    /// XFAM.
-    pub const XFAM: usize = super::XFAM;
-    /// MRTD.
-    pub const MRTD: usize = super::MRTD;
-    /// RTMR0 (RTMR1..3 follow, 48 bytes each).
-    pub const RTMR0: usize = super::RTMR0;
 }

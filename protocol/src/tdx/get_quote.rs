@@ -6,7 +6,7 @@
 //! u64 version (1) | u64 status | u32 in_len | u32 out_len | data (TDREPORT in, quote out)
 //! ```
 
-use super::TDREPORT_LEN;
+use super::{TDREPORT_LEN, u32_at, u64_at};
 
 /// The header's size.
 pub const HEADER_LEN: usize = 24;
@@ -50,26 +50,18 @@ pub fn write_request(buffer: &mut [u8], report: &[u8; TDREPORT_LEN]) -> Option<(
     Some(())
 }
 
-fn u64_at(buffer: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(buffer[at..at + 8].try_into().expect("inside the header"))
-}
-
-fn u32_at(buffer: &[u8], at: usize) -> usize {
-    u32::from_le_bytes(buffer[at..at + 4].try_into().expect("inside the header")) as usize
-}
-
 /// Reads the buffer after the VMM had it. The status is read first; the quote only when it says success, and only
 /// `out_len` bytes that fit the buffer.
 pub fn read_response(buffer: &[u8]) -> QuoteStatus<'_> {
-    if buffer.len() < HEADER_LEN || u64_at(buffer, 0) != VERSION {
+    if buffer.len() < HEADER_LEN || u64_at(buffer, 0) != Some(VERSION) {
         return QuoteStatus::Malformed;
     }
     match u64_at(buffer, 8) {
-        STATUS_IN_FLIGHT => QuoteStatus::InFlight,
-        STATUS_ERROR => QuoteStatus::Failed,
-        STATUS_QGS_UNAVAILABLE => QuoteStatus::Unavailable,
-        STATUS_SUCCESS => {
-            let out_len = u32_at(buffer, 20);
+        Some(STATUS_IN_FLIGHT) => QuoteStatus::InFlight,
+        Some(STATUS_ERROR) => QuoteStatus::Failed,
+        Some(STATUS_QGS_UNAVAILABLE) => QuoteStatus::Unavailable,
+        Some(STATUS_SUCCESS) => {
+            let out_len = u32_at(buffer, 20).unwrap_or(0);
             match buffer.get(HEADER_LEN..HEADER_LEN.saturating_add(out_len)) {
                 Some(quote) if out_len > 0 => QuoteStatus::Done(quote),
                 _ => QuoteStatus::Malformed,

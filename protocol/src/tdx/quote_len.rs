@@ -6,18 +6,12 @@
 //! v5: header (48) | u16 body type | u32 body size | body         | u32 signature data length | signature data
 //! ```
 
+use super::{u16_at, u32_at};
+
 const HEADER_LEN: usize = 48;
 const TEE_TYPE_TDX: u32 = 0x81;
 const TD_REPORT10_LEN: usize = 584;
 const ENCLAVE_REPORT_LEN: usize = 384;
-
-fn u16_at(bytes: &[u8], at: usize) -> Option<usize> {
-    Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?).into())
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
-    usize::try_from(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?)).ok()
-}
 
 /// The length of the quote at the start of `bytes`, or `None` if its fields do not describe one that fits.
 pub fn of(bytes: &[u8]) -> Option<usize> {

@@ -98,7 +98,6 @@ impl RunningBroker {
 /// measurement to the key its sealed model names, and the key comes from the broker state (held in memory).
 pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result<RunningBroker> {
     std::fs::create_dir_all(dir)?;
-    let measurement = options.allowed_measurement.unwrap_or_else(|| plain_measurement(image));
     let key_id = match options.allowed_key_id {
         Some(id) => id,
         None => crate::sealing::key_id_of_image(image)?,
@@ -114,7 +113,10 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
     });
     let config_path = dir.join("broker.toml");
     let (tee, measurement, allow_simulated, snp_table) = match &options.snp {
-        None => ("plain", measurement, options.allow_simulated, String::new()),
+        None => {
+            let measurement = options.allowed_measurement.unwrap_or_else(|| plain_measurement(image));
+            ("plain", measurement, options.allow_simulated, String::new())
+        }
         Some(snp) => {
             let vcek = snp.vcek.canonicalize().with_context(|| format!("the VCEK {}", snp.vcek.display()))?;
             let [bootloader, tee, snp_svn, microcode] = snp.min_tcb;

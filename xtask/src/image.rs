@@ -211,6 +211,10 @@ pub fn sealed_model_slot(image: &[u8]) -> &[u8] {
     &image[sealed_model_range()]
 }
 
+/// What reset16.s puts at the reset vector: MOV EAX, CR0; TEST AL, 1; JNZ +3; JMP rel16 (the 16-bit path). The
+/// 32-bit path's JMP rel32 follows.
+const RESET_VECTOR_DISPATCH: [u8; 8] = [0x0f, 0x20, 0xc0, 0xa8, 0x01, 0x75, 0x03, 0xe9];
+
 /// Checks that `bytes` look like an Ampoule image: the layout's exact size (a multiple of 64 KiB, as QEMU requires)
 /// and a jump instruction at the reset vector.
 pub fn validate(bytes: &[u8]) -> Result<()> {
@@ -222,8 +226,10 @@ pub fn validate(bytes: &[u8]) -> Result<()> {
     );
     ensure!(len == IMAGE.size, "the image is {len} bytes; an Ampoule image is exactly {} bytes", IMAGE.size);
     let reset = &bytes[(len - (IMAGE_END - RESET_VECTOR.base)) as usize..];
-    // A near (E9) or short (EB) jump: what reset16.s puts at the reset vector.
-    ensure!(matches!(reset[0], 0xe9 | 0xeb), "no jump at the reset vector (4 GiB - 16): not an Ampoule image");
+    ensure!(
+        reset.starts_with(&RESET_VECTOR_DISPATCH),
+        "no mode dispatch at the reset vector (4 GiB - 16): not an Ampoule image"
+    );
     Ok(())
 }
 
@@ -234,7 +240,7 @@ mod tests {
     fn image_with_reset_jump() -> Vec<u8> {
         let mut bytes = vec![0u8; IMAGE.size as usize];
         let at = bytes.len() - 16;
-        bytes[at] = 0xe9;
+        bytes[at..at + RESET_VECTOR_DISPATCH.len()].copy_from_slice(&RESET_VECTOR_DISPATCH);
         bytes
     }
 

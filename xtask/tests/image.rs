@@ -16,18 +16,52 @@ fn offset(addr: u64) -> usize {
     (addr - IMAGE.base) as usize
 }
 
+/// Decodes the reset vector's 16 bytes in `bitness`-bit mode, following the path the CPU takes: returns the target
+/// of the first unconditional jump (a linear address), having checked each instruction on the way. After reset
+/// CS.base is 0xFFFF_0000 in real mode (Intel SDM vol. 3A, 9.1.4); TDX starts with flat segments.
+fn reset_path(bytes: &[u8], bitness: u32, pe_set: bool) -> u64 {
+    use iced_x86::{Code, Decoder, DecoderOptions};
+    let cs_base = if bitness == 16 { 0xffff_0000 } else { 0 };
+    let code = &bytes[offset(RESET_VECTOR.base)..];
+    let mut ip = RESET_VECTOR.base - cs_base;
+    loop {
+        let at = (ip + cs_base - RESET_VECTOR.base) as usize;
+        let mut decoder = Decoder::with_ip(bitness, &code[at..], ip, DecoderOptions::NONE);
+        let instruction = decoder.decode();
+        assert!(!instruction.is_invalid(), "invalid instruction at {ip:#x} in {bitness}-bit mode");
+        match instruction.code() {
+            Code::Mov_r32_cr => {}
+            Code::Test_AL_imm8 => assert_eq!(instruction.immediate8(), 1, "CR0.PE is bit 0"),
+            Code::Jne_rel8_16 | Code::Jne_rel8_32 if pe_set => {
+                ip = instruction.near_branch_target();
+                continue;
+            }
+            Code::Jne_rel8_16 | Code::Jne_rel8_32 => {}
+            Code::Jmp_rel16 | Code::Jmp_rel32_32 => return cs_base + instruction.near_branch_target(),
+            other => panic!("unexpected {other:?} at {ip:#x} in {bitness}-bit mode"),
+        }
+        ip = instruction.next_ip();
+    }
+}
+
 #[test]
-fn image_has_the_layout_size_and_a_reset_jump() {
+fn image_has_the_layout_size_and_a_reset_vector_for_both_start_modes() {
     let bytes = release_bytes();
     assert_eq!(bytes.len() as u64, IMAGE.size);
     assert_eq!(bytes.len() % (64 * 1024), 0);
     xtask::image::validate(&bytes).unwrap();
-    // reset16.s: a near jump (E9 rel16) whose target lies in the reset page.
-    let at = offset(RESET_VECTOR.base);
-    assert_eq!(bytes[at], 0xe9);
-    let rel = i16::from_le_bytes([bytes[at + 1], bytes[at + 2]]) as i64;
-    let target = (RESET_VECTOR.base as i64 + 3 + rel) as u64;
-    assert!((IMAGE_END - 4096..METADATA.base).contains(&target), "reset jump to {target:#x}");
+    // reset16.s, decoded by an independent decoder: real mode (CR0.PE = 0) reaches the 16-bit stub, TDX's 32-bit
+    // flat mode (CR0.PE = 1) the 32-bit TDX entry; both lie in the reset page, below the metadata window.
+    let real_mode = reset_path(&bytes, 16, false);
+    let tdx = reset_path(&bytes, 32, true);
+    let reset_code = IMAGE_END - 4096..METADATA.base;
+    assert!(reset_code.contains(&real_mode), "16-bit path to {real_mode:#x}");
+    assert!(reset_code.contains(&tdx), "32-bit path to {tdx:#x}");
+    assert_ne!(real_mode, tdx);
+    // The TDX entry's first instructions: CLI; CLD; TEST ESI, ESI (VCPU_INDEX: park every vCPU but the first).
+    assert_eq!(&bytes[offset(tdx)..offset(tdx) + 4], &[0xfa, 0xfc, 0x85, 0xf6]);
+    // The 16-bit stub starts CLI; CLD too.
+    assert_eq!(&bytes[offset(real_mode)..offset(real_mode) + 2], &[0xfa, 0xfc]);
 }
 
 #[test]

@@ -14,8 +14,16 @@
 .code16
 .globl reset_vector
 reset_vector:
-    # 4 GiB - 16. A near jump back into the reset page.
-    jmp real_mode_start
+    # 4 GiB - 16. Every vCPU of a plain VM or an SEV-SNP guest arrives here in 16-bit real mode; every vCPU of an
+    # Intel TDX guest arrives in 32-bit flat protected mode (DESIGN.md §9). The first three instructions encode the
+    # same in both modes: MOV from CR0 always moves 32 bits, and TEST AL / JNZ rel8 have no operand-size variants.
+    # CR0.PE tells the modes apart; each path then jumps with its own encoding.
+    movl %cr0, %eax                         # 0F 20 C0
+    testb $CR0_PE, %al                      # A8 01
+    jnz 1f                                  # 75 03
+    jmp real_mode_start                     # E9 rel16 (16-bit mode only)
+.code32
+1:  jmp tdx_entry32                         # E9 rel32 (32-bit mode only)
 
 .section .ap_entry, "ax"
 .code16

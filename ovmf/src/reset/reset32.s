@@ -64,6 +64,7 @@
 
 .section .reset.text32, "ax"
 .code32
+.globl protected_mode_start
 protected_mode_start:
     movw $BOOT_DS, %ax
     movw %ax, %ds
@@ -142,10 +143,15 @@ protected_mode_start:
     xsetbv
     movl $BOOT_PML4, %eax
     movl %eax, %cr3
+    # EFER is written only if it changes: a TD starts with LME and NXE set, and writing EFER there raises #VE.
     movl $MSR_EFER, %ecx
     rdmsr
+    movl %eax, %ebx
     orl $(EFER_LME | EFER_NXE), %eax
+    cmpl %eax, %ebx
+    je 6f
     wrmsr
+6:
     movl %cr0, %eax
     orl $CR0_PG, %eax
     movl %eax, %cr0

@@ -5,7 +5,9 @@
 //!   read it from here.
 //! - [`exit`]: the debug-exit port and the status codes a bounded run ends with.
 //! - [`cpu_features`]: the CPUID bits the image is compiled to use, checked by the reset code before any Rust runs.
-//! - [`snp`]: SEV-SNP early-boot data: the GHCB MSR protocol, the CPUID page, the record of validated pages.
+//! - [`snp`]: SEV-SNP early-boot data: the GHCB MSR protocol, the CPUID page, the secrets page, #VC service.
+//! - [`tdx`]: Intel TDX: TDCALL and TDVMCALL encodings, #VE service, the TD HOB check.
+//! - [`validated_pages`]: which pages the guest validated (SNP) or accepted (TDX), so that each is done once.
 //! - `reset` (feature `boot`, guest only): the reset vector and the 16 -> 32 -> 64-bit mode switch, in `.s` files.
 #![no_std]
 
@@ -14,6 +16,8 @@ pub mod exit;
 pub mod layout;
 pub mod metadata;
 pub mod snp;
+pub mod tdx;
+pub mod validated_pages;
 
 #[cfg(feature = "boot")]
 mod reset;

@@ -7,7 +7,7 @@
 
 use ovmf::layout::{HEAP, PAGE_SIZE, SHARED};
 use ovmf::snp::ghcb_msr::{PageState, REASON_VALIDATION_FAILED};
-use ovmf::snp::validated_pages::ValidatedPages;
+use ovmf::validated_pages::ValidatedPages;
 use spin::Mutex;
 
 use super::ghcb::{self, GHCB_GPA};

@@ -9,13 +9,10 @@
 //!   answers CPUID from it, never from the hypervisor, and reads its C-bit position there.
 //! - [`secrets_page`]: the page the PSP writes VMPCK0-3 into at launch, and the guest's message counters.
 //! - [`vc`]: what the #VC handler does for CPUID, port I/O and MSR accesses, with the VMGEXIT left to the kernel.
-//! - [`validated_pages`]: which pages beyond the pre-validated ranges have been PVALIDATEd, so that each is
-//!   validated exactly once (validating a page twice lets a hypervisor swap its contents unnoticed).
 
 pub mod cpuid_page;
 pub mod ghcb;
 pub mod ghcb_msr;
 pub mod ioio;
 pub mod secrets_page;
-pub mod validated_pages;
 pub mod vc;

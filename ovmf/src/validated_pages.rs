@@ -1,6 +1,8 @@
-//! Which 4 KiB pages of a range have been PVALIDATEd. Validating a page a second time would let a hypervisor that
-//! remapped it in between substitute its contents (AMD64 APM vol. 2 §15.36.9), so the guest validates each page
-//! once and refuses a second time; the count is what tests read to prove "each page once".
+//! Which 4 KiB pages of a range the guest has made its own: PVALIDATEd under SEV-SNP, accepted
+//! (TDG.MEM.PAGE.ACCEPT) under TDX. Validating a page a second time would let a hypervisor that remapped it in
+//! between substitute its contents (AMD64 APM vol. 2 §15.36.9), and a TD accepts each page once (Intel TDX module
+//! base spec, "TD private memory: page acceptance"), so the guest marks each page once and refuses a second time;
+//! the count is what tests read to prove "each page once".
 
 /// A bitmap of validated pages over `first_frame .. first_frame + 64 * WORDS`.
 pub struct ValidatedPages<const WORDS: usize> {

@@ -1,9 +1,10 @@
 //! The Ampoule guest kernel: what runs after the reset stub (`ovmf/src/reset/`) enters 64-bit mode.
 //!
-//! Boot order: platform (from the stub's boot info) -> W^X page tables (with the C-bit under SNP) -> GDT/TSS -> IDT
-//! -> under SNP: GHCB, shared pages, heap validation -> serial log -> heap -> `booted` record -> self-checks -> (with
+//! Boot order: platform (from the stub's boot info) -> W^X page tables (with the C-bit under SNP, the shared bit
+//! under TDX) -> GDT/TSS -> IDT -> under SNP: GHCB, shared pages, heap validation; under TDX: TD HOB check, shared
+//! pages, heap acceptance -> serial log -> heap -> `booted` record -> self-checks -> (with
 //! a network device) TSC calibration, the key dance, unsealing the model, serving clients; else exit. Nothing before
-//! the serial console may do port I/O: under SNP it raises #VC, which needs the GHCB. Everything that is not
+//! the serial console may do port I/O: under SNP it raises #VC, which needs the GHCB; under TDX, #VE. Everything that is not
 //! hardware lives in host-testable crates (`ovmf`, `protocol`, `loader`).
 #![no_std]
 #![no_main]
@@ -37,6 +38,7 @@ mod serial;
 mod service;
 mod shared;
 mod snp;
+mod tdx;
 mod time;
 mod virtio_net;
 mod virtqueue;
@@ -60,12 +62,18 @@ extern "C" fn ampoule_main(boot_info: *const BootInfo) -> ! {
     let boot = unsafe { boot_info.read() };
     let reset_tsc = boot.reset_tsc;
     let tee = platform::detect(&boot);
-    let encryption = if tee == Tee::Snp { snp::encryption(boot.c_bit) } else { Encryption::None };
+    let encryption = match tee {
+        Tee::Snp => snp::encryption(boot.c_bit),
+        Tee::Tdx => tdx::encryption(),
+        Tee::Plain | Tee::SevWithoutSnp => Encryption::None,
+    };
     paging::init(encryption);
     gdt::init();
     interrupts::init();
-    if tee == Tee::Snp {
-        snp::init();
+    match tee {
+        Tee::Snp => snp::init(),
+        Tee::Tdx => tdx::init(),
+        Tee::Plain | Tee::SevWithoutSnp => {}
     }
     serial::COM1.lock().init();
     logger::init();
@@ -74,14 +82,14 @@ extern "C" fn ampoule_main(boot_info: *const BootInfo) -> ! {
             "guest RAM too small for the heap");
         exit(ExitCode::SelfCheckFailed);
     }
-    if !matches!(tee, Tee::Plain | Tee::Snp) {
+    if tee == Tee::SevWithoutSnp {
         log::error!(target: "platform", tee = tee.as_str(); "platform not supported yet");
         exit(ExitCode::PlatformUnsupported);
     }
     let booted_tsc = time::rdtsc();
     log::info!(target: "kernel",
         tee = tee.as_str(),
-        validated_pages = snp::memory::validated_pages(),
+        validated_pages = snp::memory::validated_pages() + tdx::memory::accepted_pages(),
         reset_to_main_cycles = main_tsc.wrapping_sub(reset_tsc),
         main_to_booted_cycles = booted_tsc.wrapping_sub(main_tsc),
         version = env!("CARGO_PKG_VERSION");
@@ -101,8 +109,11 @@ extern "C" fn ampoule_main(boot_info: *const BootInfo) -> ! {
     exit(ExitCode::Success)
 }
 
-/// The attester for `tee` (plain or SNP); ends the run if the platform cannot make evidence.
+/// The attester for `tee`; ends the run if the platform cannot make evidence.
 fn guest_attester(tee: Tee) -> GuestAttester {
+    if tee == Tee::Tdx {
+        return GuestAttester::Tdx(tdx::attester());
+    }
     if tee == Tee::Snp {
         let Some(attester) = snp::attester() else { key_dance::fail("no evidence", "secrets-page-unusable") };
         return GuestAttester::Snp(attester);

@@ -13,16 +13,18 @@
 //! | the image (ROM)          | 4 KiB | read                |
 //! | shared pages (`SHARED`)  | 4 KiB | read, write; never private |
 //! | SNP secrets, CPUID pages | 4 KiB | read (SNP only)     |
+//! | the TD HOB               | 4 KiB | read (TDX only)     |
 //!
 //! Everything else is unmapped: the null page, the boot scratch area, all other RAM and MMIO.
 //!
 //! Under SEV-SNP every private mapping, and every table entry, carries the C-bit ([`Encryption`]); the shared pages
-//! and device registers never do.
+//! and device registers never do. Under TDX it is the other way round: the shared pages and device registers carry
+//! the shared bit, private memory and the tables nothing.
 
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use ovmf::layout::{HEAP, IMAGE, PAGE_SIZE, PCI_MMIO, SHARED, SNP_CPUID, SNP_SECRETS};
+use ovmf::layout::{HEAP, IMAGE, PAGE_SIZE, PCI_MMIO, SHARED, SNP_CPUID, SNP_SECRETS, TD_HOB};
 use spin::Mutex;
 use x86_64::PhysAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags};
@@ -42,8 +44,10 @@ struct TablePool([PageTable; POOL_TABLES]);
 /// device mappings later. All zeros, so the pool is in .bss rather than copied from the image at boot.
 static POOL: Mutex<(TablePool, usize)> = Mutex::new((TablePool([const { PageTable::new() }; POOL_TABLES]), 0));
 
-/// The C-bit mask of private mappings (0 outside SNP), set once by `init`.
-static ENCRYPTION: AtomicU64 = AtomicU64::new(0);
+/// The address bits of private mappings (the C-bit under SNP, else 0), set once by `init`.
+static PRIVATE: AtomicU64 = AtomicU64::new(0);
+/// The address bits of shared mappings (the shared bit under TDX, else 0), set once by `init`.
+static SHARED_BITS: AtomicU64 = AtomicU64::new(0);
 
 /// How private memory is marked in page-table entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,15 +56,32 @@ pub enum Encryption {
     None,
     /// SEV-SNP: the C-bit at this position (from the CPUID page) marks private memory.
     CBit(u8),
+    /// TDX: the shared bit at this position (GPAW - 1, from TDG.VP.INFO) marks shared memory.
+    SharedBit(u8),
 }
 
 impl Encryption {
-    fn mask(self) -> u64 {
+    /// The address bits of private mappings.
+    fn private_mask(self) -> u64 {
         match self {
-            Encryption::None => 0,
             Encryption::CBit(position) => 1 << position,
+            Encryption::None | Encryption::SharedBit(_) => 0,
         }
     }
+
+    /// The address bits of shared mappings.
+    fn shared_mask(self) -> u64 {
+        match self {
+            Encryption::SharedBit(position) => 1 << position,
+            Encryption::None | Encryption::CBit(_) => 0,
+        }
+    }
+}
+
+/// The address bits that mark a shared page (the TDX shared bit; 0 elsewhere): what the VMM must be given with a
+/// shared GPA.
+pub fn shared_mask() -> u64 {
+    SHARED_BITS.load(Ordering::Relaxed)
 }
 
 /// Which page size a range is mapped with.
@@ -96,8 +117,10 @@ pub fn init(encryption: Encryption) {
     let mut guard = POOL.try_lock().expect("paging::init runs once, on the boot CPU");
     let (pool, used) = &mut *guard;
     assert!(pool.0[0].iter().all(|e| e.is_unused()), "paging::init runs once");
-    let private = encryption.mask();
-    ENCRYPTION.store(private, Ordering::Relaxed);
+    let private = encryption.private_mask();
+    let shared = encryption.shared_mask();
+    PRIVATE.store(private, Ordering::Relaxed);
+    SHARED_BITS.store(shared, Ordering::Relaxed);
     // Table 0 is the PML4.
     let mut builder = Builder { tables: &mut pool.0, used: 1 };
     for (range, flags, size) in mappings() {
@@ -105,11 +128,15 @@ pub fn init(encryption: Encryption) {
     }
     let read_only = Flags::PRESENT | Flags::NO_EXECUTE;
     builder.map(IMAGE.base..IMAGE.end(), read_only, PageSize::Small, private);
-    // The shared pages are what the VMM and devices see: never private, also under SNP.
-    builder.map(SHARED.base..SHARED.end(), read_only | Flags::WRITABLE, PageSize::Small, 0);
-    if encryption != Encryption::None {
-        builder.map(SNP_SECRETS.base..SNP_SECRETS.end(), read_only, PageSize::Small, private);
-        builder.map(SNP_CPUID.base..SNP_CPUID.end(), read_only, PageSize::Small, private);
+    // The shared pages are what the VMM and devices see: never private.
+    builder.map(SHARED.base..SHARED.end(), read_only | Flags::WRITABLE, PageSize::Small, shared);
+    match encryption {
+        Encryption::CBit(_) => {
+            builder.map(SNP_SECRETS.base..SNP_SECRETS.end(), read_only, PageSize::Small, private);
+            builder.map(SNP_CPUID.base..SNP_CPUID.end(), read_only, PageSize::Small, private);
+        }
+        Encryption::SharedBit(_) => builder.map(TD_HOB.base..TD_HOB.end(), read_only, PageSize::Small, private),
+        Encryption::None => {}
     }
     let pml4 = PhysFrame::from_start_address(PhysAddr::new(table_address(&builder.tables[0])))
         .expect("the pool is page-aligned");
@@ -133,7 +160,7 @@ pub fn map_mmio(range: Range<u64>) {
     for addr in (start..end).step_by(PAGE_SIZE as usize) {
         if translate(addr).is_none() {
             // Device registers are never private.
-            builder.map_page(addr, flags, PageSize::Small, 0);
+            builder.map_page(addr, flags, PageSize::Small, shared_mask());
         }
     }
     *used = builder.used;
@@ -150,13 +177,13 @@ struct Builder<'a> {
     used: usize,
 }
 
-/// The physical address an entry points to, without the C-bit.
+/// The physical address an entry points to, without the C-bit or the shared bit.
 fn entry_target(entry: &x86_64::structures::paging::page_table::PageTableEntry) -> u64 {
-    entry.addr().as_u64() & !ENCRYPTION.load(Ordering::Relaxed)
+    entry.addr().as_u64() & !(PRIVATE.load(Ordering::Relaxed) | shared_mask())
 }
 
 impl Builder<'_> {
-    /// Maps `range` with `flags`; `encryption` is the C-bit mask for private memory, 0 for shared.
+    /// Maps `range` with `flags`; `encryption` is the address bits that mark the pages private or shared.
     fn map(&mut self, range: Range<u64>, flags: Flags, size: PageSize, encryption: u64) {
         let step = if size == PageSize::Huge { HUGE_PAGE_SIZE } else { PAGE_SIZE };
         assert!(
@@ -198,7 +225,7 @@ impl Builder<'_> {
         self.used += 1;
         let address = table_address(&self.tables[child]);
         // The tables are private memory: their entries carry the C-bit.
-        let private = ENCRYPTION.load(Ordering::Relaxed);
+        let private = PRIVATE.load(Ordering::Relaxed);
         self.tables[parent][index].set_addr(PhysAddr::new(address | private), Flags::PRESENT | Flags::WRITABLE);
         child
     }

@@ -1,6 +1,6 @@
 //! Which platform the guest runs on: plain (no TEE), AMD SEV-SNP or Intel TDX, detected once at boot.
 //!
-//! Plain and SNP proceed; TDX comes with its own issue, and SEV or SEV-ES without SNP is refused.
+//! Plain, SNP and TDX proceed; SEV or SEV-ES without SNP is refused.
 
 use core::arch::x86_64::{__cpuid_count, CpuidResult};
 

@@ -8,8 +8,8 @@ use ovmf::layout::PCI_MMIO;
 use crate::paging;
 use crate::pci;
 use crate::platform::{self, Tee};
-use crate::snp;
 use crate::virtqueue::{BUFFER_SIZE, QUEUE_SIZE, Virtqueue};
+use crate::{snp, tdx};
 
 const VIRTIO_VENDOR: u16 = 0x1af4;
 /// Transitional (0x1000) and modern-only (0x1041) network devices.
@@ -70,7 +70,8 @@ macro_rules! register {
 register!(u8, u16, u32, u64);
 
 /// A window of device registers inside the (mapped, uncached) PCI window. Under SNP each access is an MMIO exit
-/// through the GHCB instead (`snp::ghcb`): a plain access would raise #VC with nothing but a fault address.
+/// through the GHCB instead (`snp::ghcb`), under TDX a #VE.RequestMMIO call (`tdx::ve`): a plain access would raise
+/// #VC or #VE, which would need an instruction decoder to serve.
 #[derive(Clone, Copy)]
 struct Registers {
     base: u64,
@@ -86,8 +87,10 @@ impl Registers {
     fn read<T: Register>(&self, offset: u64) -> T {
         let size = core::mem::size_of::<T>();
         let at = self.check(offset, size as u64);
-        if platform::current() == Tee::Snp {
-            return T::from_u64(snp::ghcb::mmio_read(at, size));
+        match platform::current() {
+            Tee::Snp => return T::from_u64(snp::ghcb::mmio_read(at, size)),
+            Tee::Tdx => return T::from_u64(tdx::ve::mmio_read(at, size)),
+            Tee::Plain | Tee::SevWithoutSnp => {}
         }
         // SAFETY: inside a BAR this driver assigned and mapped uncached; aligned by the virtio register layout.
         unsafe { (at as *const T).read_volatile() }
@@ -96,8 +99,10 @@ impl Registers {
     fn write<T: Register>(&self, offset: u64, value: T) {
         let size = core::mem::size_of::<T>();
         let at = self.check(offset, size as u64);
-        if platform::current() == Tee::Snp {
-            return snp::ghcb::mmio_write(at, size, value.into_u64());
+        match platform::current() {
+            Tee::Snp => return snp::ghcb::mmio_write(at, size, value.into_u64()),
+            Tee::Tdx => return tdx::ve::mmio_write(at, size, value.into_u64()),
+            Tee::Plain | Tee::SevWithoutSnp => {}
         }
         // SAFETY: as in `read`.
         unsafe { (at as *mut T).write_volatile(value) };

@@ -16,6 +16,8 @@ pub const EXCEPTION_VECTORS: usize = 32;
 const NMI: usize = 2;
 const DOUBLE_FAULT: usize = 8;
 const MACHINE_CHECK: usize = 18;
+/// #VE (Intel SDM vol. 3A, 6.15; raised inside a TD).
+pub const VIRTUALIZATION_EXCEPTION: usize = 20;
 /// #VC (AMD64 APM vol. 2, 8.2.21).
 pub const VMM_COMMUNICATION: usize = 29;
 
@@ -65,7 +67,8 @@ fn ist_slot(vector: usize) -> IstSlot {
         DOUBLE_FAULT => IstSlot::DoubleFault,
         NMI => IstSlot::Nmi,
         MACHINE_CHECK => IstSlot::MachineCheck,
-        VMM_COMMUNICATION => IstSlot::VmmCommunication,
+        // #VC (SNP) and #VE (TDX) never occur on the same platform: they share the slot of the VMM's exceptions.
+        VMM_COMMUNICATION | VIRTUALIZATION_EXCEPTION => IstSlot::VmmCommunication,
         _ => IstSlot::Exception,
     }
 }

@@ -1,6 +1,6 @@
 //! Exceptions: the IDT, the asm entry stubs, and the Rust side that reports a fault and ends the run.
 //!
-//! Every exception but #VC under SNP (served by `snp::vc`) is fatal: the handler prints one record (vector, error
+//! Every exception but #VC under SNP (served by `snp::vc`) and #VE under TDX (served by `tdx::ve`) is fatal: the handler prints one record (vector, error
 //! code, RIP, CR2 and nothing else, DESIGN.md §4) and exits with `ExitCode::Fault`. The stubs save and restore all
 //! state, so a handler can return.
 
@@ -94,6 +94,10 @@ extern "C" fn exception_dispatch(frame: &mut ExceptionFrame) {
     }
     if frame.vector == idt::VMM_COMMUNICATION as u64 && crate::platform::current() == crate::platform::Tee::Snp {
         crate::snp::vc::handle(frame);
+        return;
+    }
+    if frame.vector == idt::VIRTUALIZATION_EXCEPTION as u64 && crate::platform::current() == crate::platform::Tee::Tdx {
+        crate::tdx::ve::handle(frame);
         return;
     }
     if HANDLING_FAULT.swap(true, Ordering::SeqCst) {

@@ -1,0 +1,98 @@
+//! Memory in a TD: what is private must be accepted before use, exactly once; what is shared is mapped with the
+//! shared bit and converted with MapGPA; the TD HOB that describes RAM is checked before anything relies on it.
+//!
+//! - The TDVF metadata has the VMM add the image, RAM_IMAGE and BOOT_SCRATCH (and the TD HOB) before launch: those
+//!   are private and accepted already.
+//! - The heap lies outside them. The TD HOB must declare it unaccepted RAM; then each 2 MiB of it is accepted
+//!   (each 4 KiB page if the VMM backs the range with small pages), recorded in [`ACCEPTED`], which refuses a
+//!   second acceptance of any page.
+//! - `SHARED` lies outside them too and is never accepted: MapGPA converts it to shared before first use.
+
+use ovmf::layout::{HEAP, IMAGE, PAGE_SIZE, SHARED, TD_HOB};
+use ovmf::tdx::hob::TdHob;
+use ovmf::tdx::tdcall::{PageLevel, TDX_SUCCESS, accept_operand, leaf};
+use ovmf::tdx::tdvmcall::{TDG_VP_VMCALL_RETRY, TDG_VP_VMCALL_SUCCESS, TdVmCall, fatal};
+use ovmf::validated_pages::ValidatedPages;
+use spin::Mutex;
+
+use super::tdcall::{tdcall, tdvmcall};
+use super::terminate;
+use crate::paging;
+
+/// One bit per heap page.
+const HEAP_WORDS: usize = (HEAP.size / PAGE_SIZE).div_ceil(64) as usize;
+
+/// The heap pages accepted so far.
+static ACCEPTED: Mutex<ValidatedPages<HEAP_WORDS>> = Mutex::new(ValidatedPages::new(HEAP.base / PAGE_SIZE));
+
+/// How many times MapGPA may ask to be resumed before the guest gives up (one per page at most).
+const MAX_MAP_GPA_RETRIES: u64 = SHARED.size / PAGE_SIZE;
+
+/// Checks the TD HOB (bounds, no RAM inside the image) and that it declares the whole heap unaccepted RAM; ends
+/// the TD otherwise.
+pub fn check_td_hob() {
+    // SAFETY: paging::init maps the TD HOB read-only under TDX; the VMM wrote it before launch (TDH.MEM.PAGE.ADD)
+    // and nothing writes it since. Its contents are untrusted bytes, checked by TdHob::parse.
+    let bytes = unsafe { core::slice::from_raw_parts(TD_HOB.base as *const u8, TD_HOB.size as usize) };
+    match TdHob::parse(bytes, IMAGE) {
+        Ok(hob) if hob.unaccepted_covers(HEAP) => {}
+        _ => terminate(fatal::BAD_TD_HOB),
+    }
+}
+
+/// Converts the whole `SHARED` range to shared with MapGPA, resuming where the VMM asks (a bounded number of
+/// times, always forward).
+pub fn share_shared_pages() {
+    let shared_bit = paging::shared_mask();
+    let mut from = SHARED.base;
+    for _ in 0..=MAX_MAP_GPA_RETRIES {
+        let answer = tdvmcall(TdVmCall::map_gpa(from | shared_bit, SHARED.end() - from));
+        match answer.status {
+            TDG_VP_VMCALL_SUCCESS => return,
+            TDG_VP_VMCALL_RETRY => {
+                let resume = answer.r11 & !shared_bit;
+                if resume <= from || resume >= SHARED.end() || !resume.is_multiple_of(PAGE_SIZE) {
+                    break;
+                }
+                from = resume;
+            }
+            _ => break,
+        }
+    }
+    terminate(fatal::VMCALL_FAILED)
+}
+
+/// TDG.MEM.PAGE.ACCEPT of the page at `gpa`; true on success.
+fn accept(gpa: u64, level: PageLevel) -> bool {
+    let Some(operand) = accept_operand(gpa, level) else { return false };
+    // SAFETY: the page is heap memory the allocator does not own yet; accepting it zeroes it and touches nothing
+    // else.
+    unsafe { tdcall(leaf::TDG_MEM_PAGE_ACCEPT, operand, 0, 0) }.rax == TDX_SUCCESS
+}
+
+/// Accepts every heap page, once: 2 MiB at a time, or 4 KiB at a time where the VMM refuses the large page. Ends
+/// the TD on any failure.
+pub fn accept_heap() {
+    let mut accepted = ACCEPTED.lock();
+    let huge = PageLevel::Size2M.bytes();
+    for chunk in (HEAP.base..HEAP.end()).step_by(huge as usize) {
+        for gpa in (chunk..chunk + huge).step_by(PAGE_SIZE as usize) {
+            if accepted.mark(gpa / PAGE_SIZE).is_err() {
+                terminate(fatal::ACCEPT_FAILED);
+            }
+        }
+        if accept(chunk, PageLevel::Size2M) {
+            continue;
+        }
+        for gpa in (chunk..chunk + huge).step_by(PAGE_SIZE as usize) {
+            if !accept(gpa, PageLevel::Size4K) {
+                terminate(fatal::ACCEPT_FAILED);
+            }
+        }
+    }
+}
+
+/// How many pages this boot has accepted (0 outside TDX), for the `booted` record.
+pub fn accepted_pages() -> usize {
+    ACCEPTED.lock().count()
+}

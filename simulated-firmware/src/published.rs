@@ -37,5 +37,10 @@ pub fn sev_test_data(name: &str) -> Vec<u8> {
 
 /// The bytes of `name` in dcap-qvl's published samples.
 pub fn dcap_qvl_sample(name: &str) -> Vec<u8> {
-    read(registry_file("dcap-qvl-0.7.1", &format!("sample/{name}")))
+    read(dcap_qvl_sample_path(name))
+}
+
+/// The path of `name` in dcap-qvl's published samples (for configurations that name files).
+pub fn dcap_qvl_sample_path(name: &str) -> PathBuf {
+    registry_file("dcap-qvl-0.7.1", &format!("sample/{name}"))
 }

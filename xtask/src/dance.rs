@@ -38,6 +38,20 @@ pub struct BrokerOptions {
     pub state_dir: PathBuf,
     /// Verify real SEV-SNP evidence instead (the allowlist then names the SNP launch digest).
     pub snp: Option<SnpBroker>,
+    /// Verify real TDX quotes instead (the allowlist then names the MRTD).
+    pub tdx: Option<TdxBroker>,
+}
+
+/// What the broker needs to verify a TD's quotes.
+#[derive(Clone, Debug)]
+pub struct TdxBroker {
+    /// Intel's collateral for the host's platform (JSON: TCB info, QE identity, CRLs), fetched from Intel's PCS or
+    /// the host's PCCS.
+    pub collateral: PathBuf,
+    /// The TD's exact XFAM (its extended-state features, which QEMU derives from `-cpu`).
+    pub xfam: u64,
+    /// The MRTD the allowlist names: `cargo xtask measure`.
+    pub mrtd: [u8; 48],
 }
 
 /// What the broker needs to verify an SNP guest's reports.
@@ -63,6 +77,7 @@ impl BrokerOptions {
             key: None,
             state_dir: crate::sealing::default_broker_state(root),
             snp: None,
+            tdx: None,
         }
     }
 }
@@ -112,12 +127,22 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
             .clone(),
     });
     let config_path = dir.join("broker.toml");
-    let (tee, measurement, allow_simulated, snp_table) = match &options.snp {
-        None => {
+    let (tee, measurement, allow_simulated, snp_table) = match (&options.snp, &options.tdx) {
+        (Some(_), Some(_)) => anyhow::bail!("a run-qemu broker verifies one TEE: SNP or TDX"),
+        (None, Some(tdx)) => {
+            let collateral = tdx
+                .collateral
+                .canonicalize()
+                .with_context(|| format!("the TDX collateral {}", tdx.collateral.display()))?;
+            let table =
+                format!("\n[tdx]\ncollateral = {:?}\nxfam = {:#x}\n", collateral.display().to_string(), tdx.xfam);
+            ("tdx", options.allowed_measurement.unwrap_or(tdx.mrtd), false, table)
+        }
+        (None, None) => {
             let measurement = options.allowed_measurement.unwrap_or_else(|| plain_measurement(image));
             ("plain", measurement, options.allow_simulated, String::new())
         }
-        Some(snp) => {
+        (Some(snp), None) => {
             let vcek = snp.vcek.canonicalize().with_context(|| format!("the VCEK {}", snp.vcek.display()))?;
             let [bootloader, tee, snp_svn, microcode] = snp.min_tcb;
             let table = format!(

@@ -76,7 +76,12 @@ pub struct RunConfig {
     pub echo: bool,
     /// More QEMU arguments, appended last.
     pub extra_args: Vec<String>,
+    /// Under TDX: the vsock port of the host's quote-generation service.
+    pub qgs_port: u32,
 }
+
+/// The vsock port Intel's quote-generation service (QGS) listens on by default.
+pub const DEFAULT_QGS_PORT: u32 = 4050;
 
 impl RunConfig {
     /// The defaults for `image`: TCG, `-cpu max`, 60 s.
@@ -93,6 +98,7 @@ impl RunConfig {
             fw_cfg: Vec::new(),
             echo: false,
             extra_args: Vec::new(),
+            qgs_port: DEFAULT_QGS_PORT,
         }
     }
 
@@ -121,7 +127,15 @@ impl RunConfig {
                 // cbitpos 51 and reduced-phys-bits 1 are what Milan, Genoa and Turin hosts report.
                 format!("sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy={SNP_POLICY:#x}"),
             ]),
-            Tee::Tdx => args.extend(["-object".into(), "tdx-guest,id=tdx0".into()]),
+            // The quote-generation service the GetQuote TDVMCALL reaches: the host's QGS on vsock (CID 2, the
+            // host), port 4050 as Intel's QGS listens by default.
+            Tee::Tdx => args.extend([
+                "-object".into(),
+                format!(
+                    r#"{{"qom-type":"tdx-guest","id":"tdx0","quote-generation-socket":{{"type":"vsock","cid":"2","port":"{}"}}}}"#,
+                    self.qgs_port
+                ),
+            ]),
         }
         args.extend(["-cpu".into(), self.cpu.clone(), "-m".into(), memory, "-smp".into(), self.vcpus.to_string()]);
         if !self.igvm {
@@ -365,7 +379,8 @@ mod tests {
         assert!(args.contains("-cpu EPYC-Milan") && args.contains("-smp 4") && args.contains("-bios /x/a.bin"));
         let tdx = RunConfig { tee: Tee::Tdx, cpu: "host".into(), ..RunConfig::new("/x/a.bin") }.qemu_args().join(" ");
         assert!(tdx.contains("kernel-irqchip=split,confidential-guest-support=tdx0"));
-        assert!(tdx.contains("-object tdx-guest,id=tdx0"));
+        assert!(tdx.contains(r#""qom-type":"tdx-guest","id":"tdx0""#));
+        assert!(tdx.contains(r#""quote-generation-socket":{"type":"vsock","cid":"2","port":"4050"}"#));
     }
 
     #[test]

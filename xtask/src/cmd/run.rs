@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use xtask::dance::{BrokerOptions, SnpBroker};
+use xtask::dance::{BrokerOptions, SnpBroker, TdxBroker};
 use xtask::image::{self, BuildOptions, Variant};
 use xtask::paths;
 use xtask::qemu::{self, Accel, RunConfig, Tee};
@@ -61,6 +61,20 @@ pub struct RunArgs {
     /// With `--tee snp`: the lowest REPORTED_TCB the broker accepts, as boot loader, TEE, SNP and microcode SVNs.
     #[arg(long, value_delimiter = ',', num_args = 4, default_values_t = [0u8, 0, 0, 0])]
     pub min_tcb: Vec<u8>,
+    /// With `--tee tdx`: Intel's collateral for this host (JSON: TCB info, QE identity, CRLs, as dcap-qvl reads
+    /// them), which the broker verifies the TD's quotes with. Required for the key dance under TDX.
+    #[arg(long)]
+    pub collateral: Option<PathBuf>,
+    /// With `--tee tdx`: the TD's XFAM (hex), which the broker requires exactly; QEMU derives it from `-cpu`.
+    #[arg(long, value_parser = parse_hex_u64)]
+    pub xfam: Option<u64>,
+    /// With `--tee tdx`: the vsock port of the host's quote-generation service (QGS).
+    #[arg(long, default_value_t = qemu::DEFAULT_QGS_PORT)]
+    pub qgs_port: u32,
+}
+
+fn parse_hex_u64(text: &str) -> Result<u64, String> {
+    u64::from_str_radix(text.trim_start_matches("0x"), 16).map_err(|e| format!("not a hex number: {e}"))
 }
 
 /// Runs the command.
@@ -80,8 +94,11 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         vcek,
         product,
         min_tcb,
+        collateral,
+        xfam,
+        qgs_port,
     } = args;
-    let with_broker = !no_broker && inject.is_none() && tee != Tee::Tdx && !print_cmdline;
+    let with_broker = !no_broker && inject.is_none() && !print_cmdline;
     let cpu = cpu.unwrap_or_else(|| {
         match tee {
             Tee::Plain => "max",
@@ -94,8 +111,16 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         // Only models whose CPUID signature measure knows: the digest depends on it.
         xtask::measure::VcpuType::by_name(&cpu)?;
     }
-    let mut config =
-        RunConfig { tee, vcpus, accel, cpu, timeout: Duration::from_secs(timeout), echo: true, ..RunConfig::new("") };
+    let mut config = RunConfig {
+        tee,
+        vcpus,
+        accel,
+        cpu,
+        timeout: Duration::from_secs(timeout),
+        echo: true,
+        qgs_port,
+        ..RunConfig::new("")
+    };
     let variant = if inject.is_some() { Variant::FaultInjection } else { Variant::Release };
     config.fw_cfg.extend(inject.map(|kind| (FAULT_INJECTION_FW_CFG.to_string(), kind)));
     config.igvm = igvm;
@@ -135,6 +160,22 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
             );
         }
         options.snp = Some(SnpBroker { product, vcek, launch_digest, min_tcb });
+    }
+    if tee == Tee::Tdx {
+        let collateral = collateral.context(
+            "the broker needs Intel's collateral for this host to verify the TD's quotes: pass --collateral FILE \
+             (TCB info, QE identity and CRLs for the host's FMSPC, from Intel's PCS or the host's PCCS), or \
+             --no-broker to boot only",
+        )?;
+        let xfam = xfam.context("the broker requires the TD's exact XFAM: pass --xfam HEX")?;
+        // MRTD does not depend on the SNP launch parameters; `measure` computes both.
+        let launch = xtask::measure::SnpLaunch {
+            vcpus,
+            vcpu_type: xtask::measure::VcpuType::by_name(xtask::measure::DEFAULT_VCPU_TYPE)?,
+            guest_features: xtask::measure::DEFAULT_GUEST_FEATURES,
+        };
+        let mrtd = xtask::measure::measure(&bytes, &launch)?.mrtd;
+        options.tdx = Some(TdxBroker { collateral, xfam, mrtd });
     }
     let broker = step("broker", || xtask::dance::start_broker(&broker_dir, &bytes, &options))?;
     if tee == Tee::Plain {

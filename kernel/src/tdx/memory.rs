@@ -10,8 +10,9 @@
 
 use ovmf::layout::{HEAP, IMAGE, PAGE_SIZE, SHARED, TD_HOB};
 use ovmf::tdx::hob::TdHob;
+use ovmf::tdx::memory::{accept_range, share_range};
 use ovmf::tdx::tdcall::{PageLevel, TDX_SUCCESS, accept_operand, leaf};
-use ovmf::tdx::tdvmcall::{TDG_VP_VMCALL_RETRY, TDG_VP_VMCALL_SUCCESS, TdVmCall, fatal};
+use ovmf::tdx::tdvmcall::fatal;
 use ovmf::validated_pages::ValidatedPages;
 use spin::Mutex;
 
@@ -25,9 +26,6 @@ const HEAP_WORDS: usize = (HEAP.size / PAGE_SIZE).div_ceil(64) as usize;
 /// The heap pages accepted so far.
 static ACCEPTED: Mutex<ValidatedPages<HEAP_WORDS>> = Mutex::new(ValidatedPages::new(HEAP.base / PAGE_SIZE));
 
-/// How many times MapGPA may ask to be resumed before the guest gives up (one per page at most).
-const MAX_MAP_GPA_RETRIES: u64 = SHARED.size / PAGE_SIZE;
-
 /// Checks the TD HOB (bounds, no RAM inside the image) and that it declares the whole heap unaccepted RAM; ends
 /// the TD otherwise.
 pub fn check_td_hob() {
@@ -40,26 +38,12 @@ pub fn check_td_hob() {
     }
 }
 
-/// Converts the whole `SHARED` range to shared with MapGPA, resuming where the VMM asks (a bounded number of
-/// times, always forward).
+/// Converts the whole `SHARED` range to shared with MapGPA (`ovmf::tdx::memory::share_range`); ends the TD if
+/// the VMM does not.
 pub fn share_shared_pages() {
-    let shared_bit = paging::shared_mask();
-    let mut from = SHARED.base;
-    for _ in 0..=MAX_MAP_GPA_RETRIES {
-        let answer = tdvmcall(TdVmCall::map_gpa(from | shared_bit, SHARED.end() - from));
-        match answer.status {
-            TDG_VP_VMCALL_SUCCESS => return,
-            TDG_VP_VMCALL_RETRY => {
-                let resume = answer.r11 & !shared_bit;
-                if resume <= from || resume >= SHARED.end() || !resume.is_multiple_of(PAGE_SIZE) {
-                    break;
-                }
-                from = resume;
-            }
-            _ => break,
-        }
+    if share_range(SHARED, paging::shared_mask(), tdvmcall).is_err() {
+        terminate(fatal::VMCALL_FAILED);
     }
-    terminate(fatal::VMCALL_FAILED)
 }
 
 /// TDG.MEM.PAGE.ACCEPT of the page at `gpa`; true on success.
@@ -70,25 +54,10 @@ fn accept(gpa: u64, level: PageLevel) -> bool {
     unsafe { tdcall(leaf::TDG_MEM_PAGE_ACCEPT, operand, 0, 0) }.rax == TDX_SUCCESS
 }
 
-/// Accepts every heap page, once: 2 MiB at a time, or 4 KiB at a time where the VMM refuses the large page. Ends
-/// the TD on any failure.
+/// Accepts every heap page, once (`ovmf::tdx::memory::accept_range`). Ends the TD on any failure.
 pub fn accept_heap() {
-    let mut accepted = ACCEPTED.lock();
-    let huge = PageLevel::Size2M.bytes();
-    for chunk in (HEAP.base..HEAP.end()).step_by(huge as usize) {
-        for gpa in (chunk..chunk + huge).step_by(PAGE_SIZE as usize) {
-            if accepted.mark(gpa / PAGE_SIZE).is_err() {
-                terminate(fatal::ACCEPT_FAILED);
-            }
-        }
-        if accept(chunk, PageLevel::Size2M) {
-            continue;
-        }
-        for gpa in (chunk..chunk + huge).step_by(PAGE_SIZE as usize) {
-            if !accept(gpa, PageLevel::Size4K) {
-                terminate(fatal::ACCEPT_FAILED);
-            }
-        }
+    if accept_range(HEAP, &mut ACCEPTED.lock(), accept).is_err() {
+        terminate(fatal::ACCEPT_FAILED);
     }
 }
 

@@ -6,9 +6,11 @@
 //! - [`tdvmcall`]: TDG.VP.VMCALL, how a TD asks the VMM for a service: the subfunctions and their registers.
 //! - [`ve`]: what the #VE handler does for CPUID, HLT, port I/O and MSR accesses, with the TDVMCALL left to the
 //!   kernel.
+//! - [`memory`]: accepting a range each page once, and converting a range to shared with MapGPA.
 //! - [`hob`]: the TD HOB the VMM writes before launch: unmeasured input, checked before anything relies on it.
 
 pub mod hob;
+pub mod memory;
 pub mod tdcall;
 pub mod tdvmcall;
 pub mod ve;

@@ -18,7 +18,7 @@ use crate::paths;
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// The fuzz targets, by name.
-pub const TARGETS: [&str; 3] = ["metadata", "protocol", "broker"];
+pub const TARGETS: [&str; 4] = ["metadata", "td_hob", "protocol", "broker"];
 
 /// What one run did.
 #[derive(Debug)]
@@ -72,6 +72,27 @@ fn seeds(target: &str) -> Result<Vec<Vec<u8>>> {
     match target {
         // The metadata window as encoded in every image; the fuzz target zero-fills the rest of the tail.
         "metadata" => Ok(vec![ovmf::metadata::encode().to_vec()]),
+        // A TD HOB as QEMU writes it (hw/i386/tdvf-hob.c): the PHIT, RAM the image's TDVF sections added, the
+        // rest of 256 MiB unaccepted, the end marker (PI spec vol. 3 HOB layouts).
+        "td_hob" => {
+            use ovmf::tdx::hob::*;
+            let header = |kind: u16, len: u16| [&kind.to_le_bytes()[..], &len.to_le_bytes(), &[0; 4]].concat();
+            let resource = |kind: u32, start: u64, length: u64| {
+                let fields =
+                    [&kind.to_le_bytes()[..], &7u32.to_le_bytes(), &start.to_le_bytes(), &length.to_le_bytes()];
+                [&header(EFI_HOB_TYPE_RESOURCE_DESCRIPTOR, 48)[..], &[0; 16], &fields.concat()].concat()
+            };
+            let phit = [&header(EFI_HOB_TYPE_HANDOFF, 56)[..], &EFI_HOB_HANDOFF_TABLE_VERSION.to_le_bytes(), &[0; 44]];
+            Ok(vec![
+                [
+                    &phit.concat()[..],
+                    &resource(EFI_RESOURCE_SYSTEM_MEMORY, 1 << 20, 7 << 20),
+                    &resource(EFI_RESOURCE_MEMORY_UNACCEPTED, 16 << 20, 240 << 20),
+                    &header(EFI_HOB_TYPE_END_OF_HOB_LIST, 8),
+                ]
+                .concat(),
+            ])
+        }
         // Each behind the selector byte of its decoder (fuzz/fuzz_targets/protocol.rs).
         "protocol" => {
             let hello = Message::Hello { version: PROTOCOL_VERSION, tee: Tee::Plain }.encode()?;

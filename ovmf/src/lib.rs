@@ -5,6 +5,7 @@
 //!   read it from here.
 //! - [`exit`]: the debug-exit port and the status codes a bounded run ends with.
 //! - [`cpu_features`]: the CPUID bits the image is compiled to use, checked by the reset code before any Rust runs.
+//! - [`emulation`]: the registers the #VC and #VE handlers emulate instructions on, and the IN rule.
 //! - [`snp`]: SEV-SNP early-boot data: the GHCB MSR protocol, the CPUID page, the secrets page, #VC service.
 //! - [`tdx`]: Intel TDX: TDCALL and TDVMCALL encodings, #VE service, the TD HOB check.
 //! - [`validated_pages`]: which pages the guest validated (SNP) or accepted (TDX), so that each is done once.
@@ -12,6 +13,7 @@
 #![no_std]
 
 pub mod cpu_features;
+pub mod emulation;
 pub mod exit;
 pub mod layout;
 pub mod metadata;

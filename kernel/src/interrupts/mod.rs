@@ -8,6 +8,7 @@ mod idt;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use ovmf::emulation::InstructionRegisters;
 use ovmf::exit::ExitCode;
 use protocol::console::{self, Level, Value};
 use x86_64::registers::control::Cr2;
@@ -66,6 +67,25 @@ impl ExceptionFrame {
     /// Sets the value `register` has when the interrupted code resumes.
     pub fn set_gpr(&mut self, register: Gpr, value: u64) {
         self.gprs[register as usize] = value;
+    }
+
+    /// The interrupted RAX, RBX, RCX and RDX: what an instruction the hypervisor emulates (#VC, #VE) works on.
+    pub fn instruction_registers(&self) -> InstructionRegisters {
+        InstructionRegisters {
+            rax: self.gpr(Gpr::Rax),
+            rbx: self.gpr(Gpr::Rbx),
+            rcx: self.gpr(Gpr::Rcx),
+            rdx: self.gpr(Gpr::Rdx),
+        }
+    }
+
+    /// Resumes the interrupted code with `regs` and RIP past the emulated instruction of `length` bytes.
+    pub fn complete_instruction(&mut self, regs: InstructionRegisters, length: u64) {
+        self.set_gpr(Gpr::Rax, regs.rax);
+        self.set_gpr(Gpr::Rbx, regs.rbx);
+        self.set_gpr(Gpr::Rcx, regs.rcx);
+        self.set_gpr(Gpr::Rdx, regs.rdx);
+        self.rip += length;
     }
 }
 

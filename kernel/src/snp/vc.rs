@@ -12,11 +12,11 @@
 
 use ovmf::snp::ghcb::exit_code::CPUID;
 use ovmf::snp::ghcb_msr::{REASON_EXIT_FAILED, REASON_UNHANDLED_VC};
-use ovmf::snp::vc::{VcError, VcRegisters, serve_cpuid, serve_with_ghcb};
+use ovmf::snp::vc::{VcError, serve_cpuid, serve_with_ghcb};
 
 use super::cpuid;
 use super::ghcb::{self, Ghcb};
-use crate::interrupts::{ExceptionFrame, Gpr};
+use crate::interrupts::ExceptionFrame;
 use crate::sections;
 
 /// The longest instruction served: a prefixed IN/OUT or an imm8 one.
@@ -25,12 +25,7 @@ const MAX_INSTRUCTION_LEN: u64 = 3;
 /// Serves the #VC in `frame`, stepping over the instruction; ends the guest for anything it does not serve.
 pub fn handle(frame: &mut ExceptionFrame) {
     let Some(code) = instruction(frame) else { ghcb::terminate(REASON_UNHANDLED_VC) };
-    let mut regs = VcRegisters {
-        rax: frame.gpr(Gpr::Rax),
-        rbx: frame.gpr(Gpr::Rbx),
-        rcx: frame.gpr(Gpr::Rcx),
-        rdx: frame.gpr(Gpr::Rdx),
-    };
+    let mut regs = frame.instruction_registers();
     let served = if frame.error_code == CPUID {
         // No GHCB: CPUID is served also before the GHCB exists.
         serve_cpuid(code, &mut regs, &cpuid::page())
@@ -39,13 +34,7 @@ pub fn handle(frame: &mut ExceptionFrame) {
         serve_with_ghcb(frame.error_code, code, &mut regs, ghcb.page(), |_| ghcb::vmgexit_with_ghcb())
     };
     match served {
-        Ok(length) => {
-            frame.set_gpr(Gpr::Rax, regs.rax);
-            frame.set_gpr(Gpr::Rbx, regs.rbx);
-            frame.set_gpr(Gpr::Rcx, regs.rcx);
-            frame.set_gpr(Gpr::Rdx, regs.rdx);
-            frame.rip += length;
-        }
+        Ok(length) => frame.complete_instruction(regs, length),
         Err(VcError::Unhandled) => ghcb::terminate(REASON_UNHANDLED_VC),
         Err(VcError::ExitFailed) => ghcb::terminate(REASON_EXIT_FAILED),
     }

@@ -9,11 +9,11 @@
 
 use ovmf::tdx::tdcall::{TDX_SUCCESS, leaf};
 use ovmf::tdx::tdvmcall::{TDG_VP_VMCALL_SUCCESS, TdVmCall, fatal};
-use ovmf::tdx::ve::{VeError, VeInfo, VeRegisters, serve};
+use ovmf::tdx::ve::{VeError, VeInfo, serve};
 
 use super::tdcall::{tdcall, tdvmcall};
 use super::terminate;
-use crate::interrupts::{ExceptionFrame, Gpr};
+use crate::interrupts::ExceptionFrame;
 use crate::paging;
 
 /// Serves the #VE in `frame`, stepping over the instruction; ends the TD for anything it does not serve.
@@ -29,21 +29,9 @@ pub fn handle(frame: &mut ExceptionFrame) {
         gpa: out.r9,
         instruction_length: out.r10 as u32,
     };
-    let mut regs = VeRegisters {
-        rax: frame.gpr(Gpr::Rax),
-        rbx: frame.gpr(Gpr::Rbx),
-        rcx: frame.gpr(Gpr::Rcx),
-        rdx: frame.gpr(Gpr::Rdx),
-        rflags: frame.rflags,
-    };
-    match serve(&info, &mut regs, tdvmcall) {
-        Ok(length) => {
-            frame.set_gpr(Gpr::Rax, regs.rax);
-            frame.set_gpr(Gpr::Rbx, regs.rbx);
-            frame.set_gpr(Gpr::Rcx, regs.rcx);
-            frame.set_gpr(Gpr::Rdx, regs.rdx);
-            frame.rip += length;
-        }
+    let mut regs = frame.instruction_registers();
+    match serve(&info, &mut regs, frame.rflags, tdvmcall) {
+        Ok(length) => frame.complete_instruction(regs, length),
         Err(VeError::Unhandled) => terminate(fatal::UNHANDLED_VE),
         Err(VeError::VmCallFailed) => terminate(fatal::VMCALL_FAILED),
     }

@@ -73,7 +73,7 @@ impl PortAccess {
 
     /// The bits of RAX an access of this size moves.
     pub fn mask(&self) -> u64 {
-        (1u64 << (8 * u32::from(self.size))) - 1
+        crate::emulation::port_mask(self.size)
     }
 }
 

@@ -11,19 +11,7 @@
 use super::cpuid_page::{CpuidPage, CpuidResult};
 use super::ghcb::{ExitResult, Ghcb, exit_code, exit_result, offset};
 use super::ioio::PortAccess;
-
-/// The registers the served instructions read and write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VcRegisters {
-    /// RAX.
-    pub rax: u64,
-    /// RBX.
-    pub rbx: u64,
-    /// RCX.
-    pub rcx: u64,
-    /// RDX.
-    pub rdx: u64,
-}
+use crate::emulation::{InstructionRegisters, LOW_32, port_in_result};
 
 /// Why a #VC was not served; the kernel ends the guest for either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,10 +27,9 @@ const RDMSR_OPCODE: [u8; 2] = [0x0f, 0x32];
 const WRMSR_OPCODE: [u8; 2] = [0x0f, 0x30];
 const RDTSC_OPCODE: [u8; 2] = [0x0f, 0x31];
 const RDTSCP_OPCODE: [u8; 3] = [0x0f, 0x01, 0xf9];
-const LOW_32: u64 = 0xffff_ffff;
 
 /// CPUID from the page: EAX and ECX select the leaf and subleaf; a leaf the page lacks reads as zeros.
-pub fn serve_cpuid(code: &[u8], regs: &mut VcRegisters, page: &CpuidPage<'_>) -> Result<u64, VcError> {
+pub fn serve_cpuid(code: &[u8], regs: &mut InstructionRegisters, page: &CpuidPage<'_>) -> Result<u64, VcError> {
     if code.get(..2) != Some(&CPUID_OPCODE[..]) {
         return Err(VcError::Unhandled);
     }
@@ -61,7 +48,7 @@ pub fn serve_cpuid(code: &[u8], regs: &mut VcRegisters, page: &CpuidPage<'_>) ->
 pub fn serve_with_ghcb(
     exit_code: u64,
     code: &[u8],
-    regs: &mut VcRegisters,
+    regs: &mut InstructionRegisters,
     ghcb: &mut Ghcb,
     exit: impl FnOnce(&mut Ghcb),
 ) -> Result<u64, VcError> {
@@ -85,7 +72,7 @@ fn answer_32(ghcb: &Ghcb, at: usize) -> Result<u64, VcError> {
 
 fn serve_port_access(
     code: &[u8],
-    regs: &mut VcRegisters,
+    regs: &mut InstructionRegisters,
     ghcb: &mut Ghcb,
     exit: impl FnOnce(&mut Ghcb),
 ) -> Result<u64, VcError> {
@@ -98,17 +85,15 @@ fn serve_port_access(
     ghcb.set_exit(exit_code::IOIO, access.exit_info(), 0);
     checked_exit(ghcb, exit)?;
     if access.is_in {
-        let value = ghcb.get(offset::RAX).ok_or(VcError::ExitFailed)? & access.mask();
-        // A 32-bit IN zero-extends into RAX; 8- and 16-bit ones keep the other bits.
-        let kept = if access.size == 4 { 0 } else { regs.rax & !access.mask() };
-        regs.rax = kept | value;
+        let value = ghcb.get(offset::RAX).ok_or(VcError::ExitFailed)?;
+        regs.rax = port_in_result(regs.rax, access.size, value);
     }
     Ok(access.length.into())
 }
 
 fn serve_msr(
     code: &[u8],
-    regs: &mut VcRegisters,
+    regs: &mut InstructionRegisters,
     ghcb: &mut Ghcb,
     exit: impl FnOnce(&mut Ghcb),
 ) -> Result<u64, VcError> {
@@ -136,7 +121,7 @@ fn serve_msr(
 fn serve_time_stamp(
     exit_code: u64,
     code: &[u8],
-    regs: &mut VcRegisters,
+    regs: &mut InstructionRegisters,
     ghcb: &mut Ghcb,
     exit: impl FnOnce(&mut Ghcb),
 ) -> Result<u64, VcError> {

@@ -7,6 +7,7 @@
 //! of the TCB. Every exit reason here has an instruction length in the #VE information, so nothing is decoded.
 
 use super::tdvmcall::{TDG_VP_VMCALL_SUCCESS, TdVmCall, TdVmCallResult};
+use crate::emulation::{InstructionRegisters, LOW_32, port_in_result, port_mask};
 
 /// VMX basic exit reasons (Intel SDM vol. 3C, appendix C) that the #VE information reports.
 pub mod exit_reason {
@@ -38,21 +39,6 @@ pub struct VeInfo {
     pub instruction_length: u32,
 }
 
-/// The interrupted registers the served instructions read and write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VeRegisters {
-    /// RAX.
-    pub rax: u64,
-    /// RBX.
-    pub rbx: u64,
-    /// RCX.
-    pub rcx: u64,
-    /// RDX.
-    pub rdx: u64,
-    /// RFLAGS (HLT reports whether interrupts were blocked).
-    pub rflags: u64,
-}
-
 /// Why a #VE was not served; the kernel ends the TD for either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VeError {
@@ -65,7 +51,6 @@ pub enum VeError {
 /// The longest x86 instruction.
 const MAX_INSTRUCTION_LEN: u32 = 15;
 const RFLAGS_IF: u64 = 1 << 9;
-const LOW_32: u64 = 0xffff_ffff;
 
 /// An I/O instruction as the exit qualification describes it (Intel SDM vol. 3C, table 28-5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,20 +81,13 @@ impl IoQualification {
     }
 }
 
-/// The mask of the bytes an access of `size` bytes reads or writes in RAX.
-const fn size_mask(size: u8) -> u64 {
-    match size {
-        1 => 0xff,
-        2 => 0xffff,
-        _ => LOW_32,
-    }
-}
-
-/// Serves the #VE described by `info` through `vmcall` (TDG.VP.VMCALL), updating `regs`. Returns the
-/// instruction's length, to step over it.
+/// Serves the #VE described by `info` through `vmcall` (TDG.VP.VMCALL), updating `regs`; `rflags` is the
+/// interrupted RFLAGS (HLT reports whether interrupts were blocked). Returns the instruction's length, to step over
+/// it.
 pub fn serve(
     info: &VeInfo,
-    regs: &mut VeRegisters,
+    regs: &mut InstructionRegisters,
+    rflags: u64,
     mut vmcall: impl FnMut(TdVmCall) -> TdVmCallResult,
 ) -> Result<u64, VeError> {
     if info.instruction_length == 0 || info.instruction_length > MAX_INSTRUCTION_LEN {
@@ -127,18 +105,15 @@ pub fn serve(
             (regs.rax, regs.rbx, regs.rcx, regs.rdx) = (eax, ebx, ecx, edx);
         }
         exit_reason::HLT => {
-            call(TdVmCall::hlt(regs.rflags & RFLAGS_IF == 0))?;
+            call(TdVmCall::hlt(rflags & RFLAGS_IF == 0))?;
         }
         exit_reason::IO_INSTRUCTION => {
             let io = IoQualification::decode(info.exit_qualification).ok_or(VeError::Unhandled)?;
-            let mask = size_mask(io.size);
             if io.is_in {
                 let answer = call(TdVmCall::port_in(io.port, io.size))?;
-                // IN AL/AX keeps the rest of RAX; IN EAX zero-extends into RAX.
-                let keep = if io.size == 4 { 0 } else { regs.rax & !mask };
-                regs.rax = keep | (answer.r11 & mask);
+                regs.rax = port_in_result(regs.rax, io.size, answer.r11);
             } else {
-                call(TdVmCall::port_out(io.port, io.size, regs.rax & mask))?;
+                call(TdVmCall::port_out(io.port, io.size, regs.rax & port_mask(io.size)))?;
             }
         }
         exit_reason::MSR_READ => {

@@ -16,6 +16,7 @@ pub mod cpu_features;
 pub mod emulation;
 pub mod exit;
 pub mod layout;
+mod le_bytes;
 pub mod metadata;
 pub mod snp;
 pub mod tdx;

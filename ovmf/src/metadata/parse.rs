@@ -11,6 +11,7 @@ use super::{
     TdvfSection, TdvfSectionType,
 };
 use crate::layout::{IMAGE_END, PAGE_SIZE};
+use crate::le_bytes::{bytes_at, u16_at, u32_at, u64_at};
 
 /// The most sections of either kind the parser accepts.
 pub const MAX_SECTIONS: usize = 16;
@@ -133,22 +134,6 @@ impl fmt::Display for MetadataError {
             TdvfShape { what } => write!(f, "TDVF descriptor must have {what}"),
         }
     }
-}
-
-fn bytes_at(image: &[u8], at: usize, len: usize) -> Option<&[u8]> {
-    image.get(at..at.checked_add(len)?)
-}
-
-fn u16_at(image: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(bytes_at(image, at, 2)?.try_into().ok()?))
-}
-
-fn u32_at(image: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(bytes_at(image, at, 4)?.try_into().ok()?))
-}
-
-fn u64_at(image: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(bytes_at(image, at, 8)?.try_into().ok()?))
 }
 
 fn guid_at(image: &[u8], at: usize) -> Option<Guid> {

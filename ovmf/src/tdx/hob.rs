@@ -8,6 +8,7 @@
 //! the range as unaccepted RAM. HOB types other than these three are bounds-checked and skipped.
 
 use crate::layout::Region;
+use crate::le_bytes::{u16_at, u32_at, u64_at};
 
 /// EFI_HOB_TYPE_HANDOFF: the PHIT, first in every HOB list.
 pub const EFI_HOB_TYPE_HANDOFF: u16 = 0x0001;
@@ -62,18 +63,6 @@ pub struct TdHob<'a> {
     list: &'a [u8],
 }
 
-fn u16_at(bytes: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([bytes[at], bytes[at + 1]])
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    (u64::from(u32_at(bytes, at + 4)) << 32) | u64::from(u32_at(bytes, at))
-}
-
 /// The HOBs of a list whose lengths were checked: (offset, type, the HOB's bytes).
 struct Hobs<'a> {
     bytes: &'a [u8],
@@ -88,18 +77,17 @@ impl<'a> Iterator for Hobs<'a> {
         if at >= self.bytes.len() {
             return None;
         }
-        if self.bytes.len() - at < HEADER_LEN {
+        let (Some(kind), Some(length)) = (u16_at(self.bytes, at), u16_at(self.bytes, at + 2)) else {
             self.at = self.bytes.len();
             return Some(Err(HobError::BadLength(at)));
-        }
-        let kind = u16_at(self.bytes, at);
-        let length = usize::from(u16_at(self.bytes, at + 2));
+        };
+        let length = usize::from(length);
         let needed = match kind {
             EFI_HOB_TYPE_HANDOFF => HANDOFF_LEN,
             EFI_HOB_TYPE_RESOURCE_DESCRIPTOR => RESOURCE_DESCRIPTOR_LEN,
             _ => HEADER_LEN,
         };
-        // HOBs are 8-byte aligned (PI spec vol. 3, 5.2).
+        // HOBs are 8-byte aligned (PI spec vol. 3, 5.2); every type's length covers at least the header.
         if length < needed || !length.is_multiple_of(8) || length > self.bytes.len() - at {
             self.at = self.bytes.len();
             return Some(Err(HobError::BadLength(at)));
@@ -109,8 +97,9 @@ impl<'a> Iterator for Hobs<'a> {
     }
 }
 
-fn resource(hob: &[u8]) -> Resource {
-    Resource { kind: u32_at(hob, 24), start: u64_at(hob, 32), length: u64_at(hob, 40) }
+/// The resource descriptor in `hob` (at least RESOURCE_DESCRIPTOR_LEN bytes, as `Hobs` checked).
+fn resource(hob: &[u8]) -> Option<Resource> {
+    Some(Resource { kind: u32_at(hob, 24)?, start: u64_at(hob, 32)?, length: u64_at(hob, 40)? })
 }
 
 impl<'a> TdHob<'a> {
@@ -118,7 +107,7 @@ impl<'a> TdHob<'a> {
     pub fn parse(bytes: &'a [u8], image: Region) -> Result<Self, HobError> {
         let mut hobs = Hobs { bytes, at: 0 };
         match hobs.next() {
-            Some(Ok((_, EFI_HOB_TYPE_HANDOFF, phit))) if u32_at(phit, 8) == EFI_HOB_HANDOFF_TABLE_VERSION => {}
+            Some(Ok((_, EFI_HOB_TYPE_HANDOFF, phit))) if u32_at(phit, 8) == Some(EFI_HOB_HANDOFF_TABLE_VERSION) => {}
             Some(Err(e)) => return Err(e),
             _ => return Err(HobError::NoHandoffTable),
         }
@@ -127,7 +116,7 @@ impl<'a> TdHob<'a> {
             match kind {
                 EFI_HOB_TYPE_END_OF_HOB_LIST => return Ok(TdHob { list: &bytes[..at + hob.len()] }),
                 EFI_HOB_TYPE_RESOURCE_DESCRIPTOR => {
-                    let r = resource(hob);
+                    let r = resource(hob).ok_or(HobError::BadLength(at))?;
                     let end = r.start.checked_add(r.length).ok_or(HobError::Overflow(at))?;
                     let ram = matches!(r.kind, EFI_RESOURCE_SYSTEM_MEMORY | EFI_RESOURCE_MEMORY_UNACCEPTED);
                     if ram && r.start < image.end() && image.base < end {
@@ -145,7 +134,7 @@ impl<'a> TdHob<'a> {
         Hobs { bytes: self.list, at: 0 }
             .filter_map(Result::ok)
             .filter(|&(_, kind, _)| kind == EFI_HOB_TYPE_RESOURCE_DESCRIPTOR)
-            .map(|(_, _, hob)| resource(hob))
+            .filter_map(|(_, _, hob)| resource(hob))
     }
 
     /// Whether every byte of `range` lies in RAM the VMM declared unaccepted (in one descriptor or several

@@ -1,10 +1,24 @@
 //! The heap: `linked_list_allocator` over the `HEAP` range of `ovmf::layout`.
 
 use linked_list_allocator::LockedHeap;
-use ovmf::layout::HEAP;
+use ovmf::layout::{HEAP, PAGE_SIZE};
+use ovmf::validated_pages::ValidatedPages;
+use spin::Mutex;
 
 #[global_allocator]
 static ALLOCATOR: LockedHeap = LockedHeap::empty();
+
+/// One bit per heap page.
+const HEAP_WORDS: usize = (HEAP.size / PAGE_SIZE).div_ceil(64) as usize;
+
+/// The heap pages this boot made private before the allocator got them: PVALIDATEd under SNP (`snp::memory`),
+/// accepted under TDX (`tdx::memory`). The record refuses a second time for any page.
+pub static PRIVATE_PAGES: Mutex<ValidatedPages<HEAP_WORDS>> = Mutex::new(ValidatedPages::new(HEAP.base / PAGE_SIZE));
+
+/// How many heap pages this boot validated or accepted (0 in plain mode), for the `booted` record.
+pub fn private_pages() -> usize {
+    PRIVATE_PAGES.lock().count()
+}
 
 /// Why the heap could not be set up.
 #[derive(Debug)]

@@ -89,7 +89,7 @@ extern "C" fn ampoule_main(boot_info: *const BootInfo) -> ! {
     let booted_tsc = time::rdtsc();
     log::info!(target: "kernel",
         tee = tee.as_str(),
-        validated_pages = snp::memory::validated_pages() + tdx::memory::accepted_pages(),
+        validated_pages = heap::private_pages(),
         reset_to_main_cycles = main_tsc.wrapping_sub(reset_tsc),
         main_to_booted_cycles = booted_tsc.wrapping_sub(main_tsc),
         version = env!("CARGO_PKG_VERSION");

@@ -3,20 +3,13 @@
 //! - `SHARED` (the GHCB, guest-message pages, virtio rings and buffers) lies outside every pre-validated range, so
 //!   it is never validated: each page is changed to shared and mapped without the C-bit (`paging`).
 //! - The heap lies outside the pre-validated ranges too: each page is changed to private, then PVALIDATEd, and
-//!   recorded in [`VALIDATED`], which refuses a second validation of any page (AMD64 APM vol. 2, 15.36.9).
+//!   recorded in [`heap::PRIVATE_PAGES`], which refuses a second validation of any page (AMD64 APM vol. 2, 15.36.9).
 
 use ovmf::layout::{HEAP, PAGE_SIZE, SHARED};
 use ovmf::snp::ghcb_msr::{PageState, REASON_VALIDATION_FAILED};
-use ovmf::validated_pages::ValidatedPages;
-use spin::Mutex;
 
 use super::ghcb::{self, GHCB_GPA};
-
-/// One bit per heap page.
-const HEAP_WORDS: usize = (HEAP.size / PAGE_SIZE).div_ceil(64) as usize;
-
-/// The heap pages validated so far.
-static VALIDATED: Mutex<ValidatedPages<HEAP_WORDS>> = Mutex::new(ValidatedPages::new(HEAP.base / PAGE_SIZE));
+use crate::heap;
 
 /// PVALIDATE's page-size operand (ECX): 4 KiB.
 const PVALIDATE_4K: u32 = 0;
@@ -53,7 +46,7 @@ pub fn share_shared_pages() {
 
 /// Changes every heap page to private and validates it, once. Ends the guest on any failure.
 pub fn validate_heap() {
-    let mut validated = VALIDATED.lock();
+    let mut validated = heap::PRIVATE_PAGES.lock();
     for gpa in (HEAP.base..HEAP.end()).step_by(PAGE_SIZE as usize) {
         if validated.mark(gpa / PAGE_SIZE).is_err() {
             ghcb::terminate(REASON_VALIDATION_FAILED);
@@ -63,9 +56,4 @@ pub fn validate_heap() {
             ghcb::terminate(REASON_VALIDATION_FAILED);
         }
     }
-}
-
-/// How many pages this boot has validated (0 outside SNP), for the `booted` record.
-pub fn validated_pages() -> usize {
-    VALIDATED.lock().count()
 }

@@ -4,27 +4,19 @@
 //! - The TDVF metadata has the VMM add the image, RAM_IMAGE and BOOT_SCRATCH (and the TD HOB) before launch: those
 //!   are private and accepted already.
 //! - The heap lies outside them. The TD HOB must declare it unaccepted RAM; then each 2 MiB of it is accepted
-//!   (each 4 KiB page if the VMM backs the range with small pages), recorded in [`ACCEPTED`], which refuses a
+//!   (each 4 KiB page if the VMM backs the range with small pages), recorded in [`heap::PRIVATE_PAGES`], which refuses a
 //!   second acceptance of any page.
 //! - `SHARED` lies outside them too and is never accepted: MapGPA converts it to shared before first use.
 
-use ovmf::layout::{HEAP, IMAGE, PAGE_SIZE, SHARED, TD_HOB};
+use ovmf::layout::{HEAP, IMAGE, SHARED, TD_HOB};
 use ovmf::tdx::hob::TdHob;
 use ovmf::tdx::memory::{accept_range, share_range};
 use ovmf::tdx::tdcall::{PageLevel, TDX_SUCCESS, accept_operand, leaf};
 use ovmf::tdx::tdvmcall::fatal;
-use ovmf::validated_pages::ValidatedPages;
-use spin::Mutex;
 
 use super::tdcall::{tdcall, tdvmcall};
 use super::terminate;
-use crate::paging;
-
-/// One bit per heap page.
-const HEAP_WORDS: usize = (HEAP.size / PAGE_SIZE).div_ceil(64) as usize;
-
-/// The heap pages accepted so far.
-static ACCEPTED: Mutex<ValidatedPages<HEAP_WORDS>> = Mutex::new(ValidatedPages::new(HEAP.base / PAGE_SIZE));
+use crate::{heap, paging};
 
 /// Checks the TD HOB (bounds, no RAM inside the image) and that it declares the whole heap unaccepted RAM; ends
 /// the TD otherwise.
@@ -56,12 +48,7 @@ fn accept(gpa: u64, level: PageLevel) -> bool {
 
 /// Accepts every heap page, once (`ovmf::tdx::memory::accept_range`). Ends the TD on any failure.
 pub fn accept_heap() {
-    if accept_range(HEAP, &mut ACCEPTED.lock(), accept).is_err() {
+    if accept_range(HEAP, &mut heap::PRIVATE_PAGES.lock(), accept).is_err() {
         terminate(fatal::ACCEPT_FAILED);
     }
-}
-
-/// How many pages this boot has accepted (0 outside TDX), for the `booted` record.
-pub fn accepted_pages() -> usize {
-    ACCEPTED.lock().count()
 }

@@ -2,38 +2,17 @@
 //! the SNP launch digest in its allowlist, trusts no simulated evidence, and refuses real hardware reports that
 //! were not made for its challenge. Uses the Milan report and VCEK the sev crate publishes.
 
-use std::net::TcpStream;
-use std::time::Duration;
+mod replay;
 
-use loader::{AttestError, Attester, LoaderError, SimulatedAttester, StreamTransport, obtain_key};
+use loader::{LoaderError, SimulatedAttester};
 use protocol::refusal::RefusalCode;
 use protocol::report::SnpReport;
 use protocol::tee::Tee;
+use replay::{Replay, dance};
 use simulated_firmware::published::{sev_test_data, sev_test_data_path};
 use xtask::dance::{BrokerOptions, SnpBroker, start_broker};
 
 const KEY_ID: [u8; 16] = [0x7a; 16];
-
-/// Hands the broker the same evidence whatever it asks for: a replay.
-struct Replay(Vec<u8>);
-
-impl Attester for Replay {
-    fn tee(&self) -> Tee {
-        Tee::Snp
-    }
-
-    fn evidence(&mut self, _: &[u8; 64]) -> Result<Vec<u8>, AttestError> {
-        Ok(self.0.clone())
-    }
-}
-
-/// One key dance; `Ok(())` if a key was released (the key itself is dropped unseen).
-fn dance(port: u16, attester: &mut impl Attester) -> Result<(), LoaderError<std::io::Error>> {
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut rng = protocol::seal::rand_core::UnwrapErr(getrandom::SysRng);
-    obtain_key(&mut StreamTransport(stream), attester, &mut rng, KEY_ID, |_| {}).map(drop)
-}
 
 #[test]
 fn the_snp_run_broker_verifies_amds_chain_and_releases_nothing_to_replays_or_simulations() {
@@ -58,10 +37,10 @@ fn the_snp_run_broker_verifies_amds_chain_and_releases_nothing_to_replays_or_sim
     assert!(config.contains(&format!("tee = \"snp\"\nmeasurement = \"{}\"", hex::encode(measurement))), "{config}");
 
     // A genuine report, allowlisted measurement, valid signature: but bound to another challenge.
-    let replayed = dance(broker.port, &mut Replay(report));
+    let replayed = dance(broker.port, &mut Replay { tee: Tee::Snp, evidence: report }, KEY_ID);
     assert!(matches!(replayed, Err(LoaderError::Refused(RefusalCode::BindingMismatch))), "{replayed:?}");
     // A plain-mode guest's simulated evidence for the same measurement.
-    let simulated = dance(broker.port, &mut SimulatedAttester::new(measurement));
+    let simulated = dance(broker.port, &mut SimulatedAttester::new(measurement), KEY_ID);
     assert!(matches!(simulated, Err(LoaderError::Refused(_))), "{simulated:?}");
     assert_eq!(broker.broker.stats().get("released").copied().unwrap_or(0), 0);
     broker.stop();

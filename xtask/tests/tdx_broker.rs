@@ -2,12 +2,12 @@
 //! names the MRTD in its allowlist, trusts no simulated evidence, and releases nothing to a genuine TDX quote that
 //! was not made for its challenge. Uses the quote and collateral dcap-qvl publishes.
 
-use std::net::TcpStream;
-use std::time::Duration;
+mod replay;
 
-use loader::{AttestError, Attester, LoaderError, SimulatedAttester, StreamTransport, obtain_key};
+use loader::{LoaderError, SimulatedAttester};
 use protocol::refusal::RefusalCode;
 use protocol::tee::Tee;
+use replay::{Replay, dance};
 use simulated_firmware::published::{dcap_qvl_sample, dcap_qvl_sample_path};
 use xtask::dance::{BrokerOptions, TdxBroker, start_broker};
 
@@ -16,26 +16,6 @@ const KEY_ID: [u8; 16] = [0x7b; 16];
 /// TDX DCAP quoting library API, "TD quote body").
 const XFAM_AT: usize = 48 + 128;
 const MRTD_AT: usize = 48 + 136;
-
-/// Hands the broker the same quote whatever it asks for: a replay.
-struct Replay(Vec<u8>);
-
-impl Attester for Replay {
-    fn tee(&self) -> Tee {
-        Tee::Tdx
-    }
-
-    fn evidence(&mut self, _: &[u8; 64]) -> Result<Vec<u8>, AttestError> {
-        Ok(self.0.clone())
-    }
-}
-
-fn dance(port: u16, attester: &mut impl Attester) -> Result<(), LoaderError<std::io::Error>> {
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut rng = protocol::seal::rand_core::UnwrapErr(getrandom::SysRng);
-    obtain_key(&mut StreamTransport(stream), attester, &mut rng, KEY_ID, |_| {}).map(drop)
-}
 
 #[test]
 fn the_tdx_run_broker_allowlists_the_mrtd_and_releases_nothing_to_replays_or_simulations() {
@@ -60,10 +40,10 @@ fn the_tdx_run_broker_allowlists_the_mrtd_and_releases_nothing_to_replays_or_sim
     // A genuine quote for the allowlisted MRTD, not made for this challenge. The broker's clock is the system's,
     // past the published collateral's next update (2025-07), so the quote already fails verification; the
     // verifier's own tests (broker/src/verify/tdx/tests.rs) verify it at the collateral's time.
-    let replayed = dance(broker.port, &mut Replay(quote));
+    let replayed = dance(broker.port, &mut Replay { tee: Tee::Tdx, evidence: quote }, KEY_ID);
     assert!(matches!(replayed, Err(LoaderError::Refused(RefusalCode::BadSignature))), "{replayed:?}");
     // Simulated evidence for the same measurement.
-    let simulated = dance(broker.port, &mut SimulatedAttester::new(mrtd));
+    let simulated = dance(broker.port, &mut SimulatedAttester::new(mrtd), KEY_ID);
     assert!(matches!(simulated, Err(LoaderError::Refused(_))), "{simulated:?}");
     assert_eq!(broker.broker.stats().get("released").copied().unwrap_or(0), 0);
     broker.stop();

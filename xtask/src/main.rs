@@ -116,7 +116,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("identical: yes");
                 Ok(ExitCode::SUCCESS)
             } else {
-                bail!("the two builds differ (first differing byte at offset {:?})", report.first_difference)
+                bail!(
+                    "the two builds differ (first differing byte at offset {:?}); both checkouts are kept under target/repro",
+                    report.first_difference
+                )
             }
         }
         Cmd::Bench { json, only, runs } => {

@@ -71,7 +71,8 @@ fn second_cargo_home(dir: &Path) -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-/// Builds the release image twice, from `target/repro/a/...` and `target/repro/second-checkout/...`.
+/// Builds the release image twice, from `target/repro/a/...` and `target/repro/second-checkout/...`; removes
+/// both copies when the images are identical.
 pub fn run(root: &Path, verbose: bool) -> Result<ReproReport> {
     let work = paths::target_dir(root).join("repro");
     if work.exists() {
@@ -108,10 +109,15 @@ pub fn run(root: &Path, verbose: bool) -> Result<ReproReport> {
     let (a, b) = (&builds[0].bytes, &builds[1].bytes);
     let first_difference =
         a.iter().zip(b.iter()).position(|(x, y)| x != y).or((a.len() != b.len()).then_some(a.len().min(b.len())));
-    Ok(ReproReport {
+    let report = ReproReport {
         builds: [(checkouts[0].clone(), builds[0].sha256_hex()), (checkouts[1].clone(), builds[1].sha256_hex())],
         identical: a == b && measurements[0] == measurements[1],
         measurements,
         first_difference,
-    })
+    };
+    // Two checkouts with their target directories are ~0.8 GB: kept only when they differ, for inspection.
+    if report.identical {
+        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    Ok(report)
 }

@@ -26,7 +26,28 @@ pub fn run(root: &std::path::Path, args: TestArgs) -> Result<ExitCode> {
     test(root, args.no_lint, args.fuzz_seconds)
 }
 
+/// The most disk a `cargo xtask test` from a clean clone takes under the checkout, in GiB (`target/`, the guest's
+/// and fuzzers' target directories; measured with `du` during a clean-clone `.ci/run`).
+const CLEAN_RUN_DISK_GIB: f64 = 8.0;
+
+/// Reports the free disk under `target/` and warns when a clean run may not fit: a full disk otherwise shows up
+/// only as a compiler's I/O error half an hour in.
+fn report_free_disk(root: &std::path::Path) -> Result<()> {
+    let target = paths::target_dir(root);
+    std::fs::create_dir_all(&target)?;
+    let free_gib = fs4::available_space(&target)? as f64 / f64::from(1u32 << 30);
+    eprintln!("xtask: disk_free_gib={free_gib:.1} path={}", target.display());
+    if free_gib < CLEAN_RUN_DISK_GIB {
+        eprintln!(
+            "xtask: WARNING: {free_gib:.1} GiB free; a clean `cargo xtask test` needs about {CLEAN_RUN_DISK_GIB} GiB \
+             (builds already under target/ need less)"
+        );
+    }
+    Ok(())
+}
+
 fn test(root: &std::path::Path, no_lint: bool, fuzz_seconds: u64) -> Result<ExitCode> {
+    report_free_disk(root)?;
     step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
     if !no_lint {
         step("rustfmt", || {

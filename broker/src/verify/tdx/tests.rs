@@ -26,7 +26,12 @@ fn rules_of(quote: &[u8], status: &str) -> TdxRules {
 }
 
 fn verifier(rules: TdxRules) -> TdxVerifier {
-    TdxVerifier::new(&sample("tdx_quote_collateral.json"), None, rules, Box::new(|| 0)).unwrap()
+    verifier_at(rules, 0)
+}
+
+/// A verifier whose clock reads `now`, for the paths that call [`Verifier::verify`].
+fn verifier_at(rules: TdxRules, now: u64) -> TdxVerifier {
+    TdxVerifier::new(&sample("tdx_quote_collateral.json"), None, rules, Box::new(move || now)).unwrap()
 }
 
 /// Inside the published collateral's validity (TCB info and QE identity issued 2025-06-19 10:32 UTC, next update
@@ -259,4 +264,38 @@ fn a_quote_of_the_simulated_platform_reads_right_and_is_refused() {
     assert_eq!(verifier.verify_at(&quote, SAMPLE_TIME).unwrap_err(), RefusalCode::BadSignature);
     // The simulated quote as the platform returns it (no signature data at all) is refused too.
     assert!(verifier.verify_at(&simulated, SAMPLE_TIME).is_err());
+}
+
+/// The broker's policy on a real quote, at a time its collateral is valid: the quote is accepted only with the
+/// report data it carries (the binding to the broker's nonce and the guest's key) and an MRTD allowlisted for TDX.
+#[test]
+fn the_policy_refuses_the_published_quote_for_other_report_data_or_an_mrtd_not_allowlisted_for_tdx() {
+    use crate::config::Allowed;
+    use crate::policy::Policy;
+
+    let quote = published_quote();
+    let td = td_of(&quote);
+    let policy = |allowlist: Vec<Allowed>| Policy {
+        verifiers: vec![Box::new(verifier_at(rules_of(&quote, "UpToDate"), SAMPLE_TIME))],
+        allow_debug: false,
+        allowlist,
+    };
+    let allowed = |tee, measurement: &[u8]| Allowed { tee, measurement: measurement.to_vec(), key_id: [0x5a; 16] };
+
+    let good = policy(vec![allowed(Tee::Tdx, &td.mr_td)]);
+    let (verified, entry) = good.check(Tee::Tdx, &quote, &td.report_data).unwrap();
+    assert_eq!((verified.measurement.as_slice(), entry.key_id), (&td.mr_td[..], [0x5a; 16]));
+    let mut other_data = td.report_data;
+    other_data[63] ^= 1;
+    assert_eq!(good.check(Tee::Tdx, &quote, &other_data).unwrap_err(), RefusalCode::BindingMismatch);
+    // The quote announced as another TEE finds no verifier.
+    assert_eq!(good.check(Tee::Snp, &quote, &td.report_data).unwrap_err(), RefusalCode::TeeNotSupported);
+
+    let mut other_mrtd = td.mr_td;
+    other_mrtd[0] ^= 1;
+    let stranger = policy(vec![allowed(Tee::Tdx, &other_mrtd)]);
+    assert_eq!(stranger.check(Tee::Tdx, &quote, &td.report_data).unwrap_err(), RefusalCode::UnknownMeasurement);
+    // The same digest allowlisted for SNP does not admit a TD.
+    let snp_only = policy(vec![allowed(Tee::Snp, &td.mr_td)]);
+    assert_eq!(snp_only.check(Tee::Tdx, &quote, &td.report_data).unwrap_err(), RefusalCode::WrongTee);
 }

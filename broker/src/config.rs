@@ -4,11 +4,12 @@
 //! listen = "127.0.0.1:7000"
 //! allow_simulated = false          # plain-mode guests prove nothing: only for development, printed loudly
 //! allow_debug = false              # refuse guests launched with debugging allowed
-//! nonce_lifetime_secs = 10
-//! release_lifetime_secs = 300
-//! max_frame_len = 65536
-//! read_timeout_ms = 5000
-//! max_connections = 64
+//! nonce_lifetime_secs = 10       # 1..=3600
+//! release_lifetime_secs = 300     # 1..=86400
+//! max_frame_len = 65536           # 1024..=65536
+//! message_timeout_ms = 5000       # 100..=60000: each whole message, however it is split into reads
+//! session_timeout_ms = 15000      # 100..=300000: the whole dance, from accept to the reply
+//! max_connections = 64            # 1..=4096
 //! audit_log = "audit.jsonl"        # relative paths are relative to this file
 //! key_store = "keys.toml"         # the standalone broker needs one
 //!
@@ -54,10 +55,15 @@ pub struct Config {
     /// The largest frame accepted (at most the protocol's bound).
     #[serde(default = "default_max_frame_len")]
     pub max_frame_len: usize,
-    /// Per-read timeout on connections.
-    #[serde(default = "default_read_timeout")]
-    pub read_timeout_ms: u64,
-    /// Concurrent connections; more wait in the accept queue.
+    /// How long one whole message may take to arrive (or a reply to be taken), however it is split into reads.
+    /// `read_timeout_ms`, its name before it covered whole messages, is still read.
+    #[serde(default = "default_message_timeout", alias = "read_timeout_ms")]
+    pub message_timeout_ms: u64,
+    /// How long a whole connection may last, from accept to the reply.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout_ms: u64,
+    /// Connections served at once. At the cap, a newcomer evicts the connection that has waited longest for a
+    /// message; if every connection is busy deciding, the newcomer is refused (and counted).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// The audit log (JSON lines).
@@ -86,11 +92,20 @@ fn default_release_lifetime() -> u64 {
 fn default_max_frame_len() -> usize {
     MAX_FRAME_LEN
 }
-fn default_read_timeout() -> u64 {
+fn default_message_timeout() -> u64 {
     5000
+}
+fn default_session_timeout() -> u64 {
+    15_000
 }
 fn default_max_connections() -> usize {
     64
+}
+
+/// Refuses `value` for `field` unless `min <= value <= max`, naming both.
+fn check_range(field: &str, value: u64, min: u64, max: u64) -> Result<()> {
+    ensure!((min..=max).contains(&value), "{field} = {value} is out of range: it must be {min}..={max}");
+    Ok(())
 }
 
 /// One allowlist entry, as written.
@@ -144,10 +159,26 @@ impl Config {
         if let Some(tdx) = config.tdx.as_mut() {
             crate::verify::TdxVerifier::resolve_paths(tdx, base);
         }
-        config.allowlist()?;
-        ensure!(config.max_frame_len <= MAX_FRAME_LEN, "max_frame_len exceeds the protocol's {MAX_FRAME_LEN}");
-        ensure!(config.nonce_lifetime_secs > 0 && config.max_connections > 0, "lifetimes and limits must be positive");
+        config.check().with_context(|| format!("checking {}", path.display()))?;
         Ok(config)
+    }
+
+    /// Checks every number against its range (so that no arithmetic on them can overflow) and the allowlist.
+    pub fn check(&self) -> Result<()> {
+        check_range("nonce_lifetime_secs", self.nonce_lifetime_secs, 1, 3600)?;
+        check_range("release_lifetime_secs", self.release_lifetime_secs, 1, 86_400)?;
+        check_range("max_frame_len", self.max_frame_len as u64, 1024, MAX_FRAME_LEN as u64)?;
+        check_range("message_timeout_ms", self.message_timeout_ms, 100, 60_000)?;
+        check_range("session_timeout_ms", self.session_timeout_ms, 100, 300_000)?;
+        check_range("max_connections", self.max_connections as u64, 1, 4096)?;
+        ensure!(
+            self.session_timeout_ms >= self.message_timeout_ms,
+            "session_timeout_ms ({}) is shorter than message_timeout_ms ({}): a session holds at least one message",
+            self.session_timeout_ms,
+            self.message_timeout_ms
+        );
+        self.allowlist()?;
+        Ok(())
     }
 
     /// The allowlist, checked: known TEEs, hex of the right lengths, each measurement once.
@@ -166,5 +197,51 @@ impl Config {
             out.push(Allowed { tee, measurement, key_id: parse_key_id(&entry.key_id)? });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &str) -> Result<Config> {
+        let dir = std::env::temp_dir().join(format!("ampoule-config-{}-{}", std::process::id(), extra.len()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("broker.toml");
+        std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\naudit_log = \"a.jsonl\"\n{extra}\n"))?;
+        let config = Config::load(&path);
+        let _ = std::fs::remove_dir_all(&dir);
+        config
+    }
+
+    /// The defects this replaces: u64::MAX lifetimes panicked (at start-up, or on every valid dance), and a zero
+    /// read timeout started a broker that dropped every connection.
+    #[test]
+    fn every_number_out_of_its_range_is_refused_naming_the_field_and_the_range() {
+        for (line, field, range) in [
+            ("nonce_lifetime_secs = 18446744073709551615", "nonce_lifetime_secs", "1..=3600"),
+            ("nonce_lifetime_secs = 0", "nonce_lifetime_secs", "1..=3600"),
+            ("release_lifetime_secs = 18446744073709551615", "release_lifetime_secs", "1..=86400"),
+            ("read_timeout_ms = 0", "message_timeout_ms", "100..=60000"),
+            ("message_timeout_ms = 60001", "message_timeout_ms", "100..=60000"),
+            ("session_timeout_ms = 99", "session_timeout_ms", "100..=300000"),
+            ("max_connections = 0", "max_connections", "1..=4096"),
+            ("max_connections = 100000", "max_connections", "1..=4096"),
+            ("max_frame_len = 100", "max_frame_len", "1024..=65536"),
+            ("max_frame_len = 65537", "max_frame_len", "1024..=65536"),
+        ] {
+            let error = format!("{:#}", load(line).expect_err(line));
+            assert!(error.contains(field) && error.contains(range), "{line}: {error}");
+        }
+        let error = format!("{:#}", load("message_timeout_ms = 9000\nsession_timeout_ms = 8000").unwrap_err());
+        assert!(error.contains("session_timeout_ms (8000) is shorter"), "{error}");
+    }
+
+    #[test]
+    fn the_defaults_and_the_old_timeout_name_are_accepted() {
+        let config = load("").unwrap();
+        assert_eq!((config.message_timeout_ms, config.session_timeout_ms), (5000, 15_000));
+        assert_eq!(load("read_timeout_ms = 2500").unwrap().message_timeout_ms, 2500);
+        assert!(load("nonce_lifetime_secs = 3600\nrelease_lifetime_secs = 86400\nmax_connections = 4096").is_ok());
     }
 }

@@ -78,7 +78,8 @@ impl Broker {
             return Err(RefusalCode::KeyNotForMeasurement);
         }
         let key = self.keys.get(&allowed.key_id).ok_or(RefusalCode::Internal)?;
-        let expires_at = now_ms / 1000 + self.config.release_lifetime_secs;
+        // Both in range (Config::check), so this cannot overflow; checked all the same.
+        let expires_at = (now_ms / 1000).checked_add(self.config.release_lifetime_secs).ok_or(RefusalCode::Internal)?;
         let aad = key_release_aad(&allowed.key_id, expires_at);
         let mut rng = protocol::seal::rand_core::UnwrapErr(SysRng);
         let (encapped_key, sealed_key) = seal(request.guest_public_key, &key[..], KEY_RELEASE_INFO, &aad, &mut rng)

@@ -16,6 +16,7 @@ pub mod nonce;
 pub mod policy;
 pub mod server;
 mod session;
+pub use session::MessageWatch;
 pub mod stats;
 pub mod verify;
 
@@ -55,12 +56,16 @@ pub struct Broker {
 impl Broker {
     /// A broker with `config`, `keys` and `clock`.
     pub fn new(config: Config, keys: KeyStore, clock: Clock) -> Result<Broker> {
+        config.check()?;
         let policy = Policy::from_config(&config)?;
         keys.check_covers(policy.allowlist.iter().map(|a| a.key_id))?;
-        let audit =
-            AuditLog::open(&config.audit_log).with_context(|| format!("opening {}", config.audit_log.display()))?;
+        let audit = AuditLog::open(&config.audit_log, clock())
+            .with_context(|| format!("opening {}", config.audit_log.display()))?;
+        // In range (Config::check): at most an hour.
+        let nonce_lifetime_ms =
+            config.nonce_lifetime_secs.checked_mul(1000).context("nonce_lifetime_secs overflows")?;
         Ok(Broker {
-            nonces: NonceStore::new(config.nonce_lifetime_secs * 1000),
+            nonces: NonceStore::new(nonce_lifetime_ms),
             policy,
             keys,
             audit,
@@ -101,7 +106,23 @@ impl Broker {
                 &[("allow_simulated", Value::Bool(true))],
             );
         }
-        self.log(Level::Info, "listening", &[("addr", Value::Str(addr))]);
+        if self.audit.repaired_bytes() > 0 {
+            self.log(
+                Level::Warn,
+                "audit log ended in a torn record (the last broker died writing it): removed, and recorded there",
+                &[("bytes", Value::U64(self.audit.repaired_bytes()))],
+            );
+        }
+        self.log(
+            Level::Info,
+            "listening",
+            &[
+                ("addr", Value::Str(addr)),
+                ("max_connections", Value::U64(self.config.max_connections as u64)),
+                ("message_timeout_ms", Value::U64(self.config.message_timeout_ms)),
+                ("session_timeout_ms", Value::U64(self.config.session_timeout_ms)),
+            ],
+        );
     }
 
     /// The configuration.
@@ -112,6 +133,11 @@ impl Broker {
     /// Releases and refusals so far, by reason.
     pub fn stats(&self) -> std::collections::BTreeMap<&'static str, u64> {
         self.stats.snapshot()
+    }
+
+    /// Connections evicted and refused at the connection cap so far.
+    pub fn capacity_stats(&self) -> (u64, u64) {
+        self.stats.capacity()
     }
 
     fn now_ms(&self) -> u64 {

@@ -16,6 +16,23 @@ use crate::log::Value;
 #[derive(Debug)]
 pub struct Disconnected;
 
+/// Told when the session starts and stops waiting for a client's message, so that the server can put a deadline on
+/// whole messages and knows which connections are only waiting (evictable) and which are deciding.
+pub trait MessageWatch {
+    /// The session is about to wait for a message.
+    fn awaiting_message(&self);
+    /// The awaited message arrived whole (or the wait ended).
+    fn message_arrived(&self);
+}
+
+/// A watch that watches nothing (connections that the caller bounds itself).
+struct Unwatched;
+
+impl MessageWatch for Unwatched {
+    fn awaiting_message(&self) {}
+    fn message_arrived(&self) {}
+}
+
 impl Broker {
     /// A fresh nonce for `connection` (what a `Challenge` carries).
     pub fn issue_challenge(&self, connection: u64) -> std::io::Result<[u8; protocol::message::NONCE_LEN]> {
@@ -24,12 +41,24 @@ impl Broker {
 
     /// Serves one connection to completion.
     pub fn serve_connection<S: Read + Write>(&self, stream: &mut S, peer: &str) {
-        let connection = self.next_connection();
-        let _ = self.session(stream, peer, connection);
+        self.serve_watched(stream, peer, &Unwatched);
     }
 
-    fn read_message<S: Read>(&self, stream: &mut S) -> Result<Result<Message, RefusalCode>, Disconnected> {
-        match read_frame(self.config.max_frame_len, |buf| stream.read_exact(buf)) {
+    /// Serves one connection to completion, telling `watch` when it waits for a message.
+    pub fn serve_watched<S: Read + Write>(&self, stream: &mut S, peer: &str, watch: &dyn MessageWatch) {
+        let connection = self.next_connection();
+        let _ = self.session(stream, peer, connection, watch);
+    }
+
+    fn read_message<S: Read>(
+        &self,
+        stream: &mut S,
+        watch: &dyn MessageWatch,
+    ) -> Result<Result<Message, RefusalCode>, Disconnected> {
+        watch.awaiting_message();
+        let read = read_frame(self.config.max_frame_len, |buf| stream.read_exact(buf));
+        watch.message_arrived();
+        match read {
             Ok(body) => Ok(Message::decode(&body).map_err(|_| RefusalCode::MalformedMessage)),
             Err(ReadFrameError::Frame(FrameError::TooLong { .. })) => Ok(Err(RefusalCode::Oversized)),
             Err(ReadFrameError::Frame(FrameError::Empty)) => Ok(Err(RefusalCode::MalformedMessage)),
@@ -79,8 +108,14 @@ impl Broker {
         self.conclude(stream, peer, tee, Message::Refused { code }, decision);
     }
 
-    fn session<S: Read + Write>(&self, stream: &mut S, peer: &str, connection: u64) -> Result<(), Disconnected> {
-        let tee = match self.read_message(stream)? {
+    fn session<S: Read + Write>(
+        &self,
+        stream: &mut S,
+        peer: &str,
+        connection: u64,
+        watch: &dyn MessageWatch,
+    ) -> Result<(), Disconnected> {
+        let tee = match self.read_message(stream, watch)? {
             Ok(Message::Hello { version, tee }) if version == PROTOCOL_VERSION => tee,
             Ok(Message::Hello { tee, .. }) => {
                 self.refuse(stream, peer, Some(tee), RefusalCode::ProtocolVersion);
@@ -103,7 +138,7 @@ impl Broker {
             }
         };
         Self::send(stream, &Message::Challenge { nonce })?;
-        match self.read_message(stream)? {
+        match self.read_message(stream, watch)? {
             Ok(Message::Attest { tee: claimed, nonce, key_id, guest_public_key, evidence }) => {
                 let request = AttestRequest {
                     tee: claimed,

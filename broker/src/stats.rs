@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use protocol::refusal::RefusalCode;
 
@@ -9,6 +10,8 @@ use protocol::refusal::RefusalCode;
 #[derive(Default)]
 pub struct Stats {
     counts: Mutex<BTreeMap<&'static str, u64>>,
+    evicted: AtomicU64,
+    refused_at_capacity: AtomicU64,
 }
 
 impl Stats {
@@ -26,6 +29,17 @@ impl Stats {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let released = counts.get("released").copied().unwrap_or(0);
         (released, counts.values().sum::<u64>() - released)
+    }
+
+    /// Counts one newcomer at the connection cap: it evicted a waiting connection, or it was refused.
+    pub fn count_capacity(&self, evicted: bool) {
+        let counter = if evicted { &self.evicted } else { &self.refused_at_capacity };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections evicted and refused at the cap so far.
+    pub fn capacity(&self) -> (u64, u64) {
+        (self.evicted.load(Ordering::Relaxed), self.refused_at_capacity.load(Ordering::Relaxed))
     }
 
     /// The current counts: `released` and each refusal reason seen.

@@ -109,6 +109,10 @@ extern "C" fn ampoule_main(boot_info: *const BootInfo) -> ! {
     exit(ExitCode::Success)
 }
 
+/// How long the guest waits for the gateway's ARP reply before serving anyway (the first client then waits for
+/// smoltcp's own request).
+const GATEWAY_ARP_TIMEOUT_MS: u64 = 500;
+
 /// The attester for `tee`; ends the run if the platform cannot make evidence.
 fn guest_attester(tee: Tee) -> GuestAttester {
     if tee == Tee::Tdx {
@@ -149,5 +153,9 @@ fn attest_unseal_and_serve(nic: virtio_net::VirtioNet, tee: Tee) -> ! {
     let mut service = loader::Service::new(attester, service_key);
     service.set_attested();
     service.load_model(model::ServedModel::new(classifier));
+    let started = time::rdtsc();
+    let resolved = network.resolve_gateway(GATEWAY_ARP_TIMEOUT_MS);
+    log::info!(target: "net", resolved = resolved,
+        ms = time::cycles_to_ms(time::rdtsc().wrapping_sub(started)); "gateway");
     service::serve(&mut network, &mut service)
 }

@@ -10,7 +10,10 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, HardwareAddress,
+    IpAddress, IpCidr, Ipv4Address,
+};
 
 use crate::virtio_net::VirtioNet;
 use crate::virtqueue::BUFFER_SIZE;
@@ -47,6 +50,22 @@ impl NetError {
 struct NetDevice {
     nic: VirtioNet,
     rx_frame: Box<[u8; BUFFER_SIZE]>,
+    /// An ARP reply from the gateway has arrived (smoltcp has then put it in its neighbor cache).
+    gateway_answered: bool,
+}
+
+/// Whether `frame` is an ARP reply from the gateway to us.
+fn is_gateway_arp_reply(frame: &[u8]) -> bool {
+    let Ok(ethernet) = EthernetFrame::new_checked(frame) else { return false };
+    if ethernet.ethertype() != EthernetProtocol::Arp {
+        return false;
+    }
+    let Ok(packet) = ArpPacket::new_checked(ethernet.payload()) else { return false };
+    matches!(
+        ArpRepr::parse(&packet),
+        Ok(ArpRepr::EthernetIpv4 { operation: ArpOperation::Reply, source_protocol_addr, target_protocol_addr, .. })
+            if source_protocol_addr == GATEWAY && target_protocol_addr == GUEST_ADDRESS
+    )
 }
 
 /// A received frame (already copied out of device memory).
@@ -74,11 +93,12 @@ impl Device for NetDevice {
     type TxToken<'a> = TxSlot<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(RxFrame<'_>, TxSlot<'_>)> {
-        let NetDevice { nic, rx_frame } = self;
+        let NetDevice { nic, rx_frame, gateway_answered } = self;
         if !nic.can_transmit() {
             return None;
         }
         let len = nic.receive(rx_frame)?;
+        *gateway_answered |= is_gateway_arp_reply(&rx_frame[..len]);
         Some((RxFrame(&rx_frame[..len]), TxSlot(nic)))
     }
 
@@ -109,7 +129,7 @@ fn now() -> Instant {
 impl Network {
     /// Brings the interface up on `nic`.
     pub fn up(nic: VirtioNet) -> Network {
-        let mut device = NetDevice { rx_frame: Box::new([0; BUFFER_SIZE]), nic };
+        let mut device = NetDevice { rx_frame: Box::new([0; BUFFER_SIZE]), nic, gateway_answered: false };
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(device.nic.mac())));
         config.random_seed = rng::random_u64();
         let mut iface = Interface::new(config, &mut device, now());
@@ -118,6 +138,35 @@ impl Network {
         });
         let _ = iface.routes_mut().add_default_ipv4_route(GATEWAY);
         Network { device, iface, sockets: SocketSet::new(Vec::new()) }
+    }
+
+    /// Asks the gateway for its hardware address (an ARP request of our own) and polls until it answers or
+    /// `timeout_ms` passes; returns whether it answered. Clients' connections arrive from the gateway's address
+    /// (QEMU's host forwards): without this, the first client's SYN-ACK waits for smoltcp's own ARP request, which
+    /// its one-request-a-second limit holds back for up to a second after the broker's address was resolved.
+    pub fn resolve_gateway(&mut self, timeout_ms: u64) -> bool {
+        let mac = EthernetAddress(self.device.nic.mac());
+        let ethernet =
+            EthernetRepr { src_addr: mac, dst_addr: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp };
+        let arp = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr: mac,
+            source_protocol_addr: GUEST_ADDRESS,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: GATEWAY,
+        };
+        let deadline = time::now_ms() + timeout_ms;
+        self.device.gateway_answered = false;
+        let sent = self.device.nic.transmit(ethernet.buffer_len() + arp.buffer_len(), |buffer| {
+            let mut frame = EthernetFrame::new_unchecked(buffer);
+            ethernet.emit(&mut frame);
+            arp.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+        });
+        while sent && !self.device.gateway_answered && time::now_ms() <= deadline {
+            self.poll();
+            core::hint::spin_loop();
+        }
+        self.device.gateway_answered
     }
 
     /// Moves packets between the device and the sockets.

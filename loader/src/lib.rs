@@ -13,6 +13,7 @@
 extern crate alloc;
 
 mod attester;
+pub mod connection;
 mod dance;
 mod service;
 pub mod snp_attester;

@@ -37,16 +37,20 @@ fn start(config: &std::path::Path) -> (std::process::Child, SocketAddr) {
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    loop {
+    let addr = loop {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "the broker exited before listening");
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.wait();
+            panic!("the broker exited before listening");
+        }
         if let Some(rest) = line.split("msg=\"listening\"").nth(1) {
             let addr = rest.split_whitespace().find_map(|f| f.strip_prefix("addr=")).unwrap();
-            // Keep draining its log so that it never blocks on a full pipe.
-            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return (child, addr.trim_matches('"').parse().unwrap());
+            break addr.trim_matches('"').parse().unwrap();
         }
-    }
+    };
+    // Keep draining its log so that it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, addr)
 }
 
 /// Dances until `stop`; returns the local address of each connection that received the key.

@@ -43,7 +43,7 @@ fn rng() -> UnwrapErr<SysRng> {
 impl GuestClient {
     /// Connects to `guest`, asks for evidence bound to a fresh nonce, and checks it against `policy`.
     pub fn connect(guest: SocketAddr, policy: &Policy, timeout: Duration) -> Result<GuestClient> {
-        let stream = TcpStream::connect_timeout(&guest, timeout).with_context(|| format!("connecting to {guest}"))?;
+        let stream = connect_with_retries(guest, timeout).with_context(|| format!("connecting to {guest}"))?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;
@@ -103,6 +103,33 @@ impl GuestClient {
     }
 }
 
+/// The first attempt's wait in [`connect_with_retries`]; each retry doubles it up to [`MAX_CONNECT_ATTEMPT`].
+const FIRST_CONNECT_ATTEMPT: Duration = Duration::from_millis(100);
+/// The longest single attempt in [`connect_with_retries`].
+const MAX_CONNECT_ATTEMPT: Duration = Duration::from_secs(1);
+
+/// Connects to `addr` within `timeout`, retrying with short attempts. QEMU's host forward (`hostfwd`) listens with a
+/// backlog of 1: under concurrency the host's kernel drops the extra SYNs, and its own retransmission would come
+/// only a second later; a fresh attempt after 100 ms (doubling to 1 s) gets through as soon as the forward has
+/// accepted the connection ahead of it. A refused connection is retried too, until the deadline.
+pub fn connect_with_retries(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut attempt = FIRST_CONNECT_ATTEMPT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let wait = attempt.min(left).max(Duration::from_millis(1));
+        match TcpStream::connect_timeout(&addr, wait) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                std::thread::sleep((attempt / 2).min(deadline.saturating_duration_since(std::time::Instant::now())));
+            }
+            Err(_) => {}
+        }
+        attempt = (attempt * 2).min(MAX_CONNECT_ATTEMPT);
+    }
+}
+
 fn exchange(transport: &mut StreamTransport<TcpStream>, request: &ServiceRequest) -> Result<ServiceReply> {
     let body = request.encode().map_err(|e| anyhow::anyhow!("encoding the request: {e}"))?;
     transport.send(&body).map_err(|e| anyhow::anyhow!("sending: {e}"))?;
@@ -112,4 +139,26 @@ fn exchange(transport: &mut StreamTransport<TcpStream>, request: &ServiceRequest
 fn receive(transport: &mut StreamTransport<TcpStream>) -> Result<ServiceReply> {
     let body = transport.recv(MAX_REPLY_LEN).map_err(|e| anyhow::anyhow!("receiving: {e}"))?;
     ServiceReply::decode(&body).map_err(|e| anyhow::anyhow!("the guest's reply is malformed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connecting_retries_until_a_listener_appears_and_gives_up_at_the_deadline() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = std::time::Instant::now();
+        assert!(connect_with_retries(addr, Duration::from_millis(300)).is_err());
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(250), "gave up after {waited:?}, before its deadline");
+        let listening = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            let listener = std::net::TcpListener::bind(addr).unwrap();
+            listener.accept().map(drop)
+        });
+        assert!(connect_with_retries(addr, Duration::from_secs(5)).is_ok());
+        listening.join().unwrap().unwrap();
+    }
 }

@@ -38,9 +38,9 @@ enum Cmd {
         /// Run one area only (boot, image, broker, dance, inference).
         #[arg(long)]
         only: Option<String>,
-        /// Runs per side for timed figures.
-        #[arg(long, default_value_t = 7)]
-        runs: usize,
+        /// Runs per side for timed figures (1..=1000).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        runs: u64,
     },
     /// Seal the model's weights under a fresh key into target/ampoule/model.sealed and register the key in the
     /// development broker (target/ampoule/broker/) for the image built with that blob. Sealing again rotates.
@@ -69,12 +69,19 @@ enum Cmd {
         /// One target (metadata); all when omitted.
         #[arg(long)]
         target: Option<String>,
-        /// Seconds per target.
-        #[arg(long, default_value_t = 60)]
+        /// Seconds per target (1..=86400).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         seconds: u64,
     },
     /// Run every test: host unit tests and the QEMU integration tests.
     Test(cmd::test::TestArgs),
+    /// Storm the broker and a serving guest with hostile clients (loopback only) beside valid work; fail if valid
+    /// work fails after it, if either exits, or if memory grows without bound.
+    Storm {
+        /// How long the storm lasts (1..=86400 s).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -123,8 +130,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Bench { json, only, runs } => {
-            anyhow::ensure!(runs > 0, "--runs must be at least 1");
-            let figures = xtask::bench::run(&root, only.as_deref(), runs)?;
+            // In range (1..=1000): the cast cannot truncate.
+            let figures = xtask::bench::run(&root, only.as_deref(), runs as usize)?;
             if json {
                 let figures: Vec<_> = figures.iter().map(|f| f.to_json()).collect();
                 println!("{}", serde_json::json!({ "figures": figures }));
@@ -178,5 +185,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Test(args) => cmd::test::run(&root, args),
+        Cmd::Storm { seconds } => {
+            let report = step(&format!("storm ({seconds} s)"), || xtask::storm::run(&root, seconds))?;
+            report.lines().iter().for_each(|line| println!("{line}"));
+            report.check()?;
+            println!("storm: passed");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

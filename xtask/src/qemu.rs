@@ -17,6 +17,37 @@ use crate::install;
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
 
+/// The most vCPUs a run or a measurement may name: QEMU 10's q35 machine allows 4096 (7.2's, 288; either QEMU says
+/// so itself beyond its own limit), and the SNP launch measures one VMSA page per vCPU.
+pub const MAX_VCPUS: u32 = 4096;
+
+/// A QEMU command that dies with this process: the kernel kills QEMU (SIGKILL) when the thread that spawned it
+/// ends (`PR_SET_PDEATHSIG`), so a supervisor's SIGINT or SIGTERM to xtask alone, or xtask's own crash, never
+/// leaves QEMU running. Callers wait for QEMU on the thread that spawned it, which therefore outlives it.
+pub fn qemu_command() -> Command {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    let mut command = Command::new(QEMU);
+    // SAFETY: the closure runs in the child between fork and exec; `die_with_parent` only calls prctl and getppid,
+    // which are async-signal-safe, and allocates nothing.
+    unsafe { command.pre_exec(move || die_with_parent(parent)) };
+    command
+}
+
+/// In a forked child: asks for SIGKILL when the parent's spawning thread ends, and fails if `parent` is already gone
+/// (then no signal would ever come).
+fn die_with_parent(parent: u32) -> std::io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG with a valid signal number changes only this process's own attribute.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: getppid has no preconditions and cannot fail.
+    if unsafe { libc::getppid() } as u32 != parent {
+        return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+    }
+    Ok(())
+}
+
 /// Installs QEMU from Debian's packages if it is missing.
 pub fn ensure_installed(log_dir: &Path) -> Result<()> {
     if install::on_path(QEMU) {
@@ -241,7 +272,7 @@ pub fn run(config: &RunConfig) -> Result<RunReport> {
 /// says `true`, QEMU is killed and the outcome is [`Outcome::Stopped`]. For guests that serve until told otherwise.
 pub fn run_until(config: &RunConfig, mut stop: impl FnMut(Option<&str>) -> bool) -> Result<RunReport> {
     let start = Instant::now();
-    let mut child = Command::new(QEMU)
+    let mut child = qemu_command()
         .args(config.qemu_args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

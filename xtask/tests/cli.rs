@@ -1,5 +1,7 @@
 //! The xtask command line, as a user runs it.
 
+mod common;
+
 use std::process::Command;
 
 fn xtask() -> Command {
@@ -32,4 +34,62 @@ fn run_qemu_reports_a_missing_image_file() {
     let out = xtask().args(["run-qemu", "--image", "/nonexistent/ampoule.bin"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ampoule.bin"));
+}
+
+#[test]
+fn numbers_out_of_range_are_refused_at_once_naming_the_range() {
+    // Before: `measure --vcpus 4294967295` did not end, and `--vcpus 100000` ran for seconds.
+    for args in [
+        &["measure", "--vcpus", "4294967295"][..],
+        &["measure", "--vcpus", "100000"],
+        &["measure", "--vcpus", "0"],
+        &["run-qemu", "--vcpus", "4097"],
+        &["run-qemu", "--timeout", "0"],
+        &["run-qemu", "--timeout", "18446744073709551615"],
+        &["bench", "--runs", "0"],
+        &["bench", "--runs", "1001"],
+        &["fuzz", "--seconds", "0"],
+        &["test", "--fuzz-seconds", "86401"],
+        &["storm", "--seconds", "0"],
+    ] {
+        let started = std::time::Instant::now();
+        let out = xtask().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains("not in ") || stderr.contains("out of range"), "{args:?}: {stderr}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{args:?} took {:?}", started.elapsed());
+    }
+}
+
+#[test]
+fn interrupting_xtask_alone_ends_its_qemu() {
+    // Before: SIGINT to xtask's pid (as a supervisor sends it) left QEMU running at 100% CPU.
+    let image = common::image(xtask::image::Variant::FaultInjection);
+    for signal in ["INT", "TERM", "KILL"] {
+        let mut child = xtask()
+            .args(["run-qemu", "--inject", "hang", "--timeout", "120", "--image"])
+            .arg(&image)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let qemu = loop {
+            if let Some(&pid) = xtask::procfs::children(child.id(), "qemu-system-x86").first() {
+                break pid;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "QEMU never started");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(xtask::procfs::alive(qemu));
+        let sent = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        assert!(sent.success());
+        child.wait().unwrap();
+        let stopped = std::time::Instant::now();
+        while xtask::procfs::alive(qemu) && stopped.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(!xtask::procfs::alive(qemu), "QEMU {qemu} outlived xtask after SIG{signal}");
+    }
 }

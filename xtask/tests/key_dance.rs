@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{boot, boot_config, image};
+use common::{Run, boot, broker_dir, image, run_serving};
 use ovmf::exit::ExitCode;
 use protocol::console::Record;
-use xtask::dance::{BrokerOptions, RunningBroker, attach, free_port, start_broker};
+use xtask::dance::{BrokerOptions, attach, free_port, start_broker};
 use xtask::image::Variant;
 use xtask::qemu::{Outcome, RunReport};
 
@@ -21,37 +21,6 @@ const WRONG_KEY: [u8; 32] = [0x4b; 32];
 
 fn options() -> BrokerOptions {
     BrokerOptions::for_checkout(&xtask::paths::repo_root())
-}
-
-struct Run {
-    report: RunReport,
-    broker: RunningBroker,
-    _dir: PathBuf,
-}
-
-fn broker_dir(name: &str) -> PathBuf {
-    let dir = xtask::paths::target_dir(&xtask::paths::repo_root()).join("test-broker").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// Boots the release image against a broker configured with `options`; once the guest serves, `client` runs
-/// against its service port and the run ends.
-fn run_serving(name: &str, options: BrokerOptions, client: impl FnOnce(u16) + Send + 'static) -> Run {
-    let bytes = std::fs::read(image(Variant::Release)).unwrap();
-    let dir = broker_dir(name);
-    let broker = start_broker(&dir, &bytes, &options).unwrap();
-    let service_port = free_port().unwrap();
-    let config = boot_config(Variant::Release, |c| {
-        c.timeout = Duration::from_secs(120);
-        attach(c, broker.port, service_port);
-    });
-    let (report, client) = xtask::serve::run_serving(&config, move || client(service_port)).unwrap();
-    assert!(report.non_records().next().is_none(), "lines that are not records: {:?}", report.lines);
-    if let Some(client) = client {
-        client.expect("the client's checks hold");
-    }
-    Run { report, broker, _dir: dir }
 }
 
 /// A run in which the guest is expected to be refused (it never serves).
@@ -126,7 +95,15 @@ fn the_guest_attests_unseals_and_serves_and_no_output_carries_the_key() {
                 "model_cycles",
                 "error",
                 "port",
-                "connections"
+                "connections",
+                "max_request_len",
+                "request_deadline_ms",
+                "send_deadline_ms",
+                "idle_timeout_ms",
+                "reason",
+                "requests",
+                "ms",
+                "heap_used",
             ]
             .contains(&k))),
             "{line}"

@@ -17,7 +17,7 @@ mod inference;
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -214,7 +214,7 @@ pub(crate) fn round(value: f64, digits: i32) -> f64 {
 /// QEMU is killed right after.
 fn time_to_first_byte(args: &[String], timeout: Duration) -> Result<Duration> {
     let start = Instant::now();
-    let mut child = Command::new(qemu::QEMU)
+    let mut child = qemu::qemu_command()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

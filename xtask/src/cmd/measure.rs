@@ -15,8 +15,9 @@ pub struct MeasureArgs {
     /// Measure this image instead of building one.
     #[arg(long)]
     pub image: Option<PathBuf>,
-    /// vCPU count (one VMSA each in the SNP digest).
-    #[arg(long, default_value_t = 1)]
+    /// vCPU count (one VMSA each in the SNP digest; 1..=4096).
+    #[arg(long, default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(xtask::qemu::MAX_VCPUS)))]
     pub vcpus: u32,
     /// QEMU vCPU model (its CPUID signature is in every VMSA).
     #[arg(long, default_value = xtask::measure::DEFAULT_VCPU_TYPE)]

@@ -25,14 +25,14 @@ pub struct RunArgs {
     /// The QEMU CPU model [default: max; EPYC-v4 under SNP, as `measure` assumes; host under TDX].
     #[arg(long)]
     pub cpu: Option<String>,
-    /// Seconds before the run is stopped as a timeout.
-    #[arg(long, default_value_t = 60)]
+    /// Seconds before the run is stopped as a timeout (1..=86400).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
     /// Launch as plain, SEV-SNP or TDX (SNP and TDX need a host with KVM support for them).
     #[arg(long, value_enum, default_value = "plain")]
     pub tee: Tee,
-    /// vCPUs (-smp): the SNP launch digest depends on it.
-    #[arg(long, default_value_t = 1)]
+    /// vCPUs (-smp): the SNP launch digest depends on it (1..=4096).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(qemu::MAX_VCPUS)))]
     pub vcpus: u32,
     /// Print the QEMU command line and exit (for SNP/TDX: the command for a real host).
     #[arg(long)]
@@ -264,7 +264,7 @@ fn run_qemu_with_client(
     eprintln!("xtask: predictions: {}", summary.predictions.join(" "));
     eprintln!(
         "xtask: {} reference inputs sealed to the guest, {} outputs opened, all within {:e} of onnxruntime \
-         (largest difference {:e}); evidence verified in {:.1} ms; inference round trip p50 {:.1} ms, max {:.1} ms",
+         (largest difference {:e}); first connection: connected and evidence verified in {:.1} ms; inference round trip p50 {:.1} ms, max {:.1} ms",
         latencies.len(),
         summary.predictions.len(),
         xtask::serve::TOLERANCE,

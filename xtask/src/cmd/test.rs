@@ -11,19 +11,22 @@ use xtask::{paths, qemu};
 use super::step;
 
 /// Run every test: host unit tests and the QEMU integration tests.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone, Copy)]
 pub struct TestArgs {
     /// Skip rustfmt and clippy.
     #[arg(long)]
     pub no_lint: bool,
-    /// Seconds of fuzzing per target (0 skips it).
-    #[arg(long, default_value_t = 30)]
+    /// Seconds of the hostile-client storm (`cargo xtask storm`; 0 skips it; at most 86400).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub storm_seconds: u64,
+    /// Seconds of fuzzing per target (0 skips it; at most 86400).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub fuzz_seconds: u64,
 }
 
 /// Runs the command.
 pub fn run(root: &std::path::Path, args: TestArgs) -> Result<ExitCode> {
-    test(root, args.no_lint, args.fuzz_seconds)
+    test(root, &args)
 }
 
 /// The disk a `cargo xtask test` from a clean clone needs, in GiB, with a margin. Measured with `du` every 30 s
@@ -48,7 +51,8 @@ fn report_free_disk(root: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn test(root: &std::path::Path, no_lint: bool, fuzz_seconds: u64) -> Result<ExitCode> {
+fn test(root: &std::path::Path, args: &TestArgs) -> Result<ExitCode> {
+    let TestArgs { no_lint, storm_seconds, fuzz_seconds } = *args;
     report_free_disk(root)?;
     step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
     if !no_lint {
@@ -93,6 +97,11 @@ fn test(root: &std::path::Path, no_lint: bool, fuzz_seconds: u64) -> Result<Exit
     let faulty = step("build fault-injection image", || {
         image::build(Variant::FaultInjection, &BuildOptions::for_checkout(root))
     })?;
+    if storm_seconds > 0 {
+        let report = step(&format!("storm ({storm_seconds} s)"), || xtask::storm::run(root, storm_seconds))?;
+        report.lines().iter().for_each(|line| eprintln!("xtask: {line}"));
+        report.check()?;
+    }
     // The drift test (xtask/tests/codegen.rs) runs burn-onnx: built here, before the tests run in parallel.
     step("build the graph generator (burn-onnx)", || xtask::codegen::build_generator(root))?;
     // cargo test's summary lines end the output, as CI expects; a total of all of them closes it.

@@ -38,7 +38,12 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Parses the image's metadata and computes both measurements.
 pub fn measure(image: &[u8], launch: &SnpLaunch) -> Result<Measurements> {
-    anyhow::ensure!(launch.vcpus >= 1, "a guest needs at least one vCPU");
+    anyhow::ensure!(
+        (1..=crate::qemu::MAX_VCPUS).contains(&launch.vcpus),
+        "--vcpus {} is out of range: a launch has 1..={} vCPUs",
+        launch.vcpus,
+        crate::qemu::MAX_VCPUS
+    );
     let metadata = metadata::parse(image, GUEST_RAM_SIZE).map_err(|e| anyhow!("malformed image metadata: {e}"))?;
     Ok(Measurements { snp: snp::launch_digest(image, &metadata, launch), mrtd: tdx::mrtd(image, &metadata), metadata })
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use xtask::dance::{BrokerOptions, RunningBroker, attach, free_port, start_broker};
 use xtask::image::{self, BuildOptions, Variant};
 use xtask::paths;
 use xtask::qemu::{self, RunConfig, RunReport};
@@ -59,4 +60,37 @@ pub fn number(value: &str) -> u64 {
         Some(hex) => u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("not hex: {value}")),
         None => value.parse().unwrap_or_else(|_| panic!("not a number: {value}")),
     }
+}
+
+/// A serving run: its report and the broker it attested to.
+pub struct Run {
+    pub report: RunReport,
+    pub broker: RunningBroker,
+    _dir: PathBuf,
+}
+
+/// A fresh directory for a test's broker under target/test-broker/.
+pub fn broker_dir(name: &str) -> PathBuf {
+    let dir = xtask::paths::target_dir(&xtask::paths::repo_root()).join("test-broker").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Boots the release image against a broker configured with `options`; once the guest serves, `client` runs
+/// against its service port and the run ends.
+pub fn run_serving(name: &str, options: BrokerOptions, client: impl FnOnce(u16) + Send + 'static) -> Run {
+    let bytes = std::fs::read(image(Variant::Release)).unwrap();
+    let dir = broker_dir(name);
+    let broker = start_broker(&dir, &bytes, &options).unwrap();
+    let service_port = free_port().unwrap();
+    let config = boot_config(Variant::Release, |c| {
+        c.timeout = Duration::from_secs(120);
+        attach(c, broker.port, service_port);
+    });
+    let (report, client) = xtask::serve::run_serving(&config, move || client(service_port)).unwrap();
+    assert!(report.non_records().next().is_none(), "lines that are not records: {:?}", report.lines);
+    if let Some(client) = client {
+        client.expect("the client's checks hold");
+    }
+    Run { report, broker, _dir: dir }
 }

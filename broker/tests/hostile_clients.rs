@@ -16,7 +16,6 @@ use broker::config::{AllowEntry, Config};
 use broker::keys::KeyStore;
 use common::{KEY_A, KEY_ID_A, MEASUREMENT_A, TempDir, guest_rng};
 use loader::{SimulatedAttester, StreamTransport, obtain_key};
-use protocol::frame::MAX_FRAME_LEN;
 use zeroize::Zeroizing;
 
 /// A broker serving on a loopback port with `max_connections` and a 1 s message deadline.
@@ -39,24 +38,16 @@ fn serve(name: &str, max_connections: usize) -> Served {
     let dir = std::env::temp_dir().join(format!("ampoule-hostile-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = Config {
-        listen: "127.0.0.1:0".into(),
         allow_simulated: true,
-        allow_debug: false,
-        nonce_lifetime_secs: 10,
-        release_lifetime_secs: 300,
-        max_frame_len: MAX_FRAME_LEN,
         message_timeout_ms: 1000,
         session_timeout_ms: 3000,
         max_connections,
-        audit_log: dir.join("audit.jsonl"),
-        key_store: None,
         allow: vec![AllowEntry {
             tee: "plain".into(),
             measurement: hex::encode(MEASUREMENT_A),
             key_id: hex::encode(KEY_ID_A),
         }],
-        snp: None,
-        tdx: None,
+        ..Config::with_defaults("127.0.0.1:0", dir.join("audit.jsonl"))
     };
     let mut keys = KeyStore::default();
     keys.insert(KEY_ID_A, Zeroizing::new(KEY_A));

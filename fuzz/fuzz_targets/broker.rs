@@ -42,21 +42,14 @@ fn broker() -> &'static Broker {
     static BROKER: OnceLock<Broker> = OnceLock::new();
     BROKER.get_or_init(|| {
         let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
+        let audit_log = dir.join(format!("ampoule-fuzz-audit-{}.jsonl", std::process::id()));
         let config = Config {
-            listen: "127.0.0.1:0".into(),
             allow_simulated: true,
-            allow_debug: false,
-            nonce_lifetime_secs: 10,
-            release_lifetime_secs: 300,
-            max_frame_len: protocol::frame::MAX_FRAME_LEN,
             message_timeout_ms: 1000,
             session_timeout_ms: 1000,
             max_connections: 1,
-            audit_log: dir.join(format!("ampoule-fuzz-audit-{}.jsonl", std::process::id())),
-            key_store: None,
             allow: vec![AllowEntry { tee: "plain".into(), measurement: "a1".repeat(48), key_id: "0a".repeat(16) }],
-            snp: None,
-            tdx: None,
+            ..Config::with_defaults("127.0.0.1:0", audit_log)
         };
         let mut keys = KeyStore::default();
         keys.insert([0x0a; 16], zeroize::Zeroizing::new([0x5a; 32]));

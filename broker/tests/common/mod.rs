@@ -63,24 +63,17 @@ pub fn test_broker(allow_simulated: bool) -> TestBroker {
         key_id: hex::encode(k),
     };
     let config = Config {
-        listen: "127.0.0.1:0".into(),
         allow_simulated,
-        allow_debug: false,
         nonce_lifetime_secs: NONCE_LIFETIME_SECS,
-        release_lifetime_secs: 300,
-        max_frame_len: MAX_FRAME_LEN,
         message_timeout_ms: 2000,
         session_timeout_ms: 10_000,
         max_connections: 8,
-        audit_log: dir.0.join("audit.jsonl"),
-        key_store: None,
         allow: vec![
             entry("plain", &MEASUREMENT_A, &KEY_ID_A),
             entry("plain", &MEASUREMENT_B, &KEY_ID_B),
             entry("snp", &MEASUREMENT_SNP, &KEY_ID_SNP),
         ],
-        snp: None,
-        tdx: None,
+        ..Config::with_defaults("127.0.0.1:0", dir.0.join("audit.jsonl"))
     };
     let mut keys = KeyStore::default();
     keys.insert(KEY_ID_A, Zeroizing::new(KEY_A));

@@ -57,14 +57,21 @@ pub fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Arc<AtomicBoo
         let Ok(handle) = stream.try_clone() else { continue };
         next_id += 1;
         let watch = table.insert(next_id, handle);
-        let (broker, table, id) = (broker.clone(), table.clone(), next_id);
-        std::thread::spawn(move || {
-            let mut stream = DeadlineStream::new(stream, watch.clone(), &broker.config);
+        let (serving, table_of_thread, id) = (broker.clone(), table.clone(), next_id);
+        let spawned = std::thread::Builder::new().name(format!("connection-{id}")).spawn(move || {
+            let mut stream = DeadlineStream::new(stream, watch.clone(), &serving.config);
             if stream.configure().is_ok() {
-                broker.serve_watched(&mut stream, &peer.to_string(), &*watch);
+                serving.serve_watched(&mut stream, &peer.to_string(), &*watch);
             }
-            table.remove(id);
+            table_of_thread.remove(id);
         });
+        if let Err(e) = spawned {
+            // Out of threads or memory: this connection is dropped (its stream went with the closure), the loop
+            // goes on.
+            table.remove(id);
+            broker.log(Level::Warn, "no thread for a connection", &[("error", Value::Str(&e.to_string()))]);
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

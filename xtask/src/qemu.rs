@@ -282,11 +282,24 @@ pub fn run_until(config: &RunConfig, mut stop: impl FnMut(Option<&str>) -> bool)
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
+    // Whole lines go over the channel as they arrive; a last line without its newline (QEMU ended mid-record) is
+    // the thread's result, for the caller to judge.
+    let reader = std::thread::spawn(move || -> Option<(String, Duration)> {
+        let mut stdout = BufReader::new(stdout);
+        let mut bytes = Vec::new();
+        loop {
+            bytes.clear();
+            if stdout.read_until(b'\n', &mut bytes).unwrap_or(0) == 0 {
+                return None;
+            }
+            let complete = bytes.last() == Some(&b'\n');
+            let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+            let line = String::from_utf8_lossy(text.strip_suffix(b"\r").unwrap_or(text)).into_owned();
+            if !complete {
+                return Some((line, start.elapsed()));
+            }
             if tx.send((line, start.elapsed())).is_err() {
-                break;
+                return None;
             }
         }
     });
@@ -322,8 +335,13 @@ pub fn run_until(config: &RunConfig, mut stop: impl FnMut(Option<&str>) -> bool)
         std::thread::sleep(Duration::from_millis(2));
     };
     let wall = start.elapsed();
-    let _ = reader.join();
+    let cut_off = reader.join().ok().flatten();
     for (line, at) in rx.try_iter() {
+        collect(line, at);
+    }
+    // A line cut off because the host stopped a serving guest is an artifact of the stop, not something the guest
+    // said; after any other ending it is kept (a record cut off by a crash or a timeout is evidence).
+    if let Some((line, at)) = cut_off.filter(|_| outcome != Outcome::Stopped) {
         collect(line, at);
     }
     let stderr = err_reader.join().unwrap_or_default();

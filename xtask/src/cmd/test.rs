@@ -1,5 +1,6 @@
-//! `cargo xtask test`: rustfmt, clippy, fuzzing, the images, then `cargo test --workspace` (which ends the output,
-//! as CI expects), closed by a total.
+//! `cargo xtask test`: rustfmt, clippy, fuzzing, the storm, the images, then `cargo test --workspace --no-fail-fast`
+//! (every test binary runs even after a failure, so one run shows every failure; its summary lines end the output, as
+//! CI expects), closed by a total.
 
 use std::io::{BufRead, BufReader};
 use std::process::{ExitCode, Stdio};
@@ -106,7 +107,7 @@ fn test(root: &std::path::Path, args: &TestArgs) -> Result<ExitCode> {
     step("build the graph generator (burn-onnx)", || xtask::codegen::build_generator(root))?;
     // cargo test's summary lines end the output, as CI expects; a total of all of them closes it.
     let mut child = paths::cargo(root)
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--no-fail-fast"])
         .env("AMPOULE_IMAGE", &release.path)
         .env("AMPOULE_FAULT_INJECTION_IMAGE", &faulty.path)
         .stdout(Stdio::piped())

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod measure;
 pub mod run;
+pub mod storm;
 pub mod test;
 
 use std::time::Instant;

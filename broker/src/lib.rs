@@ -125,6 +125,13 @@ impl Broker {
         );
     }
 
+    /// The address in a log line that [`Broker::announce`] wrote (`msg="listening" addr=...`), if `line` is one:
+    /// how a program that started the broker binary on port 0 learns its port.
+    pub fn announced_addr(line: &str) -> Option<std::net::SocketAddr> {
+        let record = protocol::console::Record::parse(line.trim_end()).ok().filter(|r| r.msg == "listening")?;
+        record.field("addr")?.parse().ok()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config

@@ -159,8 +159,9 @@ impl ConnectionTable {
     }
 
     fn insert(&self, id: u64, handle: TcpStream) -> Arc<ConnectionWatch> {
-        let watch = Arc::new(ConnectionWatch { epoch: self.epoch, waiting_since_ms: AtomicU64::new(NOT_WAITING) });
-        watch.awaiting_message();
+        // Waiting for its first message from the moment it is accepted: evictable until the Hello arrives.
+        let accepted_ms = self.epoch.elapsed().as_millis() as u64;
+        let watch = Arc::new(ConnectionWatch { epoch: self.epoch, waiting_since_ms: AtomicU64::new(accepted_ms) });
         self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (handle, watch.clone()));
         watch
     }

@@ -43,9 +43,8 @@ fn start(config: &std::path::Path) -> (std::process::Child, SocketAddr) {
             let _ = child.wait();
             panic!("the broker exited before listening");
         }
-        if let Some(rest) = line.split("msg=\"listening\"").nth(1) {
-            let addr = rest.split_whitespace().find_map(|f| f.strip_prefix("addr=")).unwrap();
-            break addr.trim_matches('"').parse().unwrap();
+        if let Some(addr) = broker::Broker::announced_addr(&line) {
+            break addr;
         }
     };
     // Keep draining its log so that it never blocks on a full pipe.

@@ -136,11 +136,7 @@ fn start_broker(root: &Path, config: &Path, log: &Path) -> Result<(Child, Socket
         line.clear();
         ensure!(stderr.read_line(&mut line)? > 0, "the broker exited before listening; its log: {}", log.display());
         std::io::Write::write_all(&mut log_file, line.as_bytes())?;
-        if let Some(addr) = Record::parse(line.trim_end())
-            .ok()
-            .filter(|r| r.msg == "listening")
-            .and_then(|r| r.field("addr").and_then(|a| a.parse::<SocketAddr>().ok()))
-        {
+        if let Some(addr) = broker::Broker::announced_addr(&line) {
             // Keep its log flowing to the file, so that it never blocks on a full pipe.
             std::thread::spawn(move || std::io::copy(&mut stderr, &mut log_file));
             return Ok((child, addr));

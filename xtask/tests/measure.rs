@@ -201,3 +201,18 @@ fn measure_igvm_refuses_what_is_not_an_igvm_file() {
     serialized.truncate(serialized.len() / 2);
     assert!(measure::igvm::measure_igvm(&serialized).is_err());
 }
+
+/// The simulated platform's firmware model (`simulated_platform::launch`, which the hypervisor launches with)
+/// is a third implementation, written apart from both: it must agree for the one-vCPU launch it performs.
+#[test]
+fn snp_digest_agrees_with_the_simulated_platform() {
+    use simulated_platform::vmsa::VcpuConfig;
+    let bytes = std::fs::read(image(Variant::Release)).unwrap();
+    let metadata = ovmf::metadata::parse(&bytes, ovmf::layout::GUEST_RAM_SIZE).unwrap();
+    for vcpu_type in VCPU_TYPES {
+        let signature = VcpuType::by_name(vcpu_type).unwrap().signature();
+        let vcpu = VcpuConfig { signature, sev_features: GUEST_FEATURES };
+        let simulated = simulated_platform::launch::measure(&bytes, &metadata, vcpu).unwrap();
+        assert_eq!(measure::hex(&simulated), ours(&bytes, 1, vcpu_type), "type={vcpu_type}");
+    }
+}

@@ -36,3 +36,13 @@ pub fn exit(code: ExitCode) -> ! {
         unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };
     }
 }
+
+/// `bytes` in lower-case hex, in `out` (twice as long).
+pub fn hex<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    core::str::from_utf8(&out[..bytes.len() * 2]).unwrap_or("")
+}

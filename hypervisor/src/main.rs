@@ -12,12 +12,29 @@ extern crate alloc;
 extern crate memfns;
 
 mod arena;
+mod config;
+mod ghcb_host;
+mod guest_memory;
+mod launch;
 mod log;
+mod msr;
 mod multiboot;
+mod nested_paging;
+mod platform_memory;
 mod port;
+mod rdrand;
 mod serial;
+mod statics;
+mod svm;
+mod vc_delivery;
+mod vcpu;
 
 use ovmf::exit::ExitCode;
+use ovmf::layout::{GUEST_RAM_SIZE, IMAGE};
+use protocol::console::Value;
+
+use crate::launch::LaunchError;
+use crate::vcpu::RunEnd;
 
 core::arch::global_asm!(include_str!("boot.s"), options(att_syntax));
 
@@ -28,8 +45,70 @@ extern "C" fn hypervisor_main(multiboot_info: u64) -> ! {
     let Some(modules) = (unsafe { multiboot::read(multiboot_info) }) else {
         log::fatal("no guest image: boot with -initrd ampoule.bin")
     };
-    log::info("hypervisor started", &[("image_bytes", protocol::console::Value::U64(modules.image.len() as u64))]);
-    log::exit(ExitCode::Success)
+    let config = match config::parse(modules.cmdline) {
+        Ok(config) => config,
+        Err(_) => log::fatal("bad platform options"),
+    };
+    let Ok(metadata) = ovmf::metadata::parse(modules.image, GUEST_RAM_SIZE) else {
+        log::fatal("the image has no usable SEV metadata")
+    };
+    if modules.image.len() as u64 != IMAGE.size {
+        log::fatal("the image is not the layout's size");
+    }
+    let statics = statics::take();
+    port::mask_legacy_interrupts();
+    if !svm::enable(statics.host_save) {
+        log::fatal("the CPU has no SVM with nested paging (QEMU: -cpu max)");
+    }
+    let mut memory = platform_memory::PlatformMemory::new(
+        guest_memory::GuestMemory::new(statics.image),
+        statics.ram_rmp,
+        statics.image_rmp,
+        nested_paging::NestedTables::new(statics.nested_tables),
+    );
+    let launched = match launch::launch(modules.image, &metadata, &config, &mut memory) {
+        Ok(launched) => launched,
+        Err(error) => refuse_launch(error),
+    };
+    if memory.sync_all().is_err() {
+        log::fatal("nested page tables full");
+    }
+    let digest = launched.digest;
+    let mut hex = [0u8; 96];
+    log::info("launched", &[
+        ("tee", Value::Str("snp")),
+        ("measurement", Value::Str(log::hex(&digest, &mut hex))),
+        ("pages", Value::U64(launched.pages.into())),
+        ("vcpus", Value::U64(1)),
+        ("signature", Value::Hex(config.vcpu.signature.into())),
+        ("guest_features", Value::Hex(config.vcpu.sev_features)),
+        ("policy", Value::Hex(config.policy)),
+    ]);
+    let mut vcpu = vcpu::Vcpu::new(statics.vmcb, statics.extended, config.vcpu.sev_features);
+    statics::configure(&mut vcpu, statics.iopm, statics.msrpm, memory.nested_root(), &launched.vmsa);
+    let end = vcpu.run(&mut memory);
+    vcpu::log_counts(&vcpu.counts, memory.validated_pages());
+    match end {
+        RunEnd::Terminated { set, code } => {
+            log::error("guest terminated", &[("reason_set", Value::U64(set.into())), ("reason_code", Value::U64(code.into()))]);
+            log::exit(ExitCode::GuestTerminated)
+        }
+        RunEnd::Stopped(why) => {
+            log::error("guest stopped", &[("why", Value::Str(why)), ("rip", Value::Hex(vcpu.vmcb.state(simulated_platform::vmsa::offset::RIP)))]);
+            log::exit(ExitCode::PlatformStopped)
+        }
+    }
+}
+
+fn refuse_launch(error: LaunchError) -> ! {
+    let (why, detail) = match error {
+        LaunchError::Metadata => ("metadata", 0),
+        LaunchError::Memory(gpa) => ("not guest memory", gpa),
+        LaunchError::CpuidPage(refusal) => ("cpuid page refused", u64::from(refusal.leaf)),
+        LaunchError::Entropy => ("no entropy", 0),
+    };
+    log::error("launch refused", &[("why", Value::Str(why)), ("detail", Value::Hex(detail))]);
+    log::exit(ExitCode::PlatformStopped)
 }
 
 #[panic_handler]

@@ -45,3 +45,10 @@ pub fn inb(port: u16) -> u8 {
 pub fn outb(port: u16, value: u8) {
     write(port, 1, value.into());
 }
+
+/// Masks both 8259 PICs: the firmware QEMU ran before the hypervisor left the timer interrupt on, and nothing
+/// here (nor the guest, which polls) takes interrupts.
+pub fn mask_legacy_interrupts() {
+    outb(0x21, 0xff);
+    outb(0xa1, 0xff);
+}

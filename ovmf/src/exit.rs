@@ -29,11 +29,17 @@ pub enum ExitCode {
     EntropyFailed = 0x16,
     /// The key dance ended without a key (refused, unreachable broker, network failure); a record says why.
     KeyNotReleased = 0x17,
+    /// Written by the simulated platform's hypervisor, never by the guest: the guest asked its platform to end it
+    /// (the SNP termination request); a `target=platform` record gives the reason.
+    GuestTerminated = 0x18,
+    /// Written by the simulated platform's hypervisor: the platform refused the launch or stopped the guest (a
+    /// state the hardware would escalate, an RMP violation); a `target=platform` record says why.
+    PlatformStopped = 0x19,
 }
 
 impl ExitCode {
     /// Every code, for mapping QEMU's status back.
-    pub const ALL: [ExitCode; 8] = [
+    pub const ALL: [ExitCode; 10] = [
         ExitCode::Success,
         ExitCode::Fault,
         ExitCode::CpuUnsupported,
@@ -42,6 +48,8 @@ impl ExitCode {
         ExitCode::Panic,
         ExitCode::EntropyFailed,
         ExitCode::KeyNotReleased,
+        ExitCode::GuestTerminated,
+        ExitCode::PlatformStopped,
     ];
 
     /// The exit status QEMU reports when the guest writes this code (hw/misc/debugexit.c: `exit((val << 1) | 1)`).
@@ -65,6 +73,8 @@ impl ExitCode {
             ExitCode::Panic => "guest-panic",
             ExitCode::EntropyFailed => "entropy-failed",
             ExitCode::KeyNotReleased => "key-not-released",
+            ExitCode::GuestTerminated => "guest-terminated",
+            ExitCode::PlatformStopped => "platform-stopped",
         }
     }
 }

@@ -6,3 +6,6 @@
 pub mod launch;
 pub mod rmp;
 pub mod vmsa;
+pub mod cpuid_page;
+pub mod secrets_page;
+pub mod ghcb_msr;

@@ -1,0 +1,39 @@
+//! The platform's options, from the multiboot command line (`-append`): `key=value` words, numbers in hex with
+//! `0x` or decimal, after the kernel's name. run-qemu passes what it would give QEMU + KVM for `run-qemu --tee snp`.
+
+use simulated_platform::vmsa::VcpuConfig;
+
+/// What the launch is configured with.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// The boot vCPU (signature of the vCPU model, SEV_FEATURES).
+    pub vcpu: VcpuConfig,
+    /// The guest policy (it enters the report, not the digest).
+    pub policy: u64,
+}
+
+fn number(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+/// Parses the command line; `Err` names the word that is wrong.
+pub fn parse(cmdline: &str) -> Result<Config, &str> {
+    let mut config = Config { vcpu: VcpuConfig { signature: 0, sev_features: 1 }, policy: 0x3_0000 };
+    let mut signature = None;
+    // QEMU's multiboot loader puts the kernel's file name first.
+    for word in cmdline.split_ascii_whitespace().skip(1) {
+        let (key, value) = word.split_once('=').ok_or(word)?;
+        let value = number(value).ok_or(word)?;
+        match key {
+            "signature" => signature = Some(u32::try_from(value).map_err(|_| word)?),
+            "guest_features" => config.vcpu.sev_features = value,
+            "policy" => config.policy = value,
+            _ => return Err(word),
+        }
+    }
+    config.vcpu.signature = signature.ok_or("signature")?;
+    Ok(config)
+}

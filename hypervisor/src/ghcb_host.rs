@@ -1,0 +1,109 @@
+//! The untrusted host's side of the GHCB (GHCB specification rev. 2.03, §4.1): the non-automatic exits the guest
+//! describes in its GHCB page, performed on QEMU's real devices (port I/O, device MMIO) or by the platform (the
+//! time-stamp counter). Results go back into the page with their valid bits, as the guest's side
+//! (`ovmf::snp::ghcb`) reads them.
+
+use ovmf::layout::PCI_MMIO;
+use ovmf::snp::ghcb::{Ghcb, exit_code, offset};
+
+use crate::port;
+
+/// SW_EXITINFO1 of a failed exit: 1 means SW_EXITINFO2 holds an event to inject; 2 means "invalid input" with a
+/// reason in SW_EXITINFO2 (§4.1, table 5).
+const EXIT_INVALID: u64 = 2;
+/// SW_EXITINFO2 reasons for EXIT_INVALID.
+const REASON_BAD_EXIT_CODE: u64 = 1;
+const REASON_BAD_INPUT: u64 = 2;
+
+/// IOIO exit information bits (APM vol. 2, 15.10.2).
+const IOIO_IN: u64 = 1 << 0;
+const IOIO_STRING: u64 = 1 << 2;
+const IOIO_REP: u64 = 1 << 3;
+
+/// Whether the exit in `ghcb` is an OUT to QEMU's debug-exit port, which ends the run.
+pub fn is_exit_port_write(ghcb: &Ghcb) -> bool {
+    let info = ghcb.get(offset::SW_EXITINFO1).unwrap_or(0);
+    ghcb.get(offset::SW_EXITCODE) == Some(exit_code::IOIO)
+        && info & IOIO_IN == 0
+        && (info >> 16) as u16 == ovmf::exit::DEBUG_EXIT_PORT
+}
+
+/// Performs the exit in `ghcb` and writes its result.
+pub fn serve(ghcb: &mut Ghcb) {
+    let code = ghcb.get(offset::SW_EXITCODE).unwrap_or(u64::MAX);
+    let info1 = ghcb.get(offset::SW_EXITINFO1).unwrap_or(0);
+    let info2 = ghcb.get(offset::SW_EXITINFO2).unwrap_or(0);
+    let result = match code {
+        exit_code::IOIO => port_io(ghcb, info1),
+        exit_code::MMIO_READ | exit_code::MMIO_WRITE => mmio(ghcb, code == exit_code::MMIO_READ, info1, info2),
+        exit_code::RDTSC | exit_code::RDTSCP => {
+            // SAFETY: RDTSC reads a counter.
+            let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+            ghcb.set(offset::RAX, tsc & 0xffff_ffff);
+            ghcb.set(offset::RDX, tsc >> 32);
+            if code == exit_code::RDTSCP {
+                ghcb.set(offset::RCX, 0);
+            }
+            Ok(())
+        }
+        _ => Err(REASON_BAD_EXIT_CODE),
+    };
+    match result {
+        Ok(()) => {
+            ghcb.set(offset::SW_EXITINFO1, 0);
+            ghcb.set(offset::SW_EXITINFO2, 0);
+        }
+        Err(reason) => {
+            ghcb.set(offset::SW_EXITINFO1, EXIT_INVALID);
+            ghcb.set(offset::SW_EXITINFO2, reason);
+        }
+    }
+}
+
+fn port_io(ghcb: &mut Ghcb, info: u64) -> Result<(), u64> {
+    if info & (IOIO_STRING | IOIO_REP) != 0 {
+        return Err(REASON_BAD_INPUT);
+    }
+    let port = (info >> 16) as u16;
+    let size = match (info >> 4) & 0x7 {
+        1 => 1,
+        2 => 2,
+        4 => 4,
+        _ => return Err(REASON_BAD_INPUT),
+    };
+    if info & IOIO_IN != 0 {
+        ghcb.set(offset::RAX, u64::from(port::read(port, size)));
+    } else {
+        let value = ghcb.get(offset::RAX).ok_or(REASON_BAD_INPUT)?;
+        port::write(port, size, value as u32);
+    }
+    Ok(())
+}
+
+/// Device MMIO on the guest's behalf, only inside the window where the guest places device BARs (the host never
+/// reads or writes anything else for it). The data moves through the GHCB's shared buffer.
+fn mmio(ghcb: &mut Ghcb, read: bool, gpa: u64, size: u64) -> Result<(), u64> {
+    if !matches!(size, 1 | 2 | 4 | 8) || !PCI_MMIO.contains(gpa) || !PCI_MMIO.contains(gpa + size - 1) {
+        return Err(REASON_BAD_INPUT);
+    }
+    let scratch = ghcb.get(offset::SW_SCRATCH).ok_or(REASON_BAD_INPUT)?;
+    if scratch & 0xfff != offset::SHARED_BUFFER as u64 {
+        return Err(REASON_BAD_INPUT);
+    }
+    let buffer = &mut ghcb.shared_buffer()[..size as usize];
+    // SAFETY: [gpa, gpa + size) lies in the PCI MMIO window, identity-mapped in the hypervisor and owned by QEMU's
+    // devices, not by any Rust object; the access is volatile and of the device register's width.
+    unsafe {
+        match (read, size) {
+            (true, 1) => buffer[0] = core::ptr::read_volatile(gpa as *const u8),
+            (true, 2) => buffer.copy_from_slice(&core::ptr::read_volatile(gpa as *const u16).to_le_bytes()),
+            (true, 4) => buffer.copy_from_slice(&core::ptr::read_volatile(gpa as *const u32).to_le_bytes()),
+            (true, _) => buffer.copy_from_slice(&core::ptr::read_volatile(gpa as *const u64).to_le_bytes()),
+            (false, 1) => core::ptr::write_volatile(gpa as *mut u8, buffer[0]),
+            (false, 2) => core::ptr::write_volatile(gpa as *mut u16, u16::from_le_bytes([buffer[0], buffer[1]])),
+            (false, 4) => core::ptr::write_volatile(gpa as *mut u32, u32::from_le_bytes(buffer.try_into().expect("4"))),
+            (false, _) => core::ptr::write_volatile(gpa as *mut u64, u64::from_le_bytes(buffer.try_into().expect("8"))),
+        }
+    }
+    Ok(())
+}

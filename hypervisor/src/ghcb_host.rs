@@ -91,19 +91,41 @@ fn mmio(ghcb: &mut Ghcb, read: bool, gpa: u64, size: u64) -> Result<(), u64> {
         return Err(REASON_BAD_INPUT);
     }
     let buffer = &mut ghcb.shared_buffer()[..size as usize];
-    // SAFETY: [gpa, gpa + size) lies in the PCI MMIO window, identity-mapped in the hypervisor and owned by QEMU's
-    // devices, not by any Rust object; the access is volatile and of the device register's width.
-    unsafe {
-        match (read, size) {
-            (true, 1) => buffer[0] = core::ptr::read_volatile(gpa as *const u8),
-            (true, 2) => buffer.copy_from_slice(&core::ptr::read_volatile(gpa as *const u16).to_le_bytes()),
-            (true, 4) => buffer.copy_from_slice(&core::ptr::read_volatile(gpa as *const u32).to_le_bytes()),
-            (true, _) => buffer.copy_from_slice(&core::ptr::read_volatile(gpa as *const u64).to_le_bytes()),
-            (false, 1) => core::ptr::write_volatile(gpa as *mut u8, buffer[0]),
-            (false, 2) => core::ptr::write_volatile(gpa as *mut u16, u16::from_le_bytes([buffer[0], buffer[1]])),
-            (false, 4) => core::ptr::write_volatile(gpa as *mut u32, u32::from_le_bytes(buffer.try_into().expect("4"))),
-            (false, _) => core::ptr::write_volatile(gpa as *mut u64, u64::from_le_bytes(buffer.try_into().expect("8"))),
-        }
+    if read {
+        buffer.copy_from_slice(&device_read(gpa, size).to_le_bytes()[..size as usize]);
+    } else {
+        let mut bytes = [0u8; 8];
+        bytes[..size as usize].copy_from_slice(buffer);
+        device_write(gpa, size, u64::from_le_bytes(bytes));
     }
     Ok(())
+}
+
+/// One device-register read of `size` bytes at `gpa`, which the caller checked lies in the PCI MMIO window.
+fn device_read(gpa: u64, size: u64) -> u64 {
+    match size {
+        // SAFETY: [gpa, gpa + size) lies in the PCI MMIO window, identity-mapped in the hypervisor and owned by
+        // QEMU's devices, not by any Rust object; the access is volatile and of the register's width.
+        1 => u64::from(unsafe { core::ptr::read_volatile(gpa as *const u8) }),
+        // SAFETY: as above.
+        2 => u64::from(unsafe { core::ptr::read_volatile(gpa as *const u16) }),
+        // SAFETY: as above.
+        4 => u64::from(unsafe { core::ptr::read_volatile(gpa as *const u32) }),
+        // SAFETY: as above.
+        _ => unsafe { core::ptr::read_volatile(gpa as *const u64) },
+    }
+}
+
+/// One device-register write of the low `size` bytes of `value` at `gpa` (in the PCI MMIO window).
+fn device_write(gpa: u64, size: u64, value: u64) {
+    match size {
+        // SAFETY: as in `device_read`.
+        1 => unsafe { core::ptr::write_volatile(gpa as *mut u8, value as u8) },
+        // SAFETY: as in `device_read`.
+        2 => unsafe { core::ptr::write_volatile(gpa as *mut u16, value as u16) },
+        // SAFETY: as in `device_read`.
+        4 => unsafe { core::ptr::write_volatile(gpa as *mut u32, value as u32) },
+        // SAFETY: as in `device_read`.
+        _ => unsafe { core::ptr::write_volatile(gpa as *mut u64, value) },
+    }
 }

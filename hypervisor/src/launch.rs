@@ -22,8 +22,6 @@ pub struct Launched {
     pub digest: Sha384Digest,
     /// The boot vCPU's initial state.
     pub vmsa: [u8; VMSA_LEN],
-    /// VMPCK0..3, as written into the secrets page.
-    pub vmpck: [[u8; 32]; 4],
     /// Pages launched.
     pub pages: u32,
 }
@@ -83,7 +81,12 @@ fn launch_page(memory: &mut PlatformMemory, gpa: u64) -> Result<(), LaunchError>
 }
 
 /// Launches `image` (placed to end at 4 GiB) into `memory`.
-pub fn launch(image: &[u8], metadata: &Metadata, config: &Config, memory: &mut PlatformMemory) -> Result<Launched, LaunchError> {
+pub fn launch(
+    image: &[u8],
+    metadata: &Metadata,
+    config: &Config,
+    memory: &mut PlatformMemory,
+) -> Result<Launched, LaunchError> {
     let mut digest = LaunchDigest::default();
     for (i, bytes) in image.chunks(4096).enumerate() {
         let gpa = metadata.image_base + i as u64 * 4096;
@@ -110,5 +113,5 @@ pub fn launch(image: &[u8], metadata: &Metadata, config: &Config, memory: &mut P
     }
     let vmsa = vmsa::boot_vcpu(config.vcpu);
     digest.update(PageType::Vmsa, VMSA_PAGE_INFO_GPA, &vmsa);
-    Ok(Launched { digest: digest.measurement(), vmsa, vmpck, pages: digest.pages() })
+    Ok(Launched { digest: digest.measurement(), vmsa, pages: digest.pages() })
 }

@@ -75,26 +75,39 @@ extern "C" fn hypervisor_main(multiboot_info: u64) -> ! {
     }
     let digest = launched.digest;
     let mut hex = [0u8; 96];
-    log::info("launched", &[
-        ("tee", Value::Str("snp")),
-        ("measurement", Value::Str(log::hex(&digest, &mut hex))),
-        ("pages", Value::U64(launched.pages.into())),
-        ("vcpus", Value::U64(1)),
-        ("signature", Value::Hex(config.vcpu.signature.into())),
-        ("guest_features", Value::Hex(config.vcpu.sev_features)),
-        ("policy", Value::Hex(config.policy)),
-    ]);
+    log::info(
+        "launched",
+        &[
+            ("tee", Value::Str("snp")),
+            ("measurement", Value::Str(log::hex(&digest, &mut hex))),
+            ("pages", Value::U64(launched.pages.into())),
+            ("nested_tables", Value::U64(memory.tables_used() as u64)),
+            ("vcpus", Value::U64(1)),
+            ("signature", Value::Hex(config.vcpu.signature.into())),
+            ("guest_features", Value::Hex(config.vcpu.sev_features)),
+            ("policy", Value::Hex(config.policy)),
+        ],
+    );
     let mut vcpu = vcpu::Vcpu::new(statics.vmcb, statics.extended, config.vcpu.sev_features);
     statics::configure(&mut vcpu, statics.iopm, statics.msrpm, memory.nested_root(), &launched.vmsa);
     let end = vcpu.run(&mut memory);
     vcpu::log_counts(&vcpu.counts, memory.validated_pages());
     match end {
         RunEnd::Terminated { set, code } => {
-            log::error("guest terminated", &[("reason_set", Value::U64(set.into())), ("reason_code", Value::U64(code.into()))]);
+            log::error(
+                "guest terminated",
+                &[("reason_set", Value::U64(set.into())), ("reason_code", Value::U64(code.into()))],
+            );
             log::exit(ExitCode::GuestTerminated)
         }
         RunEnd::Stopped(why) => {
-            log::error("guest stopped", &[("why", Value::Str(why)), ("rip", Value::Hex(vcpu.vmcb.state(simulated_platform::vmsa::offset::RIP)))]);
+            log::error(
+                "guest stopped",
+                &[
+                    ("why", Value::Str(why)),
+                    ("rip", Value::Hex(vcpu.vmcb.state(simulated_platform::vmsa::offset::RIP))),
+                ],
+            );
             log::exit(ExitCode::PlatformStopped)
         }
     }

@@ -37,7 +37,9 @@ pub unsafe fn read(info: u64) -> Option<BootModules> {
     let cmdline = unsafe { core::slice::from_raw_parts(cmdline as *const u8, cmdline_len as usize) };
     let module = u64::from(word(24));
     // SAFETY: the module list has `mods_count` >= 1 entries of {start, end, string, reserved}.
-    let (start, end) = unsafe { ((module as *const u32).read(), ((module + 4) as *const u32).read()) };
+    let start = unsafe { (module as *const u32).read() };
+    // SAFETY: as above.
+    let end = unsafe { ((module + 4) as *const u32).read() };
     if end < start {
         return None;
     }

@@ -84,8 +84,16 @@ impl PlatformMemory {
         } else {
             (usable_private, !entry.assigned)
         };
-        if private { self.tables.map(gpa | C_BIT, host)? } else { self.tables.unmap(gpa | C_BIT)? }
-        if shared { self.tables.map(gpa, host)? } else { self.tables.unmap(gpa)? }
+        if private {
+            self.tables.map(gpa | C_BIT, host)?
+        } else {
+            self.tables.unmap(gpa | C_BIT)?
+        }
+        if shared {
+            self.tables.map(gpa, host)?
+        } else {
+            self.tables.unmap(gpa)?
+        }
         self.flush_tlb = true;
         Ok(())
     }

@@ -102,14 +102,23 @@ const MSRPM_EFER_BYTE: usize = 0x800 + (0x80 * 2) / 8;
 
 /// Fills the VMCB: the intercepts an SNP guest's hypervisor gets, nested paging, and the guest's state from its
 /// launched VMSA (the fields the VMCB save area shares with it, offset for offset).
-pub fn configure(vcpu: &mut Vcpu, iopm: &mut IoPermissionMap, msrpm: &mut MsrPermissionMap, nested_root: u64, vmsa: &[u8; VMSA_LEN]) {
+pub fn configure(
+    vcpu: &mut Vcpu,
+    iopm: &mut IoPermissionMap,
+    msrpm: &mut MsrPermissionMap,
+    nested_root: u64,
+    vmsa: &[u8; VMSA_LEN],
+) {
     iopm.0.fill(0xff);
     msrpm.0.fill(0xff);
     // EFER is the guest's own: SNP hardware traps its writes without the guest noticing (an automatic exit).
     msrpm.0[MSRPM_EFER_BYTE] &= !0b11;
     let vmcb = &mut *vcpu.vmcb;
     vmcb.set32(control::INTERCEPT_EXCEPTIONS, 1 << 6);
-    vmcb.set32(control::INTERCEPT_MISC1, misc1::CPUID | misc1::HLT | misc1::IOIO_PROT | misc1::MSR_PROT | misc1::SHUTDOWN);
+    vmcb.set32(
+        control::INTERCEPT_MISC1,
+        misc1::CPUID | misc1::HLT | misc1::IOIO_PROT | misc1::MSR_PROT | misc1::SHUTDOWN,
+    );
     vmcb.set32(control::INTERCEPT_MISC2, misc2::VMRUN | misc2::VMMCALL);
     vmcb.set(control::IOPM_BASE_PA, iopm.0.as_ptr() as u64);
     vmcb.set(control::MSRPM_BASE_PA, msrpm.0.as_ptr() as u64);
@@ -117,9 +126,19 @@ pub fn configure(vcpu: &mut Vcpu, iopm: &mut IoPermissionMap, msrpm: &mut MsrPer
     vmcb.set(control::NP_ENABLE, 1);
     vmcb.set(control::N_CR3, nested_root);
     vmcb.0[SAVE_AREA..SAVE_AREA + offset::TR + 16].copy_from_slice(&vmsa[..offset::TR + 16]);
-    for at in [offset::EFER, offset::CR4, offset::CR3, offset::CR0, offset::DR7, offset::DR6, offset::RFLAGS,
-        offset::RIP, offset::RSP, offset::RAX, offset::G_PAT]
-    {
+    for at in [
+        offset::EFER,
+        offset::CR4,
+        offset::CR3,
+        offset::CR0,
+        offset::DR7,
+        offset::DR6,
+        offset::RFLAGS,
+        offset::RIP,
+        offset::RSP,
+        offset::RAX,
+        offset::G_PAT,
+    ] {
         vmcb.set_state(at, vmsa::read_u64(vmsa, at));
     }
     vcpu.registers.rdx = vmsa::read_u64(vmsa, offset::RDX);

@@ -33,8 +33,6 @@ pub mod control {
     pub const EXITINFO1: usize = 0x078;
     /// EXITINFO2.
     pub const EXITINFO2: usize = 0x080;
-    /// EXITINTINFO.
-    pub const EXITINTINFO: usize = 0x088;
     /// NP_ENABLE.
     pub const NP_ENABLE: usize = 0x090;
     /// EVENTINJ.
@@ -70,8 +68,6 @@ pub mod misc2 {
 
 /// Exit codes (APM vol. 2, appendix C).
 pub mod exit {
-    /// An exception, vector = code - 0x40.
-    pub const EXCEPTION_BASE: u64 = 0x40;
     /// #UD: PVALIDATE and TDCALL are undefined opcodes to QEMU.
     pub const UD: u64 = 0x46;
     /// CPUID.

@@ -96,7 +96,15 @@ impl Vcpu {
     pub fn new(vmcb: &'static mut Vmcb, extended: &'static mut ExtendedState, sev_features: u64) -> Vcpu {
         // SEV_STATUS: SEV and SEV-ES enabled, and the SEV_FEATURES bits from bit 2 (SNPActive = SNP enabled).
         let sev_status = 0b11 | (sev_features << 2);
-        Vcpu { vmcb, registers: GuestRegisters::default(), extended, ghcb_msr: 0, registered_ghcb: None, sev_status, counts: ExitCounts::default() }
+        Vcpu {
+            vmcb,
+            registers: GuestRegisters::default(),
+            extended,
+            ghcb_msr: 0,
+            registered_ghcb: None,
+            sev_status,
+            counts: ExitCounts::default(),
+        }
     }
 
     fn rip(&self) -> u64 {
@@ -318,16 +326,19 @@ fn page_state_change(memory: &mut PlatformMemory, gpa: u64, private: bool) -> u3
 
 /// Logs the exit counts.
 pub fn log_counts(counts: &ExitCounts, validated: usize) {
-    log::info("exits", &[
-        ("total", Value::U64(counts.total)),
-        ("vc_cpuid", Value::U64(counts.vc_cpuid)),
-        ("vc_ioio", Value::U64(counts.vc_ioio)),
-        ("vc_msr", Value::U64(counts.vc_msr)),
-        ("vc_other", Value::U64(counts.vc_other)),
-        ("page_state_changes", Value::U64(counts.page_state_changes)),
-        ("pvalidates", Value::U64(counts.pvalidates)),
-        ("ghcb_exits", Value::U64(counts.ghcb_exits)),
-        ("validated_pages", Value::U64(validated as u64)),
-    ]);
+    log::info(
+        "exits",
+        &[
+            ("total", Value::U64(counts.total)),
+            ("vc_cpuid", Value::U64(counts.vc_cpuid)),
+            ("vc_ioio", Value::U64(counts.vc_ioio)),
+            ("vc_msr", Value::U64(counts.vc_msr)),
+            ("vc_other", Value::U64(counts.vc_other)),
+            ("page_state_changes", Value::U64(counts.page_state_changes)),
+            ("pvalidates", Value::U64(counts.pvalidates)),
+            ("ghcb_exits", Value::U64(counts.ghcb_exits)),
+            ("validated_pages", Value::U64(validated as u64)),
+        ],
+    );
     let _ = ExitCode::Success;
 }

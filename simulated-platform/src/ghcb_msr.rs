@@ -62,7 +62,9 @@ pub fn decode(value: u64) -> MsrRequest {
     match value & INFO_MASK {
         0 => MsrRequest::Ghcb { gpa: value },
         info::SEV_INFO_REQUEST => MsrRequest::SevInfo,
-        info::CPUID_REQUEST => MsrRequest::Cpuid { function: (value >> 32) as u32, register: ((value >> 30) & 3) as u8 },
+        info::CPUID_REQUEST => {
+            MsrRequest::Cpuid { function: (value >> 32) as u32, register: ((value >> 30) & 3) as u8 }
+        }
         info::REGISTER_GHCB_GPA_REQUEST => MsrRequest::RegisterGhcb { gfn: value >> 12 },
         info::PAGE_STATE_CHANGE_REQUEST => match (value >> 52) & 0xf {
             1 => MsrRequest::PageStateChange { gfn: (value >> 12) & 0xff_ffff_ffff, private: true },

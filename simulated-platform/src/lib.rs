@@ -3,9 +3,9 @@
 //! AMD64 APM. Test equipment, never in the guest's TCB.
 #![cfg_attr(not(test), no_std)]
 
+pub mod cpuid_page;
+pub mod ghcb_msr;
 pub mod launch;
 pub mod rmp;
-pub mod vmsa;
-pub mod cpuid_page;
 pub mod secrets_page;
-pub mod ghcb_msr;
+pub mod vmsa;

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod codegen;
 pub mod dance;
 pub mod fuzz;
+pub mod hypervisor;
 pub mod igvm;
 pub mod image;
 pub mod install;

@@ -109,6 +109,8 @@ pub struct RunConfig {
     pub extra_args: Vec<String>,
     /// Under TDX: the vsock port of the host's quote-generation service.
     pub qgs_port: u32,
+    /// Run on the simulated SNP platform (`hypervisor/`) instead of a real SNP host.
+    pub simulated: Option<crate::hypervisor::SimulatedLaunch>,
 }
 
 /// The vsock port Intel's quote-generation service (QGS) listens on by default.
@@ -130,6 +132,7 @@ impl RunConfig {
             echo: false,
             extra_args: Vec::new(),
             qgs_port: DEFAULT_QGS_PORT,
+            simulated: None,
         }
     }
 
@@ -137,6 +140,9 @@ impl RunConfig {
     /// `-no-reboot` so a triple fault ends the run instead of looping.
     /// Under SNP and TDX: KVM, and the confidential-guest object with the settings `measure` assumes.
     pub fn qemu_args(&self) -> Vec<String> {
+        if let Some(simulated) = &self.simulated {
+            return self.simulated_args(simulated);
+        }
         let accel = if self.accel == Accel::Kvm || self.tee != Tee::Plain { "kvm" } else { "tcg" };
         let memory = format!("{}M", self.memory >> 20);
         let machine = match self.tee {
@@ -172,6 +178,29 @@ impl RunConfig {
         if !self.igvm {
             args.extend(["-bios".into(), self.image.display().to_string()]);
         }
+        self.common_args(&mut args);
+        args
+    }
+
+    /// The simulated SNP platform: QEMU's TCG runs the hypervisor (multiboot), which launches the image as its
+    /// nested guest; the devices, console and exit port are the same as in plain mode.
+    fn simulated_args(&self, simulated: &crate::hypervisor::SimulatedLaunch) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "-machine".into(),
+            "q35,accel=tcg".into(),
+            "-cpu".into(),
+            crate::hypervisor::SIMULATED_CPU.into(),
+            "-m".into(),
+            format!("{}M", crate::hypervisor::SIMULATED_MEMORY >> 20),
+            "-smp".into(),
+            "1".into(),
+        ];
+        args.extend(simulated.boot_args(&self.image));
+        self.common_args(&mut args);
+        args
+    }
+
+    fn common_args(&self, args: &mut Vec<String>) {
         args.extend([
             "-nodefaults".into(),
             "-display".into(),
@@ -187,7 +216,6 @@ impl RunConfig {
             args.push(format!("name={name},string={value}"));
         }
         args.extend(self.extra_args.iter().cloned());
-        args
     }
 }
 

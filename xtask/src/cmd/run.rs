@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// With `--tee tdx`: the vsock port of the host's quote-generation service (QGS).
     #[arg(long, default_value_t = qemu::DEFAULT_QGS_PORT)]
     pub qgs_port: u32,
+    /// With `--tee snp`: launch on the simulated SNP platform (a nested SVM hypervisor of this project's under
+    /// QEMU's TCG, on any x86-64 Linux machine) instead of a real SNP host. Boot only (`--no-broker`) for now.
+    #[arg(long)]
+    pub simulated: bool,
 }
 
 fn parse_hex_u64(text: &str) -> Result<u64, String> {
@@ -97,6 +101,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         collateral,
         xfam,
         qgs_port,
+        simulated,
     } = args;
     let with_broker = !no_broker && inject.is_none() && !print_cmdline;
     let cpu = cpu.unwrap_or_else(|| {
@@ -128,14 +133,36 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         anyhow::ensure!(tee != Tee::Tdx, "QEMU does not load TDX IGVM files; launch a TD from -bios");
         anyhow::ensure!(vcpus == 1, "the IGVM rendering describes one vCPU");
     }
-    if !print_cmdline {
+    if simulated {
+        anyhow::ensure!(tee == Tee::Snp, "--simulated simulates an SNP host: pass --tee snp");
+        anyhow::ensure!(vcpus == 1 && !igvm, "the simulated platform launches one vCPU from -bios (no --igvm)");
+        anyhow::ensure!(
+            !with_broker || print_cmdline,
+            "the simulated platform does not answer SNP guest requests yet, so no report can reach a broker: boot \
+             only with --no-broker"
+        );
+    }
+    if !print_cmdline && !simulated {
         qemu::check_tee_host(tee, igvm)?;
         step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
     }
     config.image = resolve_image(root, image, variant, &config)?;
+    if simulated {
+        step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
+        let hypervisor = step("hypervisor", || xtask::hypervisor::build(root, false))?;
+        config.simulated = Some(xtask::hypervisor::SimulatedLaunch {
+            hypervisor,
+            vcpu_type: xtask::measure::VcpuType::by_name(&config.cpu)?,
+            guest_features: xtask::measure::DEFAULT_GUEST_FEATURES,
+            policy: qemu::SNP_POLICY,
+        });
+    }
     if print_cmdline {
         println!("{} {}", qemu::QEMU, shell_words(&config.qemu_args()));
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(launch) = &config.simulated {
+        return run_simulated(&config, launch);
     }
     if !with_broker {
         return run_qemu(config);
@@ -273,6 +300,19 @@ fn run_qemu_with_client(
         latencies[latencies.len() / 2],
         latencies[latencies.len() - 1],
     );
+    exit
+}
+
+/// A boot on the simulated platform: the digest `measure` computes is printed first; the hypervisor prints the
+/// one it computed while launching; the run fails if they differ.
+fn run_simulated(config: &RunConfig, launch: &xtask::hypervisor::SimulatedLaunch) -> Result<ExitCode> {
+    let bytes = std::fs::read(&config.image).with_context(|| format!("reading {}", config.image.display()))?;
+    let expected = xtask::hypervisor::expected_digest(&bytes, launch)?;
+    eprintln!("xtask: measure: snp launch digest {expected} (vcpus=1 vcpu-type={})", launch.vcpu_type.name);
+    let report = qemu::run(config)?;
+    let checked = xtask::hypervisor::check_launch_digest(&report, &expected);
+    let exit = report_run(&report);
+    checked?;
     exit
 }
 

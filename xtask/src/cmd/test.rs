@@ -58,7 +58,7 @@ fn test(root: &std::path::Path, args: &TestArgs) -> Result<ExitCode> {
     step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
     if !no_lint {
         step("rustfmt", || {
-            for dir in [root.to_path_buf(), root.join("kernel")] {
+            for dir in [root.to_path_buf(), root.join("kernel"), root.join("hypervisor")] {
                 let ok = paths::cargo(&dir).args(["fmt", "--all", "--check"]).status()?.success();
                 anyhow::ensure!(ok, "{} is not formatted: run `cargo fmt --all` there", dir.display());
             }
@@ -80,6 +80,16 @@ fn test(root: &std::path::Path, args: &TestArgs) -> Result<ExitCode> {
                 .status()?
                 .success();
             anyhow::ensure!(ok, "clippy found problems in the guest");
+            Ok(())
+        })?;
+        step("clippy (simulated platform's hypervisor)", || {
+            let ok = paths::cargo(&root.join("hypervisor"))
+                .args(["clippy", "--release", "--locked", "--quiet", "--target-dir"])
+                .arg(paths::target_dir(root).join("hypervisor"))
+                .args(["--", "-D", "warnings"])
+                .status()?
+                .success();
+            anyhow::ensure!(ok, "clippy found problems in the hypervisor");
             Ok(())
         })?;
     }

@@ -1,0 +1,93 @@
+//! The simulated SEV-SNP platform (DESIGN.md §10): building the hypervisor image (`hypervisor/`, its own
+//! workspace) and the QEMU arguments that run it with the guest image as its nested guest.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+
+use crate::measure::{SnpLaunch, VcpuType};
+use crate::paths;
+use crate::qemu::RunReport;
+
+/// QEMU's CPU for the simulated platform: TCG's SVM with nested paging, and 48 physical address bits so that the
+/// platform's C-bit (47) is a legal page-table bit.
+pub const SIMULATED_CPU: &str = "max,phys-bits=48";
+/// QEMU's RAM for the simulated platform: the guest's RAM identity-backed below the hypervisor (at 512 MiB).
+pub const SIMULATED_MEMORY: u64 = 1 << 30;
+
+/// Builds the hypervisor and returns the path of its flat multiboot binary.
+pub fn build(root: &Path, verbose: bool) -> Result<PathBuf> {
+    let target_dir = paths::target_dir(root).join("hypervisor");
+    let mut cargo = paths::cargo(&root.join("hypervisor"));
+    cargo
+        .args(["build", "--release", "--locked", "--target-dir"])
+        .arg(&target_dir)
+        // The hypervisor's flags come from hypervisor/.cargo/config.toml alone.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_TARGET_DIR");
+    if !verbose {
+        cargo.arg("--quiet");
+    }
+    let status = cargo.status().context("running cargo for the hypervisor")?;
+    ensure!(status.success(), "building the hypervisor failed ({status})");
+    Ok(target_dir.join("x86_64-unknown-linux-gnu/release/ampoule-hypervisor"))
+}
+
+/// What the simulated launch is configured with: what run-qemu would give QEMU + KVM for `--tee snp`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimulatedLaunch {
+    /// The hypervisor binary.
+    pub hypervisor: PathBuf,
+    /// The vCPU model (its signature enters the VMSA and the CPUID page).
+    pub vcpu_type: VcpuType,
+    /// SEV_FEATURES.
+    pub guest_features: u64,
+    /// The guest policy.
+    pub policy: u64,
+}
+
+impl SimulatedLaunch {
+    /// The multiboot command line the hypervisor parses (`hypervisor/src/config.rs`).
+    pub fn command_line(&self) -> String {
+        format!(
+            "signature={:#x} guest_features={:#x} policy={:#x}",
+            self.vcpu_type.signature(),
+            self.guest_features,
+            self.policy
+        )
+    }
+
+    /// QEMU's arguments that boot the hypervisor with `image` as its guest (instead of `-bios image`).
+    pub fn boot_args(&self, image: &Path) -> Vec<String> {
+        vec![
+            "-kernel".into(),
+            self.hypervisor.display().to_string(),
+            "-initrd".into(),
+            image.display().to_string(),
+            "-append".into(),
+            self.command_line(),
+        ]
+    }
+}
+
+/// The launch digest `measure` computes for the simulated launch of `image` (one vCPU), in hex.
+pub fn expected_digest(image: &[u8], launch: &SimulatedLaunch) -> Result<String> {
+    let snp = SnpLaunch { vcpus: 1, vcpu_type: launch.vcpu_type, guest_features: launch.guest_features };
+    Ok(crate::measure::hex(&crate::measure::measure(image, &snp)?.snp))
+}
+
+/// Checks the hypervisor's `launched` record: its measurement must be `expected` (measure's). Prints both.
+pub fn check_launch_digest(report: &RunReport, expected: &str) -> Result<()> {
+    let (record, _) = report.record("launched").context("the simulated platform never launched the guest")?;
+    let simulated = record.field("measurement").context("the launched record has no measurement")?;
+    eprintln!("xtask: simulated platform: snp launch digest {simulated}");
+    ensure!(
+        simulated == expected,
+        "the simulated platform's launch digest {simulated} differs from measure's {expected}: the firmware's \
+         launch and the measurement disagree"
+    );
+    Ok(())
+}

@@ -22,6 +22,8 @@ pub struct Launched {
     pub digest: Sha384Digest,
     /// The boot vCPU's initial state.
     pub vmsa: [u8; VMSA_LEN],
+    /// VMPCK0..3, as written into the secrets page (the PSP's copy goes over the firmware channel).
+    pub vmpck: [[u8; 32]; 4],
     /// Pages launched.
     pub pages: u32,
 }
@@ -113,5 +115,5 @@ pub fn launch(
     }
     let vmsa = vmsa::boot_vcpu(config.vcpu);
     digest.update(PageType::Vmsa, VMSA_PAGE_INFO_GPA, &vmsa);
-    Ok(Launched { digest: digest.measurement(), vmsa, pages: digest.pages() })
+    Ok(Launched { digest: digest.measurement(), vmsa, vmpck, pages: digest.pages() })
 }

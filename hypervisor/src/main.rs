@@ -13,8 +13,10 @@ extern crate memfns;
 
 mod arena;
 mod config;
+mod firmware;
 mod ghcb_host;
 mod guest_memory;
+mod guest_request;
 mod launch;
 mod log;
 mod msr;
@@ -88,6 +90,14 @@ extern "C" fn hypervisor_main(multiboot_info: u64) -> ! {
             ("policy", Value::Hex(config.policy)),
         ],
     );
+    let report_context = simulated_platform::firmware_channel::Launched {
+        measurement: digest,
+        policy: config.policy,
+        host_data: [0; 32],
+        vmpck0: launched.vmpck[0],
+    };
+    // Without a channel (a boot-only run) the PSP never hears of the launch, and guest requests fail.
+    let _ = firmware::launched(&report_context);
     let mut vcpu = vcpu::Vcpu::new(statics.vmcb, statics.extended, config.vcpu.sev_features);
     statics::configure(&mut vcpu, statics.iopm, statics.msrpm, memory.nested_root(), &launched.vmsa);
     let end = vcpu.run(&mut memory);

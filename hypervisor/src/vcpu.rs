@@ -20,7 +20,7 @@ use simulated_platform::vmsa::offset;
 use crate::guest_memory::C_BIT;
 use crate::platform_memory::PlatformMemory;
 use crate::svm::{self, ExtendedState, GuestRegisters, Vmcb, control, exit};
-use crate::{ghcb_host, log, vc_delivery};
+use crate::{ghcb_host, guest_request, log, vc_delivery};
 
 /// The GHCB MSR and SEV_STATUS (AMD64 APM vol. 2, 15.34.10, 15.35.7).
 const MSR_SEV_ES_GHCB: u32 = 0xc001_0130;
@@ -58,6 +58,8 @@ pub struct ExitCounts {
     pub pvalidates: u64,
     /// GHCB exits.
     pub ghcb_exits: u64,
+    /// SNP guest requests (among the GHCB exits).
+    pub guest_requests: u64,
 }
 
 /// The guest vCPU.
@@ -233,6 +235,11 @@ impl Vcpu {
         // 4 KiB repr(C) byte array, so any bytes are a valid value; the guest does not run while this borrow lives.
         let ghcb = unsafe { &mut *(page.as_mut_ptr() as *mut Ghcb) };
         self.counts.ghcb_exits += 1;
+        if ghcb.get(ovmf::snp::ghcb::offset::SW_EXITCODE) == Some(ovmf::snp::ghcb::exit_code::SNP_GUEST_REQUEST) {
+            self.counts.guest_requests += 1;
+            guest_request::serve(ghcb, memory);
+            return Ok(());
+        }
         if ghcb_host::is_exit_port_write(ghcb) {
             // The guest is ending its run through the debug-exit port: the counts go out before QEMU stops.
             log_counts(&self.counts, memory.validated_pages());
@@ -337,6 +344,7 @@ pub fn log_counts(counts: &ExitCounts, validated: usize) {
             ("page_state_changes", Value::U64(counts.page_state_changes)),
             ("pvalidates", Value::U64(counts.pvalidates)),
             ("ghcb_exits", Value::U64(counts.ghcb_exits)),
+            ("guest_requests", Value::U64(counts.guest_requests)),
             ("validated_pages", Value::U64(validated as u64)),
         ],
     );

@@ -21,6 +21,8 @@ pub struct SimulatedPsp {
     pub measurement: [u8; 48],
     /// POLICY.
     pub policy: u64,
+    /// HOST_DATA: what the host gave at launch (zero unless it gave something).
+    pub host_data: [u8; 32],
     /// REPORTED_TCB, raw.
     pub reported_tcb: [u8; 8],
     /// CHIP_ID.
@@ -39,6 +41,7 @@ impl SimulatedPsp {
             status: 0,
             measurement,
             policy: policy::RESERVED_MUST_BE_ONE | policy::SMT,
+            host_data: [0; 32],
             reported_tcb: [3, 0, 0, 0, 0, 0, 8, 115],
             chip_id: [0xc1; 64],
             vcek,
@@ -71,6 +74,7 @@ impl SimulatedPsp {
         report[0x34..0x38].copy_from_slice(&SIGNATURE_ALGO_ECDSA_P384_SHA384.to_le_bytes());
         report[0x50..0x90].copy_from_slice(report_data);
         report[0x90..0xc0].copy_from_slice(&self.measurement);
+        report[0xc0..0xe0].copy_from_slice(&self.host_data);
         report[0x180..0x188].copy_from_slice(&self.reported_tcb);
         report[0x1a0..0x1e0].copy_from_slice(&self.chip_id);
         self.sign(&mut report);

@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod cpuid_page;
+pub mod firmware_channel;
 pub mod ghcb_msr;
 pub mod launch;
 pub mod rmp;

@@ -65,6 +65,8 @@ pub struct SnpBroker {
     pub launch_digest: [u8; 48],
     /// The lowest REPORTED_TCB accepted: boot loader, TEE, SNP and microcode SVNs.
     pub min_tcb: [u8; 4],
+    /// The ARK and ASK certificates instead of AMD's for `product` (the simulated platform's chain).
+    pub ca: Option<(PathBuf, PathBuf)>,
 }
 
 impl BrokerOptions {
@@ -145,12 +147,21 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
         (Some(snp), None) => {
             let vcek = snp.vcek.canonicalize().with_context(|| format!("the VCEK {}", snp.vcek.display()))?;
             let [bootloader, tee, snp_svn, microcode] = snp.min_tcb;
-            let table = format!(
+            let mut table = format!(
                 "\n[snp]\nproduct = {:?}\nvcek = {:?}\nallow_smt = true  # run-qemu's guest policy allows SMT\n\
                  min_tcb = {{ bootloader = {bootloader}, tee = {tee}, snp = {snp_svn}, microcode = {microcode} }}\n",
                 snp.product,
                 vcek.display().to_string()
             );
+            if let Some((ark, ask)) = &snp.ca {
+                let absolute =
+                    |p: &PathBuf| p.canonicalize().with_context(|| format!("the certificate {}", p.display()));
+                table.push_str(&format!(
+                    "ark = {:?}\nask = {:?}\n",
+                    absolute(ark)?.display().to_string(),
+                    absolute(ask)?.display().to_string()
+                ));
+            }
             ("snp", options.allowed_measurement.unwrap_or(snp.launch_digest), false, table)
         }
     };

@@ -18,4 +18,5 @@ pub mod qemu;
 pub mod repro;
 pub mod sealing;
 pub mod serve;
+pub mod simulated_psp;
 pub mod storm;

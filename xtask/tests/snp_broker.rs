@@ -28,6 +28,7 @@ fn the_snp_run_broker_verifies_amds_chain_and_releases_nothing_to_replays_or_sim
             launch_digest: measurement,
             // The published report's REPORTED_TCB: boot loader 3, TEE 0, SNP 8, microcode 115.
             min_tcb: [3, 0, 8, 115],
+            ca: None,
         }),
         ..BrokerOptions::for_checkout(&xtask::paths::repo_root())
     };

@@ -72,7 +72,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = qemu::DEFAULT_QGS_PORT)]
     pub qgs_port: u32,
     /// With `--tee snp`: launch on the simulated SNP platform (a nested SVM hypervisor of this project's under
-    /// QEMU's TCG, on any x86-64 Linux machine) instead of a real SNP host. Boot only (`--no-broker`) for now.
+    /// QEMU's TCG, on any x86-64 Linux machine) instead of a real SNP host; its PSP signs reports with a VCEK
+    /// under a simulated ARK -> ASK chain, which the broker is given instead of AMD's.
     #[arg(long)]
     pub simulated: bool,
 }
@@ -136,11 +137,6 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     if simulated {
         anyhow::ensure!(tee == Tee::Snp, "--simulated simulates an SNP host: pass --tee snp");
         anyhow::ensure!(vcpus == 1 && !igvm, "the simulated platform launches one vCPU from -bios (no --igvm)");
-        anyhow::ensure!(
-            !with_broker || print_cmdline,
-            "the simulated platform does not answer SNP guest requests yet, so no report can reach a broker: boot \
-             only with --no-broker"
-        );
     }
     if !print_cmdline && !simulated {
         qemu::check_tee_host(tee, igvm)?;
@@ -161,7 +157,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         println!("{} {}", qemu::QEMU, shell_words(&config.qemu_args()));
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(launch) = &config.simulated {
+    if let (Some(launch), false) = (&config.simulated, with_broker) {
         return run_simulated(&config, launch);
     }
     if !with_broker {
@@ -170,7 +166,24 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     let bytes = std::fs::read(&config.image).with_context(|| format!("reading {}", config.image.display()))?;
     let broker_dir = paths::target_dir(root).join("broker");
     let mut options = BrokerOptions::for_checkout(root);
-    if tee == Tee::Snp {
+    let mut psp = None;
+    let mut expected_digest = None;
+    if let Some(launch) = &config.simulated {
+        let chain = xtask::simulated_psp::write_chain(&broker_dir.join("platform"))?;
+        let launch_digest = xtask::hypervisor::expected_digest(&bytes, launch)?;
+        eprintln!("xtask: measure: snp launch digest {launch_digest} (vcpus=1 vcpu-type={})", launch.vcpu_type.name);
+        options.snp = Some(SnpBroker {
+            product: "milan".into(),
+            vcek: chain.vcek,
+            launch_digest: hex::decode(&launch_digest)?.try_into().map_err(|_| anyhow::anyhow!("a 48-byte digest"))?,
+            min_tcb: xtask::simulated_psp::TCB_SVNS,
+            ca: Some((chain.ark, chain.ask)),
+        });
+        let service = xtask::simulated_psp::PspService::start(config.timeout)?;
+        config.extra_args.extend(service.serial_args());
+        psp = Some(service);
+        expected_digest = Some(launch_digest);
+    } else if tee == Tee::Snp {
         let vcek = vcek.context(
             "the broker needs this host's VCEK to verify the guest's reports: pass --vcek FILE (AMD's key \
              distribution service serves it for the chip id and TCB that `snphost show` or the sev crate report), \
@@ -186,7 +199,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
                 "xtask: WARNING: the broker accepts any REPORTED_TCB (--min-tcb 0,0,0,0); name your fleet's minimum"
             );
         }
-        options.snp = Some(SnpBroker { product, vcek, launch_digest, min_tcb });
+        options.snp = Some(SnpBroker { product, vcek, launch_digest, min_tcb, ca: None });
     }
     if tee == Tee::Tdx {
         let collateral = collateral.context(
@@ -223,8 +236,12 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         config.timeout = Duration::from_secs(u64::from(u32::MAX));
         run_qemu(config)
     } else {
-        run_qemu_with_client(root, config, service_port, &broker_dir.join("broker.toml"))
+        run_qemu_with_client(root, config, service_port, &broker_dir.join("broker.toml"), expected_digest.as_deref())
     };
+    if let Some(psp) = psp {
+        let answered = psp.finish()?;
+        eprintln!("xtask: simulated PSP: {answered} guest messages answered");
+    }
     let stats = broker.broker.stats();
     eprintln!(
         "xtask: broker decisions {stats:?}; its log {}, audit log {}",
@@ -273,6 +290,7 @@ fn run_qemu_with_client(
     config: RunConfig,
     service_port: u16,
     policy_file: &std::path::Path,
+    expected_digest: Option<&str>,
 ) -> Result<ExitCode> {
     let policy = xtask::serve::policy_of(policy_file)?;
     let cases = xtask::serve::reference_cases(root)?;
@@ -280,7 +298,9 @@ fn run_qemu_with_client(
     let (report, summary) =
         xtask::serve::run_serving(&config, move || xtask::serve::check_reference_cases(guest, &policy, &cases))?;
     let summary = summary.map(|s| s.unwrap_or_else(|_| Err(anyhow::anyhow!("the client thread panicked"))));
+    let digest = expected_digest.map(|expected| xtask::hypervisor::check_launch_digest(&report, expected));
     let exit = report_run(&report);
+    digest.transpose()?;
     let summary = match summary {
         Some(summary) => summary?,
         None => return exit.and_then(|_| bail!("the guest never said it was serving")),

@@ -1,6 +1,7 @@
 //! The platform's options, from the multiboot command line (`-append`): `key=value` words, numbers in hex with
 //! `0x` or decimal, after the kernel's name. run-qemu passes what it would give QEMU + KVM for `run-qemu --tee snp`.
 
+use simulated_platform::hostile::HostileKind;
 use simulated_platform::vmsa::VcpuConfig;
 
 /// What the launch is configured with.
@@ -10,6 +11,8 @@ pub struct Config {
     pub vcpu: VcpuConfig,
     /// The guest policy (it enters the report, not the digest).
     pub policy: u64,
+    /// The one misbehaviour of this run, if any (`hostile=KIND`).
+    pub hostile: Option<HostileKind>,
 }
 
 fn number(text: &str) -> Option<u64> {
@@ -21,11 +24,15 @@ fn number(text: &str) -> Option<u64> {
 
 /// Parses the command line; `Err` names the word that is wrong.
 pub fn parse(cmdline: &str) -> Result<Config, &str> {
-    let mut config = Config { vcpu: VcpuConfig { signature: 0, sev_features: 1 }, policy: 0x3_0000 };
+    let mut config = Config { vcpu: VcpuConfig { signature: 0, sev_features: 1 }, policy: 0x3_0000, hostile: None };
     let mut signature = None;
     // QEMU's multiboot loader puts the kernel's file name first.
     for word in cmdline.split_ascii_whitespace().skip(1) {
         let (key, value) = word.split_once('=').ok_or(word)?;
+        if key == "hostile" {
+            config.hostile = Some(HostileKind::from_name(value).ok_or(word)?);
+            continue;
+        }
         let value = number(value).ok_or(word)?;
         match key {
             "signature" => signature = Some(u32::try_from(value).map_err(|_| word)?),

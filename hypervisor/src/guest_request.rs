@@ -6,6 +6,7 @@ use ovmf::snp::ghcb::{Ghcb, offset};
 use simulated_platform::firmware_channel::MAX_BODY;
 
 use crate::firmware;
+use crate::misbehaviour::Misbehaviour;
 use crate::platform_memory::PlatformMemory;
 
 /// The guest-message header's length and where MSG_SZ sits in it (DESIGN.md §9).
@@ -15,10 +16,10 @@ const MSG_SZ: usize = 0x36;
 const HOST_ERROR: u64 = 1 << 32;
 
 /// Serves the guest request in `ghcb`.
-pub fn serve(ghcb: &mut Ghcb, memory: &mut PlatformMemory) {
+pub fn serve(ghcb: &mut Ghcb, memory: &mut PlatformMemory, hostile: &mut Misbehaviour) {
     let request_gpa = ghcb.get(offset::SW_EXITINFO1).unwrap_or(u64::MAX);
     let response_gpa = ghcb.get(offset::SW_EXITINFO2).unwrap_or(u64::MAX);
-    let result = exchange(memory, request_gpa, response_gpa);
+    let result = exchange(memory, request_gpa, response_gpa, hostile);
     ghcb.set(offset::SW_EXITINFO1, 0);
     ghcb.set(offset::SW_EXITINFO2, result);
 }
@@ -27,7 +28,7 @@ fn shared_page(memory: &mut PlatformMemory, gpa: u64) -> bool {
     gpa.is_multiple_of(4096) && memory.entry(gpa).is_some_and(|e| !e.assigned)
 }
 
-fn exchange(memory: &mut PlatformMemory, request_gpa: u64, response_gpa: u64) -> u64 {
+fn exchange(memory: &mut PlatformMemory, request_gpa: u64, response_gpa: u64, hostile: &mut Misbehaviour) -> u64 {
     if !shared_page(memory, request_gpa) || !shared_page(memory, response_gpa) {
         return HOST_ERROR;
     }
@@ -38,7 +39,14 @@ fn exchange(memory: &mut PlatformMemory, request_gpa: u64, response_gpa: u64) ->
     let size = usize::from(u16::from_le_bytes([request[MSG_SZ], request[MSG_SZ + 1]]));
     let length = (MESSAGE_HEADER_LEN + size).min(request.len());
     let mut response = [0u8; MAX_BODY];
-    match firmware::guest_request(&request[..length], &mut response) {
+    let answer = firmware::guest_request(&request[..length], &mut response);
+    let answer = match answer {
+        Ok((0, answered)) => {
+            Ok((0, hostile.guest_response(&request[..length], &mut response, answered).unwrap_or(answered)))
+        }
+        other => other,
+    };
+    match answer {
         Ok((0, length)) if length <= 4096 => {
             let mut page = [0u8; 4096];
             page[..length].copy_from_slice(&response[..length]);

@@ -8,6 +8,7 @@ use core::arch::x86_64::__cpuid_count;
 use ovmf::metadata::Metadata;
 use ovmf::snp::cpuid_page::CpuidResult;
 use simulated_platform::cpuid_page::{self, CpuidFunction, CpuidRefusal, GUEST_XCR0};
+use simulated_platform::hostile::HostileKind;
 use simulated_platform::launch::{LaunchDigest, PageType, Sha384Digest, VMSA_PAGE_INFO_GPA, section_pages};
 use simulated_platform::vmsa::{self, VMSA_LEN};
 
@@ -71,6 +72,10 @@ fn proposed_functions(config: &Config) -> [CpuidFunction; cpuid_page::FUNCTIONS.
         }
         if leaf == ovmf::snp::cpuid_page::LEAF_SEV_FEATURES {
             result = sev_features_leaf();
+        }
+        // Hostile: claim every structured extended feature, AVX-512 among them, which QEMU's TCG does not offer.
+        if leaf == 7 && subleaf == 0 && config.hostile == Some(HostileKind::CpuidPage) {
+            result.ebx = u32::MAX;
         }
         let xcr0_in = if leaf == 0xd && subleaf <= 1 { GUEST_XCR0 } else { 0 };
         CpuidFunction { leaf, subleaf, xcr0_in, result }

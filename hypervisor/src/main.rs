@@ -19,6 +19,7 @@ mod guest_memory;
 mod guest_request;
 mod launch;
 mod log;
+mod misbehaviour;
 mod msr;
 mod multiboot;
 mod nested_paging;
@@ -98,7 +99,8 @@ extern "C" fn hypervisor_main(multiboot_info: u64) -> ! {
     };
     // Without a channel (a boot-only run) the PSP never hears of the launch, and guest requests fail.
     let _ = firmware::launched(&report_context);
-    let mut vcpu = vcpu::Vcpu::new(statics.vmcb, statics.extended, config.vcpu.sev_features);
+    let hostile = misbehaviour::Misbehaviour::new(config.hostile);
+    let mut vcpu = vcpu::Vcpu::new(statics.vmcb, statics.extended, config.vcpu.sev_features, hostile);
     statics::configure(&mut vcpu, statics.iopm, statics.msrpm, memory.nested_root(), &launched.vmsa);
     let end = vcpu.run(&mut memory);
     vcpu::log_counts(&vcpu.counts, memory.validated_pages());

@@ -18,6 +18,7 @@ use simulated_platform::rmp::PageSize;
 use simulated_platform::vmsa::offset;
 
 use crate::guest_memory::C_BIT;
+use crate::misbehaviour::Misbehaviour;
 use crate::platform_memory::PlatformMemory;
 use crate::svm::{self, ExtendedState, GuestRegisters, Vmcb, control, exit};
 use crate::{ghcb_host, guest_request, log, vc_delivery};
@@ -78,6 +79,8 @@ pub struct Vcpu {
     sev_status: u64,
     /// Exit counts.
     pub counts: ExitCounts,
+    /// The host's misbehaviour of this run.
+    pub hostile: Misbehaviour,
 }
 
 /// How a run ended.
@@ -95,7 +98,12 @@ pub enum RunEnd {
 
 impl Vcpu {
     /// A vCPU with SEV_FEATURES `sev_features`.
-    pub fn new(vmcb: &'static mut Vmcb, extended: &'static mut ExtendedState, sev_features: u64) -> Vcpu {
+    pub fn new(
+        vmcb: &'static mut Vmcb,
+        extended: &'static mut ExtendedState,
+        sev_features: u64,
+        hostile: Misbehaviour,
+    ) -> Vcpu {
         // SEV_STATUS: SEV and SEV-ES enabled, and the SEV_FEATURES bits from bit 2 (SNPActive = SNP enabled).
         let sev_status = 0b11 | (sev_features << 2);
         Vcpu {
@@ -106,6 +114,7 @@ impl Vcpu {
             registered_ghcb: None,
             sev_status,
             counts: ExitCounts::default(),
+            hostile,
         }
     }
 
@@ -212,7 +221,11 @@ impl Vcpu {
             }
             MsrRequest::PageStateChange { gfn, private } => {
                 self.counts.page_state_changes += 1;
-                ghcb_msr::page_state_change_response(page_state_change(memory, gfn << 12, private))
+                let answer = match self.hostile.page_state_change(memory, gfn << 12, private) {
+                    Some(answer) => answer,
+                    None => page_state_change(memory, gfn << 12, private),
+                };
+                ghcb_msr::page_state_change_response(answer)
             }
             MsrRequest::Terminate { set, code } => return Err(RunEnd::Terminated { set, code }),
             MsrRequest::Ghcb { gpa } => {
@@ -230,6 +243,7 @@ impl Vcpu {
         if self.registered_ghcb != Some(gpa) || memory.entry(gpa).is_none_or(|e| e.assigned) {
             return Err(RunEnd::Stopped("VMGEXIT with an unregistered or private GHCB"));
         }
+        self.hostile.before_ghcb_exit(memory);
         let page = memory.memory.page_mut(gpa).ok_or(RunEnd::Stopped("GHCB outside guest memory"))?;
         // SAFETY: the page is 4 KiB, page-aligned and the guest's shared memory (RMP: hypervisor-owned); Ghcb is a
         // 4 KiB repr(C) byte array, so any bytes are a valid value; the guest does not run while this borrow lives.
@@ -237,14 +251,19 @@ impl Vcpu {
         self.counts.ghcb_exits += 1;
         if ghcb.get(ovmf::snp::ghcb::offset::SW_EXITCODE) == Some(ovmf::snp::ghcb::exit_code::SNP_GUEST_REQUEST) {
             self.counts.guest_requests += 1;
-            guest_request::serve(ghcb, memory);
+            guest_request::serve(ghcb, memory, &mut self.hostile);
             return Ok(());
         }
         if ghcb_host::is_exit_port_write(ghcb) {
             // The guest is ending its run through the debug-exit port: the counts go out before QEMU stops.
             log_counts(&self.counts, memory.validated_pages());
         }
+        let wipe = self.hostile.wipes_reply(ghcb);
         ghcb_host::serve(ghcb);
+        if wipe {
+            // The reply comes back with no field marked valid.
+            ghcb.reset(2);
+        }
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 pub mod cpuid_page;
 pub mod firmware_channel;
 pub mod ghcb_msr;
+pub mod hostile;
 pub mod launch;
 pub mod rmp;
 pub mod secrets_page;

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 
+use simulated_platform::hostile::HostileKind;
+
+use crate::dance::SnpBroker;
 use crate::measure::{SnpLaunch, VcpuType};
 use crate::paths;
 use crate::qemu::RunReport;
@@ -47,17 +50,23 @@ pub struct SimulatedLaunch {
     pub guest_features: u64,
     /// The guest policy.
     pub policy: u64,
+    /// The host's one misbehaviour of the run, if any.
+    pub hostile: Option<HostileKind>,
 }
 
 impl SimulatedLaunch {
     /// The multiboot command line the hypervisor parses (`hypervisor/src/config.rs`).
     pub fn command_line(&self) -> String {
-        format!(
+        let mut line = format!(
             "signature={:#x} guest_features={:#x} policy={:#x}",
             self.vcpu_type.signature(),
             self.guest_features,
             self.policy
-        )
+        );
+        if let Some(kind) = self.hostile {
+            line.push_str(&format!(" hostile={}", kind.name()));
+        }
+        line
     }
 
     /// QEMU's arguments that boot the hypervisor with `image` as its guest (instead of `-bios image`).
@@ -90,4 +99,20 @@ pub fn check_launch_digest(report: &RunReport, expected: &str) -> Result<()> {
          launch and the measurement disagree"
     );
     Ok(())
+}
+
+/// What the broker needs for a guest on the simulated platform: the platform's chain (written into `dir`), the
+/// launch digest `measure` computes (hex, also returned), the TCB the platform reports as the minimum.
+pub fn simulated_broker(dir: &Path, image: &[u8], launch: &SimulatedLaunch) -> Result<(SnpBroker, String)> {
+    let chain = crate::simulated_psp::write_chain(dir)?;
+    let digest = expected_digest(image, launch)?;
+    let launch_digest = hex::decode(&digest)?.try_into().map_err(|_| anyhow::anyhow!("a 48-byte digest"))?;
+    let broker = SnpBroker {
+        product: "milan".into(),
+        vcek: chain.vcek,
+        launch_digest,
+        min_tcb: crate::simulated_psp::TCB_SVNS,
+        ca: Some((chain.ark, chain.ask)),
+    };
+    Ok((broker, digest))
 }

@@ -1,20 +1,26 @@
-//! The simulated SEV-SNP platform (`hypervisor/`, DESIGN.md §10) boots the release image, byte for byte, as an SNP
-//! guest: the guest's reset stub, #VC handlers, C-bit tables, GHCB, page-state changes and PVALIDATEs execute, and
-//! the platform's own launch digest equals `measure`'s.
+//! The simulated SEV-SNP platform (`hypervisor/`, DESIGN.md §10) runs the release image, byte for byte, as an SNP
+//! guest: its reset stub, #VC handlers, C-bit tables, GHCB, page-state changes, PVALIDATEs and guest requests
+//! execute; the platform's own launch digest equals `measure`'s; the broker verifies the reports on its real SNP
+//! path against the platform's chain. Then the host misbehaves, one kind per test: the guest ends itself or is
+//! refused, and the broker releases nothing.
 
 mod common;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::image;
+use common::{Run, broker_dir, image, run_serving_with};
+use ovmf::exit::ExitCode;
+use simulated_platform::hostile::HostileKind;
+use xtask::dance::BrokerOptions;
 use xtask::hypervisor::{self, SimulatedLaunch};
 use xtask::image::Variant;
 use xtask::measure::{DEFAULT_GUEST_FEATURES, DEFAULT_VCPU_TYPE, VcpuType};
 use xtask::paths;
 use xtask::qemu::{self, Outcome, RunConfig, RunReport, SNP_POLICY, Tee};
+use xtask::simulated_psp::PspService;
 
-fn launch() -> SimulatedLaunch {
+fn launch(hostile: Option<HostileKind>) -> SimulatedLaunch {
     static HYPERVISOR: OnceLock<std::path::PathBuf> = OnceLock::new();
     let hypervisor = HYPERVISOR.get_or_init(|| hypervisor::build(&paths::repo_root(), false).expect("builds")).clone();
     SimulatedLaunch {
@@ -22,9 +28,11 @@ fn launch() -> SimulatedLaunch {
         vcpu_type: VcpuType::by_name(DEFAULT_VCPU_TYPE).unwrap(),
         guest_features: DEFAULT_GUEST_FEATURES,
         policy: SNP_POLICY,
+        hostile,
     }
 }
 
+/// A boot without network or broker.
 fn boot(launch: &SimulatedLaunch) -> RunReport {
     let config = RunConfig {
         tee: Tee::Snp,
@@ -37,16 +45,44 @@ fn boot(launch: &SimulatedLaunch) -> RunReport {
     report
 }
 
+/// The main job on the simulated platform, against a broker that trusts the platform's chain and allowlists the
+/// digest `measure` computes; `client` runs once the guest serves. Returns the run and the guest messages the
+/// PSP answered.
+fn main_job(name: &str, hostile: Option<HostileKind>, client: impl FnOnce(u16) + Send + 'static) -> (Run, u64) {
+    let launch = launch(hostile);
+    let bytes = std::fs::read(image(Variant::Release)).unwrap();
+    let (snp, _) = hypervisor::simulated_broker(&broker_dir(&format!("{name}-platform")), &bytes, &launch).unwrap();
+    let options = BrokerOptions { snp: Some(snp), ..BrokerOptions::for_checkout(&paths::repo_root()) };
+    let psp = PspService::start(Duration::from_secs(120)).unwrap();
+    let serial = psp.serial_args();
+    let run = run_serving_with(
+        name,
+        options,
+        |c| {
+            c.tee = Tee::Snp;
+            c.simulated = Some(launch);
+            c.extra_args.extend(serial);
+        },
+        client,
+    );
+    let answered = psp.finish().unwrap();
+    (run, answered)
+}
+
 fn field<'a>(report: &'a RunReport, msg: &str, key: &str) -> &'a str {
     let (record, _) = report.record(msg).unwrap_or_else(|| panic!("no {msg} record: {:#?}", report.lines));
     record.field(key).unwrap_or_else(|| panic!("{msg} has no {key}"))
 }
 
+fn released(run: &Run) -> u64 {
+    run.broker.broker.stats().get("released").copied().unwrap_or(0)
+}
+
 #[test]
 fn the_release_image_boots_as_an_snp_guest_with_the_digest_measure_computes() {
-    let launch = launch();
+    let launch = launch(None);
     let report = boot(&launch);
-    assert_eq!(report.outcome, Outcome::Guest(ovmf::exit::ExitCode::Success), "{:#?}", report.lines);
+    assert_eq!(report.outcome, Outcome::Guest(ExitCode::Success), "{:#?}", report.lines);
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
     let expected = hypervisor::expected_digest(&bytes, &launch).unwrap();
     hypervisor::check_launch_digest(&report, &expected).unwrap();
@@ -59,12 +95,95 @@ fn the_release_image_boots_as_an_snp_guest_with_the_digest_measure_computes() {
     // What the platform saw: one PVALIDATE per heap page, and CPUID never answered by the host.
     assert_eq!(field(&report, "exits", "pvalidates"), "16384");
     assert_ne!(field(&report, "exits", "vc_cpuid"), "0");
+    // A digest other than the platform's is reported as a mismatch.
+    let error = hypervisor::check_launch_digest(&report, &"00".repeat(48)).unwrap_err().to_string();
+    assert!(error.contains("differs from measure's"), "{error}");
 }
 
 #[test]
-fn a_digest_other_than_the_platforms_is_reported_as_a_mismatch() {
-    let report = boot(&launch());
-    let wrong = "00".repeat(48);
-    let error = hypervisor::check_launch_digest(&report, &wrong).unwrap_err().to_string();
-    assert!(error.contains("differs from measure's"), "{error}");
+fn the_main_job_attests_gets_its_key_and_serves_on_the_simulated_platform() {
+    let root = paths::repo_root();
+    let policy_file = broker_dir("simulated-snp-main-job").join("broker.toml");
+    let (run, answered) = main_job("simulated-snp-main-job", None, move |port| {
+        let policy = xtask::serve::policy_of(&policy_file).unwrap();
+        let cases = xtask::serve::reference_cases(&root).unwrap();
+        let guest = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let summary = xtask::serve::check_reference_cases(guest, &policy, &cases).expect("the reference inputs");
+        assert_eq!(summary.predictions.len(), 24);
+    });
+    let report = &run.report;
+    assert_eq!(report.outcome, Outcome::Stopped, "{:#?}", report.lines);
+    for step in ["booted", "attested", "key released", "model unsealed", "serving"] {
+        assert!(report.record(step).is_some(), "no {step} record: {:#?}", report.lines);
+    }
+    assert_eq!(field(report, "attested", "tee"), "snp");
+    assert_eq!(released(&run), 1);
+    // The key dance's report and the client's evidence: each a guest message the PSP answered.
+    assert!(answered >= 2, "{answered} guest messages answered");
+}
+
+/// Runs the main job with `kind` and checks that the guest ended with `outcome` and released nothing.
+fn misbehave(kind: HostileKind, outcome: ExitCode) -> Run {
+    let (run, _) = main_job(&format!("simulated-snp-{}", kind.name()), Some(kind), |_| {
+        panic!("a guest whose host misbehaved must not serve")
+    });
+    assert_eq!(run.report.outcome, Outcome::Guest(outcome), "{:#?}", run.report.lines);
+    assert!(run.report.record("key released").is_none());
+    assert_eq!(released(&run), 0);
+    run
+}
+
+/// The termination reason the platform printed (set 1: Ampoule's, `ovmf::snp::ghcb_msr`).
+fn terminated_with(run: &Run, code: u8) {
+    assert_eq!(field(&run.report, "guest terminated", "reason_set"), "1");
+    assert_eq!(field(&run.report, "guest terminated", "reason_code"), code.to_string());
+}
+
+#[test]
+fn a_cpuid_page_claiming_what_the_cpu_lacks_is_refused_at_launch() {
+    let run = misbehave(HostileKind::CpuidPage, ExitCode::PlatformStopped);
+    assert_eq!(field(&run.report, "launch refused", "why"), "cpuid page refused");
+    assert!(run.report.record("booted").is_none());
+}
+
+#[test]
+fn a_wiped_reply_to_a_port_read_ends_the_guest() {
+    let run = misbehave(HostileKind::GhcbIoReply, ExitCode::GuestTerminated);
+    terminated_with(&run, ovmf::snp::ghcb_msr::REASON_EXIT_FAILED);
+}
+
+#[test]
+fn a_replayed_guest_request_response_leaves_the_guest_without_evidence() {
+    let run = misbehave(HostileKind::ReplayedResponse, ExitCode::KeyNotReleased);
+    assert_eq!(field(&run.report, "key dance failed", "reason"), "no-evidence");
+}
+
+#[test]
+fn a_corrupted_guest_request_response_leaves_the_guest_without_evidence() {
+    let run = misbehave(HostileKind::CorruptedResponse, ExitCode::KeyNotReleased);
+    assert_eq!(field(&run.report, "key dance failed", "reason"), "no-evidence");
+}
+
+#[test]
+fn a_heap_page_made_shared_behind_the_guests_back_ends_the_guest() {
+    let run = misbehave(HostileKind::HeapPageShared, ExitCode::GuestTerminated);
+    terminated_with(&run, ovmf::snp::ghcb_msr::REASON_UNHANDLED_VC);
+}
+
+#[test]
+fn a_heap_page_remapped_behind_the_guests_back_ends_the_guest() {
+    let run = misbehave(HostileKind::HeapPageRemapped, ExitCode::GuestTerminated);
+    terminated_with(&run, ovmf::snp::ghcb_msr::REASON_UNHANDLED_VC);
+}
+
+#[test]
+fn a_page_validated_before_the_guests_pvalidate_ends_the_guest() {
+    let run = misbehave(HostileKind::Prevalidated, ExitCode::GuestTerminated);
+    terminated_with(&run, ovmf::snp::ghcb_msr::REASON_VALIDATION_FAILED);
+}
+
+#[test]
+fn a_refused_page_state_change_ends_the_guest() {
+    let run = misbehave(HostileKind::RefusedPageStateChange, ExitCode::GuestTerminated);
+    terminated_with(&run, ovmf::snp::ghcb_msr::REASON_GHCB_SETUP_FAILED);
 }

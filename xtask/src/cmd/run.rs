@@ -10,6 +10,8 @@ use xtask::image::{self, BuildOptions, Variant};
 use xtask::paths;
 use xtask::qemu::{self, Accel, RunConfig, Tee};
 
+use simulated_platform::hostile::HostileKind;
+
 use super::build::write_igvm;
 use super::step;
 
@@ -76,6 +78,18 @@ pub struct RunArgs {
     /// under a simulated ARK -> ASK chain, which the broker is given instead of AMD's.
     #[arg(long)]
     pub simulated: bool,
+    /// With `--simulated`: the simulated host misbehaves once, deliberately: cpuid-page, ghcb-io-reply,
+    /// replayed-response, corrupted-response, heap-page-shared, heap-page-remapped, prevalidated,
+    /// refused-page-state-change. The guest must end itself or be refused, and get no key.
+    #[arg(long, value_parser = parse_hostile)]
+    pub hostile: Option<HostileKind>,
+}
+
+fn parse_hostile(name: &str) -> Result<HostileKind, String> {
+    HostileKind::from_name(name).ok_or_else(|| {
+        let kinds: Vec<&str> = HostileKind::ALL.iter().map(|k| k.name()).collect();
+        format!("not a misbehaviour; one of: {}", kinds.join(", "))
+    })
 }
 
 fn parse_hex_u64(text: &str) -> Result<u64, String> {
@@ -103,6 +117,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         xfam,
         qgs_port,
         simulated,
+        hostile,
     } = args;
     let with_broker = !no_broker && inject.is_none() && !print_cmdline;
     let cpu = cpu.unwrap_or_else(|| {
@@ -136,6 +151,9 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     }
     if simulated {
         anyhow::ensure!(tee == Tee::Snp, "--simulated simulates an SNP host: pass --tee snp");
+    }
+    anyhow::ensure!(hostile.is_none() || simulated, "--hostile makes the simulated host misbehave: pass --simulated");
+    if simulated {
         anyhow::ensure!(vcpus == 1 && !igvm, "the simulated platform launches one vCPU from -bios (no --igvm)");
     }
     if !print_cmdline && !simulated {
@@ -151,6 +169,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
             vcpu_type: xtask::measure::VcpuType::by_name(&config.cpu)?,
             guest_features: xtask::measure::DEFAULT_GUEST_FEATURES,
             policy: qemu::SNP_POLICY,
+            hostile,
         });
     }
     if print_cmdline {
@@ -169,16 +188,9 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     let mut psp = None;
     let mut expected_digest = None;
     if let Some(launch) = &config.simulated {
-        let chain = xtask::simulated_psp::write_chain(&broker_dir.join("platform"))?;
-        let launch_digest = xtask::hypervisor::expected_digest(&bytes, launch)?;
+        let (snp, launch_digest) = xtask::hypervisor::simulated_broker(&broker_dir.join("platform"), &bytes, launch)?;
         eprintln!("xtask: measure: snp launch digest {launch_digest} (vcpus=1 vcpu-type={})", launch.vcpu_type.name);
-        options.snp = Some(SnpBroker {
-            product: "milan".into(),
-            vcek: chain.vcek,
-            launch_digest: hex::decode(&launch_digest)?.try_into().map_err(|_| anyhow::anyhow!("a 48-byte digest"))?,
-            min_tcb: xtask::simulated_psp::TCB_SVNS,
-            ca: Some((chain.ark, chain.ask)),
-        });
+        options.snp = Some(snp);
         let service = xtask::simulated_psp::PspService::start(config.timeout)?;
         config.extra_args.extend(service.serial_args());
         psp = Some(service);

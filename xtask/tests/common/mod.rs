@@ -79,6 +79,16 @@ pub fn broker_dir(name: &str) -> PathBuf {
 /// Boots the release image against a broker configured with `options`; once the guest serves, `client` runs
 /// against its service port and the run ends.
 pub fn run_serving(name: &str, options: BrokerOptions, client: impl FnOnce(u16) + Send + 'static) -> Run {
+    run_serving_with(name, options, |_| {}, client)
+}
+
+/// [`run_serving`] with the run's configuration adjusted by `adjust` (after the network is attached).
+pub fn run_serving_with(
+    name: &str,
+    options: BrokerOptions,
+    adjust: impl FnOnce(&mut RunConfig),
+    client: impl FnOnce(u16) + Send + 'static,
+) -> Run {
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
     let dir = broker_dir(name);
     let broker = start_broker(&dir, &bytes, &options).unwrap();
@@ -86,6 +96,7 @@ pub fn run_serving(name: &str, options: BrokerOptions, client: impl FnOnce(u16) 
     let config = boot_config(Variant::Release, |c| {
         c.timeout = Duration::from_secs(120);
         attach(c, broker.port, service_port);
+        adjust(c);
     });
     let (report, client) = xtask::serve::run_serving(&config, move || client(service_port)).unwrap();
     assert!(report.non_records().next().is_none(), "lines that are not records: {:?}", report.lines);

@@ -1,0 +1,75 @@
+//! The misbehaviours the simulated host can be told to commit, once per run (`run-qemu --hostile KIND`), and what
+//! the guest must do about each: end itself with its termination request, or get refused; never receive a key.
+
+/// One deliberate misbehaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostileKind {
+    /// The host proposes a CPUID page whose answer contradicts what the CPU offers (AVX-512F, which QEMU's TCG
+    /// lacks): the firmware's check refuses the launch.
+    CpuidPage,
+    /// The host's reply to the guest's first port read through the GHCB leaves RAX unmarked: the guest ends
+    /// itself (exit failed).
+    GhcbIoReply,
+    /// The host answers the guest's first SNP guest request with a message replayed from the exchange (the
+    /// guest's own request, authentic under VMPCK0): the guest refuses it and has no evidence.
+    ReplayedResponse,
+    /// The host flips one byte of the PSP's response to the first guest request: the guest's AES-GCM check fails.
+    CorruptedResponse,
+    /// Once the heap is validated, the host makes its first page shared behind the guest's back (RMPUPDATE): the
+    /// guest's next use of it raises #VC (page not validated) and the guest ends itself.
+    HeapPageShared,
+    /// Once the heap is validated, the host remaps its first page (the new mapping is not validated for the
+    /// guest): the same #VC.
+    HeapPageRemapped,
+    /// The host marks the first page the guest makes private as already validated: the guest's PVALIDATE reports
+    /// no change, and the guest ends itself (validation failed).
+    Prevalidated,
+    /// The host refuses the guest's first page-state change: the guest ends itself (GHCB setup failed).
+    RefusedPageStateChange,
+}
+
+impl HostileKind {
+    /// Every kind.
+    pub const ALL: [HostileKind; 8] = [
+        HostileKind::CpuidPage,
+        HostileKind::GhcbIoReply,
+        HostileKind::ReplayedResponse,
+        HostileKind::CorruptedResponse,
+        HostileKind::HeapPageShared,
+        HostileKind::HeapPageRemapped,
+        HostileKind::Prevalidated,
+        HostileKind::RefusedPageStateChange,
+    ];
+
+    /// The name on the command lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HostileKind::CpuidPage => "cpuid-page",
+            HostileKind::GhcbIoReply => "ghcb-io-reply",
+            HostileKind::ReplayedResponse => "replayed-response",
+            HostileKind::CorruptedResponse => "corrupted-response",
+            HostileKind::HeapPageShared => "heap-page-shared",
+            HostileKind::HeapPageRemapped => "heap-page-remapped",
+            HostileKind::Prevalidated => "prevalidated",
+            HostileKind::RefusedPageStateChange => "refused-page-state-change",
+        }
+    }
+
+    /// The kind called `name`.
+    pub fn from_name(name: &str) -> Option<HostileKind> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_distinct() {
+        for kind in HostileKind::ALL {
+            assert_eq!(HostileKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(HostileKind::from_name("polite"), None);
+    }
+}

@@ -40,6 +40,12 @@ pub fn system_clock() -> Clock {
     Box::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
 }
 
+/// The system clock in seconds since the Unix epoch: the unit certificate and collateral validity are checked in
+/// (the verifiers' clocks; [`system_clock`] counts milliseconds).
+pub fn system_seconds() -> Clock {
+    Box::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
 /// A configured broker.
 pub struct Broker {
     config: Config,
@@ -153,5 +159,17 @@ impl Broker {
 
     fn next_connection(&self) -> u64 {
         self.connections.fetch_add(1, Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    /// The verifiers' clock counts seconds (dcap-qvl's unit and X.509's), not the broker's milliseconds: a TDX
+    /// verifier once got milliseconds and would have judged every collateral expired (year 50,000 and later).
+    #[test]
+    fn the_verifiers_clock_counts_seconds() {
+        let (seconds, millis) = (super::system_seconds()(), super::system_clock()());
+        assert!((1_700_000_000..4_000_000_000).contains(&seconds), "{seconds}");
+        assert!(millis / 1000 >= seconds && millis / 1000 - seconds <= 5, "{millis} ms vs {seconds} s");
     }
 }

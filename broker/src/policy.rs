@@ -24,11 +24,12 @@ impl Policy {
         let mut verifiers: Vec<Box<dyn Verifier>> =
             vec![Box::new(SimulatedVerifier { allowed: config.allow_simulated })];
         if let Some(snp) = &config.snp {
-            verifiers.push(Box::new(SnpVerifier::from_config(snp)?));
+            // The chain must be valid now: the system's time, in seconds.
+            verifiers.push(Box::new(SnpVerifier::from_config(snp, crate::system_seconds())?));
         }
         if let Some(tdx) = &config.tdx {
-            // The collateral must be valid now: the system's time.
-            verifiers.push(Box::new(TdxVerifier::from_config(tdx, crate::system_clock())?));
+            // The collateral must be valid now: the system's time, in seconds (dcap-qvl's unit).
+            verifiers.push(Box::new(TdxVerifier::from_config(tdx, crate::system_seconds())?));
         }
         Ok(Policy { verifiers, allow_debug: config.allow_debug, allowlist: config.allowlist()? })
     }

@@ -59,10 +59,47 @@ fn name(common_name: &str) -> Name {
     format!("CN={common_name},O=Ampoule test,C=ZZ").parse().expect("a valid name")
 }
 
-fn validity() -> Validity {
+/// 2020-01-01 00:00 UTC and 2049-12-31 00:00 UTC: the default validity, fixed so the chain is the same on every
+/// run (UTCTime reaches 2049).
+pub const DEFAULT_VALIDITY: (u64, u64) = (1_577_836_800, 2_524_521_600);
+
+fn validity((not_before, not_after): (u64, u64)) -> Validity {
     let at = |seconds| Time::UtcTime(UtcTime::from_unix_duration(std::time::Duration::from_secs(seconds)).unwrap());
-    // 2020-01-01 to 2049-12-31: fixed, so the chain is the same on every run.
-    Validity { not_before: at(1_577_836_800), not_after: at(2_524_521_600) }
+    Validity { not_before: at(not_before), not_after: at(not_after) }
+}
+
+/// What a test chain's certificates say besides their keys: each one's validity (Unix seconds, not before and not
+/// after) and the common names, so tests can make the chain wrong in exactly one way.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainSpec<'a> {
+    /// The ARK's validity.
+    pub ark_validity: (u64, u64),
+    /// The ASK's.
+    pub ask_validity: (u64, u64),
+    /// The VCEK's.
+    pub vcek_validity: (u64, u64),
+    /// The ARK's common name (its subject and issuer).
+    pub ark_name: &'a str,
+    /// The ASK's common name (its subject).
+    pub ask_name: &'a str,
+    /// The issuer the VCEK names (the ASK's name, unless a test says otherwise).
+    pub vcek_issuer: &'a str,
+    /// The VCEK's common name.
+    pub vcek_name: &'a str,
+}
+
+impl Default for ChainSpec<'_> {
+    fn default() -> Self {
+        ChainSpec {
+            ark_validity: DEFAULT_VALIDITY,
+            ask_validity: DEFAULT_VALIDITY,
+            vcek_validity: DEFAULT_VALIDITY,
+            ark_name: "ARK-Test",
+            ask_name: "SEV-Test",
+            vcek_issuer: "SEV-Test",
+            vcek_name: "SEV-VCEK",
+        }
+    }
 }
 
 fn rsa_spki(key: &RsaPrivateKey) -> SubjectPublicKeyInfoOwned {
@@ -82,7 +119,8 @@ fn extension(oid: ObjectIdentifier, value: Vec<u8>) -> Extension {
     Extension { extn_id: oid, critical: false, extn_value: OctetString::new(value).expect("a short value") }
 }
 
-/// A certificate for `subject_key` named `subject`, signed by `issuer_key` as `issuer`.
+/// A certificate for `subject_key` named `subject`, signed by `issuer_key` as `issuer`, valid over `valid`.
+#[allow(clippy::too_many_arguments)]
 fn certificate(
     serial: u8,
     issuer: &str,
@@ -90,6 +128,7 @@ fn certificate(
     subject: &str,
     subject_key: SubjectPublicKeyInfoOwned,
     extensions: Vec<Extension>,
+    valid: (u64, u64),
     rng: &mut ChaCha20Rng,
 ) -> Vec<u8> {
     let algorithm = AlgorithmIdentifierOwned { oid: RSA_SSA_PSS, parameters: None };
@@ -98,7 +137,7 @@ fn certificate(
         serial_number: SerialNumber::new(&[serial]).expect("a one-byte serial"),
         signature: algorithm.clone(),
         issuer: name(issuer),
-        validity: validity(),
+        validity: validity(valid),
         subject: name(subject),
         subject_public_key_info: subject_key,
         issuer_unique_id: None,
@@ -114,11 +153,19 @@ fn certificate(
 impl TestChain {
     /// The chain for `vcek` (the simulated PSP's signing key) naming `subject`, from keys seeded with `seed`.
     pub fn new(seed: u64, vcek: &SigningKey, subject: &VcekSubject<'_>) -> TestChain {
+        TestChain::with_spec(seed, vcek, subject, &ChainSpec::default())
+    }
+
+    /// The chain as `spec` describes it (same keys as [`TestChain::new`] for the same seed).
+    pub fn with_spec(seed: u64, vcek: &SigningKey, subject: &VcekSubject<'_>, spec: &ChainSpec<'_>) -> TestChain {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let ark_key = RsaPrivateKey::new(&mut rng, RSA_BITS).expect("an RSA key");
         let ask_key = RsaPrivateKey::new(&mut rng, RSA_BITS).expect("an RSA key");
-        let ark = certificate(1, "ARK-Test", &ark_key, "ARK-Test", rsa_spki(&ark_key), Vec::new(), &mut rng);
-        let ask = certificate(2, "ARK-Test", &ark_key, "SEV-Test", rsa_spki(&ask_key), Vec::new(), &mut rng);
+        let (ark_name, ask_name) = (spec.ark_name, spec.ask_name);
+        let ark_spki = rsa_spki(&ark_key);
+        let ark = certificate(1, ark_name, &ark_key, ark_name, ark_spki, Vec::new(), spec.ark_validity, &mut rng);
+        let ask_spki = rsa_spki(&ask_key);
+        let ask = certificate(2, ark_name, &ark_key, ask_name, ask_spki, Vec::new(), spec.ask_validity, &mut rng);
         let svn = |value: u8| value.to_der().expect("an INTEGER encodes");
         let [bootloader, tee, snp, microcode] = subject.tcb;
         let extensions = vec![
@@ -128,7 +175,9 @@ impl TestChain {
             extension(UCODE_SPL, svn(microcode)),
             extension(HW_ID, subject.chip_id.to_vec()),
         ];
-        let vcek = certificate(3, "SEV-Test", &ask_key, "SEV-VCEK", p384_spki(vcek), extensions, &mut rng);
+        let vcek_spki = p384_spki(vcek);
+        let (issuer, name, valid) = (spec.vcek_issuer, spec.vcek_name, spec.vcek_validity);
+        let vcek = certificate(3, issuer, &ask_key, name, vcek_spki, extensions, valid, &mut rng);
         TestChain { ark, ask, vcek }
     }
 }

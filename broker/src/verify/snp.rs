@@ -4,8 +4,9 @@
 //!
 //! 1. exactly one report, not a simulated one, VERSION >= 2, SIGNATURE_ALGO = ECDSA P-384 with SHA-384, the
 //!    signature's reserved bytes zero;
-//! 2. the VCEK's certificate names the report's CHIP_ID and REPORTED_TCB (`vcek`), and the signature, over the
-//!    report's own first 0x2A0 bytes (not a re-encoding of them), is the VCEK's;
+//! 2. the VCEK's certificate names the report's CHIP_ID and REPORTED_TCB (`vcek`), its chain is valid at the
+//!    verifier's time (`chain`: checked when the verifier is made, and again per report), and the signature, over
+//!    the report's own first 0x2A0 bytes (not a re-encoding of them), is the VCEK's;
 //! 3. VMPL as required (0: the report was asked for by the guest kernel itself);
 //! 4. the guest policy: no migration agent, SMT only if allowed, the minimum ABI at least the configured one;
 //! 5. REPORTED_TCB at least the configured minimum for the product (boot loader, TEE, SNP firmware, microcode).
@@ -127,14 +128,18 @@ pub struct SnpRules {
     pub min_tcb: Tcb,
 }
 
+pub mod chain;
 mod vcek;
 
 pub use vcek::VcekIdentity;
 
-/// One chip's VCEK at one TCB: its key and what its certificate names.
+use crate::Clock;
+
+/// One chip's VCEK at one TCB: its key, what its certificate names, and when its chain is valid.
 struct CertifiedVcek {
     key: VerifyingKey,
     identity: VcekIdentity,
+    valid: chain::Window,
 }
 
 /// Verifies SNP reports against the platforms' keys (one VCEK per chip and TCB) and the rules.
@@ -142,6 +147,8 @@ pub struct SnpVerifier {
     vceks: Vec<CertifiedVcek>,
     product: Product,
     rules: SnpRules,
+    /// Seconds since the Unix epoch: the time the chains must be valid at.
+    clock: Clock,
 }
 
 /// The `vcek` entry of `[snp]`: one file, or one per platform (chip and TCB) of a fleet.
@@ -170,9 +177,16 @@ fn certificate(bytes: &[u8]) -> Result<Certificate> {
 
 impl SnpVerifier {
     /// Checks the chain ARK -> ASK -> VCEK for each VCEK (certificates, DER or PEM; AMD's built-in ARK and ASK for
-    /// `product` when `ca` is `None`) and keeps each VCEK's key and the chip and TCB it names. Refuses an empty
-    /// list and two VCEKs naming the same chip and TCB.
-    pub fn new(ca: Option<(&[u8], &[u8])>, vceks: &[&[u8]], product: Product, rules: SnpRules) -> Result<Self> {
+    /// `product` when `ca` is `None`): signatures, names, and validity at `clock` (Unix seconds), now and at each
+    /// report; keeps each VCEK's key and the chip and TCB it names. Refuses an empty list and two VCEKs naming the
+    /// same chip and TCB.
+    pub fn new(
+        ca: Option<(&[u8], &[u8])>,
+        vceks: &[&[u8]],
+        product: Product,
+        rules: SnpRules,
+        clock: Clock,
+    ) -> Result<Self> {
         let ca = match ca {
             Some((ark, ask)) => ca::Chain { ark: certificate(ark)?, ask: certificate(ask)? },
             None => match product {
@@ -184,7 +198,7 @@ impl SnpVerifier {
         anyhow::ensure!(!vceks.is_empty(), "[snp] names no VCEK");
         let mut certified: Vec<CertifiedVcek> = Vec::with_capacity(vceks.len());
         for (index, vcek) in vceks.iter().enumerate() {
-            let vcek = certified_vcek(&ca, vcek).with_context(|| format!("VCEK {}", index + 1))?;
+            let vcek = certified_vcek(&ca, vcek, clock()).with_context(|| format!("VCEK {}", index + 1))?;
             anyhow::ensure!(
                 certified.iter().all(|other| other.identity != vcek.identity),
                 "VCEK {} names the same chip and TCB as an earlier one",
@@ -192,11 +206,12 @@ impl SnpVerifier {
             );
             certified.push(vcek);
         }
-        Ok(SnpVerifier { vceks: certified, product, rules })
+        Ok(SnpVerifier { vceks: certified, product, rules, clock })
     }
 
-    /// The verifier a configuration's `[snp]` table describes (`Config::load` made its paths absolute).
-    pub fn from_config(config: &SnpConfig) -> Result<SnpVerifier> {
+    /// The verifier a configuration's `[snp]` table describes (`Config::load` made its paths absolute), with the
+    /// chains valid at `clock` (Unix seconds).
+    pub fn from_config(config: &SnpConfig, clock: Clock) -> Result<SnpVerifier> {
         let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
         let ca = match (&config.ark, &config.ask) {
             (Some(ark), Some(ask)) => Some((read(ark)?, read(ask)?)),
@@ -212,7 +227,7 @@ impl SnpVerifier {
             min_tcb: config.min_tcb,
         };
         let ca = ca.as_ref().map(|(ark, ask)| (ark.as_slice(), ask.as_slice()));
-        SnpVerifier::new(ca, &vceks, config.product, rules)
+        SnpVerifier::new(ca, &vceks, config.product, rules, clock)
     }
 
     /// The same paths, relative to `base`.
@@ -228,7 +243,8 @@ impl SnpVerifier {
     /// A verifier trusting `vcek` directly as the key of `identity`, for tests that sign their own reports.
     #[cfg(test)]
     pub(crate) fn trusting(key: VerifyingKey, identity: VcekIdentity, product: Product, rules: SnpRules) -> Self {
-        SnpVerifier { vceks: vec![CertifiedVcek { key, identity }], product, rules }
+        let valid = chain::Window { not_before: 0, not_after: u64::MAX };
+        SnpVerifier { vceks: vec![CertifiedVcek { key, identity, valid }], product, rules, clock: Box::new(|| 0) }
     }
 
     /// The chips and TCBs the configured VCEKs were issued for, in configuration order.
@@ -237,14 +253,25 @@ impl SnpVerifier {
     }
 }
 
-/// One VCEK, its chain checked, with its key and identity.
-fn certified_vcek(ca: &ca::Chain, vcek: &[u8]) -> Result<CertifiedVcek> {
-    let chain = Chain { ca: ca.clone(), vek: certificate(vcek).context("the VCEK")? };
-    let vcek = (&chain).verify().map_err(|e| anyhow::anyhow!("the chain ARK -> ASK -> VCEK does not verify: {e}"))?;
-    let identity = VcekIdentity::of(&vcek.clone().into())?;
+/// One VCEK, its chain checked (signatures by the sev crate; names and validity at `now` by `chain`), with its
+/// key, identity and validity window.
+fn certified_vcek(ca: &ca::Chain, vcek: &[u8], now: u64) -> Result<CertifiedVcek> {
+    let signed = Chain { ca: ca.clone(), vek: certificate(vcek).context("the VCEK")? };
+    let vcek = (&signed).verify().map_err(|e| anyhow::anyhow!("the chain ARK -> ASK -> VCEK does not verify: {e}"))?;
+    let (ark, ask): (x509_cert::Certificate, x509_cert::Certificate) = (ca.ark.clone().into(), ca.ask.clone().into());
+    let x509_vcek: x509_cert::Certificate = vcek.clone().into();
+    chain::check_names(&ark, &ask, &x509_vcek)?;
+    let valid = chain::window([&ark, &ask, &x509_vcek])?;
+    anyhow::ensure!(
+        valid.contains(now),
+        "the chain ARK -> ASK -> VCEK is valid from {} to {} (Unix seconds), not now ({now})",
+        valid.not_before,
+        valid.not_after
+    );
+    let identity = VcekIdentity::of(&x509_vcek)?;
     let key = VerifyingKey::from_sec1_bytes(vcek.public_key_sec1())
         .map_err(|_| anyhow::anyhow!("the VCEK's key is not a P-384 point"))?;
-    Ok(CertifiedVcek { key, identity })
+    Ok(CertifiedVcek { key, identity, valid })
 }
 
 /// SIGNATURE's R or S: 72 bytes little-endian, of which P-384 uses the low 48; the rest must be zero.
@@ -263,6 +290,13 @@ impl Verifier for SnpVerifier {
     }
 
     fn verify(&self, evidence: &[u8]) -> Result<Verified, RefusalCode> {
+        self.verify_at(evidence, (self.clock)())
+    }
+}
+
+impl SnpVerifier {
+    /// Verifies `evidence` with the chains valid at `now` (Unix seconds).
+    pub fn verify_at(&self, evidence: &[u8], now: u64) -> Result<Verified, RefusalCode> {
         let report = SnpReport::new(evidence).map_err(|_| RefusalCode::MalformedEvidence)?;
         if report.is_simulated() {
             return Err(RefusalCode::WrongTee);
@@ -283,6 +317,10 @@ impl Verifier for SnpVerifier {
         let reported_tcb = Tcb::from_raw(report.reported_tcb(), self.product);
         let vcek = self.vceks.iter().find(|vcek| vcek.identity.certifies(report.chip_id(), &reported_tcb));
         let vcek = vcek.ok_or(RefusalCode::BadSignature)?;
+        // A chain that has expired (or is not valid yet) vouches for nothing.
+        if !vcek.valid.contains(now) {
+            return Err(RefusalCode::BadSignature);
+        }
         let digest = Sha384::digest(report.signed_bytes());
         vcek.key.verify_prehash(&digest, &signature).map_err(|_| RefusalCode::BadSignature)?;
         if report.vmpl() != self.rules.vmpl {

@@ -24,8 +24,17 @@ const MILAN_RULES: SnpRules = SnpRules {
     min_tcb: Tcb { bootloader: 3, tee: 0, snp: 8, microcode: 115 },
 };
 
+/// 2025-01-01 00:00 UTC: inside the published VCEK's validity (2023-04-03 to 2030-04-03) and AMD's Milan ARK and
+/// ASK's, and inside the test chains' (2020 to 2049).
+const IN_2025: u64 = 1_735_689_600;
+
+/// A clock that reads [`IN_2025`].
+fn at_2025() -> crate::Clock {
+    Box::new(|| IN_2025)
+}
+
 fn milan_verifier(rules: SnpRules) -> SnpVerifier {
-    SnpVerifier::new(None, &[&sev_test_data("vcek_milan.der")], Product::Milan, rules).unwrap()
+    SnpVerifier::new(None, &[&sev_test_data("vcek_milan.der")], Product::Milan, rules, at_2025()).unwrap()
 }
 
 #[test]
@@ -53,20 +62,20 @@ fn a_chain_that_does_not_verify_is_refused_when_the_verifier_is_made() {
     let vcek = sev_test_data("vcek_milan.der");
     // The Milan VCEK under Genoa's and Turin's roots.
     for product in [Product::Genoa, Product::Turin] {
-        assert!(SnpVerifier::new(None, &[&vcek], product, MILAN_RULES).is_err(), "{product:?}");
+        assert!(SnpVerifier::new(None, &[&vcek], product, MILAN_RULES, at_2025()).is_err(), "{product:?}");
     }
     // A VCEK whose signature bytes were changed.
     let mut tampered = vcek.clone();
     let last = tampered.len() - 10;
     tampered[last] ^= 0x01;
-    assert!(SnpVerifier::new(None, &[&tampered], Product::Milan, MILAN_RULES).is_err());
+    assert!(SnpVerifier::new(None, &[&tampered], Product::Milan, MILAN_RULES, at_2025()).is_err());
     // The ASK given as the ARK (not self-signed).
     let ask = builtin::milan::ask().unwrap().to_der().unwrap();
-    assert!(SnpVerifier::new(Some((&ask, &ask)), &[&vcek], Product::Milan, MILAN_RULES).is_err());
+    assert!(SnpVerifier::new(Some((&ask, &ask)), &[&vcek], Product::Milan, MILAN_RULES, at_2025()).is_err());
     // One good VCEK does not excuse a bad one in the same list; the same VCEK twice is ambiguous; none is nothing.
-    assert!(SnpVerifier::new(None, &[&vcek, &tampered], Product::Milan, MILAN_RULES).is_err());
-    assert!(SnpVerifier::new(None, &[&vcek, &vcek], Product::Milan, MILAN_RULES).is_err());
-    assert!(SnpVerifier::new(None, &[], Product::Milan, MILAN_RULES).is_err());
+    assert!(SnpVerifier::new(None, &[&vcek, &tampered], Product::Milan, MILAN_RULES, at_2025()).is_err());
+    assert!(SnpVerifier::new(None, &[&vcek, &vcek], Product::Milan, MILAN_RULES, at_2025()).is_err());
+    assert!(SnpVerifier::new(None, &[], Product::Milan, MILAN_RULES, at_2025()).is_err());
 }
 
 #[test]
@@ -237,7 +246,7 @@ fn evidence_from_the_guests_snp_attester_verifies_through_the_psps_chain() {
     }
     let chain = test_chain(1, [3, 0, 8, 115]);
     let ca = Some((chain.ark.as_slice(), chain.ask.as_slice()));
-    let verifier = SnpVerifier::new(ca, &[&chain.vcek], Product::Milan, MILAN_RULES).unwrap();
+    let verifier = SnpVerifier::new(ca, &[&chain.vcek], Product::Milan, MILAN_RULES, at_2025()).unwrap();
     let identity = verifier.identities().next().unwrap();
     assert_eq!((identity.tcb, identity.hw_id.as_slice()), (Tcb::from_raw(GOOD_TCB, Product::Milan), &TEST_CHIP_ID[..]));
     let mut attester = SnpAttester::new([0x42; 32], 0, Carrier(test_psp()));
@@ -245,12 +254,13 @@ fn evidence_from_the_guests_snp_attester_verifies_through_the_psps_chain() {
     let verified = verifier.verify(&evidence).unwrap();
     assert_eq!((verified.report_data, verified.measurement), ([0x33; 64], vec![0xa1; 48]));
     // Under stricter rules the same guest is refused.
-    let strict = SnpVerifier::new(ca, &[&chain.vcek], Product::Milan, SnpRules { allow_smt: false, ..MILAN_RULES });
+    let strict =
+        SnpVerifier::new(ca, &[&chain.vcek], Product::Milan, SnpRules { allow_smt: false, ..MILAN_RULES }, at_2025());
     assert_eq!(strict.unwrap().verify(&attester.evidence(&[0x34; 64]).unwrap()).unwrap_err(), RefusalCode::GuestPolicy);
     // A VCEK certificate for another TCB than the PSP reports: its reports are not that VCEK's.
     let other_tcb = test_chain(1, [3, 0, 8, 116]);
     let ca_other = Some((other_tcb.ark.as_slice(), other_tcb.ask.as_slice()));
-    let at_other_tcb = SnpVerifier::new(ca_other, &[&other_tcb.vcek], Product::Milan, MILAN_RULES).unwrap();
+    let at_other_tcb = SnpVerifier::new(ca_other, &[&other_tcb.vcek], Product::Milan, MILAN_RULES, at_2025()).unwrap();
     assert_eq!(at_other_tcb.verify(&evidence).unwrap_err(), RefusalCode::BadSignature);
 }
 
@@ -260,14 +270,15 @@ fn evidence_from_the_guests_snp_attester_verifies_through_the_psps_chain() {
 fn the_psps_chain_is_checked_like_amds() {
     let chain = test_chain(1, [3, 0, 8, 115]);
     let stranger = test_chain(2, [3, 0, 8, 115]);
-    let new =
-        |ark: &[u8], ask: &[u8], vcek: &[u8]| SnpVerifier::new(Some((ark, ask)), &[vcek], Product::Milan, MILAN_RULES);
+    let new = |ark: &[u8], ask: &[u8], vcek: &[u8]| {
+        SnpVerifier::new(Some((ark, ask)), &[vcek], Product::Milan, MILAN_RULES, at_2025())
+    };
     assert!(new(&chain.ark, &chain.ask, &chain.vcek).is_ok());
     assert!(new(&stranger.ark, &stranger.ask, &chain.vcek).is_err(), "a VCEK under another ASK");
     assert!(new(&chain.ark, &stranger.ask, &chain.vcek).is_err(), "an ASK under another ARK");
     assert!(new(&chain.ark, &chain.ask, &chain.ark).is_err(), "the ARK as a VCEK");
     // AMD's own Milan roots do not vouch for the test VCEK.
-    assert!(SnpVerifier::new(None, &[&chain.vcek], Product::Milan, MILAN_RULES).is_err());
+    assert!(SnpVerifier::new(None, &[&chain.vcek], Product::Milan, MILAN_RULES, at_2025()).is_err());
     for index in [chain.vcek.len() / 2, chain.vcek.len() - 5] {
         let mut tampered = chain.vcek.clone();
         tampered[index] ^= 0x01;
@@ -341,9 +352,14 @@ fn each_report_is_verified_with_the_vcek_of_its_own_chip_and_tcb() {
     let vcek = |seed: u8, chip: u8| CertifiedVcek {
         key: *key_of(seed).verifying_key(),
         identity: VcekIdentity { tcb: Tcb::from_raw(GOOD_TCB, Product::Milan), hw_id: vec![chip; 64] },
+        valid: chain::Window { not_before: 0, not_after: u64::MAX },
     };
-    let verifier =
-        SnpVerifier { vceks: vec![vcek(0x21, 0xa1), vcek(0x22, 0xa2)], product: Product::Milan, rules: MILAN_RULES };
+    let verifier = SnpVerifier {
+        vceks: vec![vcek(0x21, 0xa1), vcek(0x22, 0xa2)],
+        product: Product::Milan,
+        rules: MILAN_RULES,
+        clock: at_2025(),
+    };
     let report_from = |seed: u8, chip: u8| {
         let mut psp = SimulatedPsp::new([0x42; 32], [0xa1; 48], key_of(seed));
         psp.chip_id = [chip; 64];

@@ -10,10 +10,13 @@
 //! - `dance`: the guest's time from Hello to KeyRelease under TCG (`dance.rs`).
 //! - `inference`: instructions per inference in the guest vs host-native, burn vs onnxruntime, and the service's
 //!   latency and throughput end to end (`inference.rs`).
+//! - `snp_sim`: the main job on the simulated SNP platform vs plain mode, and the platform's exits at boot by kind
+//!   (`snp_sim.rs`).
 
 mod broker;
 mod dance;
 mod inference;
+mod snp_sim;
 
 use std::io::Read;
 use std::path::Path;
@@ -59,7 +62,7 @@ impl Figure {
 }
 
 /// The areas `--only` accepts.
-pub const AREAS: [&str; 5] = ["boot", "image", "broker", "dance", "inference"];
+pub const AREAS: [&str; 6] = ["boot", "image", "broker", "dance", "inference", "snp_sim"];
 
 /// Runs the benchmarks of every area, or of `only`.
 pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> {
@@ -85,6 +88,9 @@ pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> 
     }
     if wanted("inference") {
         figures.extend(inference::figures(root, &built.path)?);
+    }
+    if wanted("snp_sim") {
+        figures.extend(snp_sim::figures(root, &built.bytes, runs)?);
     }
     if wanted("image") {
         figures.extend(image_figures(&built.bytes)?);

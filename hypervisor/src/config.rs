@@ -13,6 +13,9 @@ pub struct Config {
     pub policy: u64,
     /// The one misbehaviour of this run, if any (`hostile=KIND`).
     pub hostile: Option<HostileKind>,
+    /// Back 2 MiB page-state changes with 512 small RMP entries (`small_rmp_pages=1`), as a host may (GHCB
+    /// specification §4.1.6): the guest must then validate page by page.
+    pub small_rmp_pages: bool,
 }
 
 fn number(text: &str) -> Option<u64> {
@@ -24,7 +27,12 @@ fn number(text: &str) -> Option<u64> {
 
 /// Parses the command line; `Err` names the word that is wrong.
 pub fn parse(cmdline: &str) -> Result<Config, &str> {
-    let mut config = Config { vcpu: VcpuConfig { signature: 0, sev_features: 1 }, policy: 0x3_0000, hostile: None };
+    let mut config = Config {
+        vcpu: VcpuConfig { signature: 0, sev_features: 1 },
+        policy: 0x3_0000,
+        hostile: None,
+        small_rmp_pages: false,
+    };
     let mut signature = None;
     // QEMU's multiboot loader puts the kernel's file name first.
     for word in cmdline.split_ascii_whitespace().skip(1) {
@@ -38,6 +46,7 @@ pub fn parse(cmdline: &str) -> Result<Config, &str> {
             "signature" => signature = Some(u32::try_from(value).map_err(|_| word)?),
             "guest_features" => config.vcpu.sev_features = value,
             "policy" => config.policy = value,
+            "small_rmp_pages" => config.small_rmp_pages = value != 0,
             _ => return Err(word),
         }
     }

@@ -23,6 +23,7 @@ mod misbehaviour;
 mod msr;
 mod multiboot;
 mod nested_paging;
+mod page_state;
 mod platform_memory;
 mod port;
 mod rdrand;
@@ -101,6 +102,7 @@ extern "C" fn hypervisor_main(multiboot_info: u64) -> ! {
     let _ = firmware::launched(&report_context);
     let hostile = misbehaviour::Misbehaviour::new(config.hostile);
     let mut vcpu = vcpu::Vcpu::new(statics.vmcb, statics.extended, config.vcpu.sev_features, hostile);
+    vcpu.small_rmp_pages = config.small_rmp_pages;
     statics::configure(&mut vcpu, statics.iopm, statics.msrpm, memory.nested_root(), &launched.vmsa);
     let end = vcpu.run(&mut memory);
     vcpu::log_counts(&vcpu.counts, memory.validated_pages());

@@ -62,20 +62,30 @@ impl Misbehaviour {
         is_port_read && self.due(HostileKind::GhcbIoReply)
     }
 
-    /// Before a page-state change: `Some(answer)` when the host misbehaves instead of performing it (refuses it
-    /// with an error, or answers success having marked the page already validated).
+    /// Before a page-state change through the MSR protocol: `Some(answer)` when the host misbehaves instead of
+    /// performing it (refuses it with an error, or answers success having marked the page already validated).
     pub fn page_state_change(&mut self, memory: &mut PlatformMemory, gpa: u64, private: bool) -> Option<u32> {
         if self.due(HostileKind::RefusedPageStateChange) {
             return Some(1);
         }
-        if private && HEAP.contains(gpa) && self.due(HostileKind::Prevalidated) {
-            if let Some(rmp) = memory.rmp(gpa) {
-                let _ = rmp.force(gpa, RmpEntry { assigned: true, validated: true, large: false });
-            }
-            let _ = memory.sync(gpa);
-            return Some(0);
+        self.prevalidates(memory, gpa, private, false).then_some(0)
+    }
+
+    /// Before one entry of a page-state change (`large`: a 2 MiB range): whether the host, instead of performing
+    /// it, marks the first heap range the guest makes private as assigned and already validated.
+    pub fn prevalidates(&mut self, memory: &mut PlatformMemory, gpa: u64, private: bool, large: bool) -> bool {
+        if !(private && HEAP.contains(gpa) && self.due(HostileKind::Prevalidated)) {
+            return false;
         }
-        None
+        let frames = if large { 512 } else { 1 };
+        for frame in 0..frames {
+            let page = gpa + frame * 4096;
+            if let Some(rmp) = memory.rmp(page) {
+                let _ = rmp.force(page, RmpEntry { assigned: true, validated: true, large });
+            }
+            let _ = memory.sync(page);
+        }
+        true
     }
 
     /// The guest-request response the host hands back instead of the PSP's, if it misbehaves now: a replay of the

@@ -21,7 +21,7 @@ use crate::guest_memory::C_BIT;
 use crate::misbehaviour::Misbehaviour;
 use crate::platform_memory::PlatformMemory;
 use crate::svm::{self, ExtendedState, GuestRegisters, Vmcb, control, exit};
-use crate::{ghcb_host, guest_request, log, vc_delivery};
+use crate::{ghcb_host, guest_request, log, page_state, vc_delivery};
 
 /// The GHCB MSR and SEV_STATUS (AMD64 APM vol. 2, 15.34.10, 15.35.7).
 const MSR_SEV_ES_GHCB: u32 = 0xc001_0130;
@@ -53,7 +53,7 @@ pub struct ExitCounts {
     pub vc_msr: u64,
     /// #VC for other causes.
     pub vc_other: u64,
-    /// MSR-protocol page-state changes.
+    /// Page-state change exits (MSR protocol and GHCB batches).
     pub page_state_changes: u64,
     /// PVALIDATEs.
     pub pvalidates: u64,
@@ -81,6 +81,8 @@ pub struct Vcpu {
     pub counts: ExitCounts,
     /// The host's misbehaviour of this run.
     pub hostile: Misbehaviour,
+    /// Whether 2 MiB page-state changes get small RMP entries.
+    pub small_rmp_pages: bool,
 }
 
 /// How a run ended.
@@ -115,6 +117,7 @@ impl Vcpu {
             sev_status,
             counts: ExitCounts::default(),
             hostile,
+            small_rmp_pages: false,
         }
     }
 
@@ -249,6 +252,11 @@ impl Vcpu {
         // 4 KiB repr(C) byte array, so any bytes are a valid value; the guest does not run while this borrow lives.
         let ghcb = unsafe { &mut *(page.as_mut_ptr() as *mut Ghcb) };
         self.counts.ghcb_exits += 1;
+        if ghcb.get(ovmf::snp::ghcb::offset::SW_EXITCODE) == Some(ovmf::snp::ghcb::exit_code::SNP_PAGE_STATE_CHANGE) {
+            self.counts.page_state_changes += 1;
+            page_state::serve(ghcb, memory, &mut self.hostile, self.small_rmp_pages);
+            return Ok(());
+        }
         if ghcb.get(ovmf::snp::ghcb::offset::SW_EXITCODE) == Some(ovmf::snp::ghcb::exit_code::SNP_GUEST_REQUEST) {
             self.counts.guest_requests += 1;
             guest_request::serve(ghcb, memory, &mut self.hostile);

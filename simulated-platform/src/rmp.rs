@@ -137,6 +137,20 @@ impl<'a> Rmp<'a> {
         Ok(())
     }
 
+    /// RMPUPDATE of a 2 MiB range (`gpa` 2 MiB aligned): the hypervisor assigns it to the guest as one large page
+    /// (`private`), or takes it back as 512 small hypervisor-owned pages. Validation is cleared as for
+    /// [`Rmp::update`].
+    pub fn update_large(&mut self, gpa: u64, private: bool) -> Result<(), RmpError> {
+        if !gpa.is_multiple_of(PageSize::Large.bytes()) || self.index(gpa + (PAGES_PER_LARGE - 1) * PAGE).is_none() {
+            return Err(RmpError::OutOfRange);
+        }
+        let first = self.index(gpa).ok_or(RmpError::OutOfRange)?;
+        for entry in &mut self.entries[first..first + PAGES_PER_LARGE as usize] {
+            *entry = RmpEntry { assigned: private, validated: false, large: private };
+        }
+        Ok(())
+    }
+
     /// SNP_LAUNCH_UPDATE by the firmware: the page is assigned and validated before the guest runs.
     pub fn launch_page(&mut self, gpa: u64) -> Result<(), RmpError> {
         *self.entry_mut(gpa)? = RmpEntry { assigned: true, validated: true, large: false };

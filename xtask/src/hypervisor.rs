@@ -52,6 +52,9 @@ pub struct SimulatedLaunch {
     pub policy: u64,
     /// The host's one misbehaviour of the run, if any.
     pub hostile: Option<HostileKind>,
+    /// The host backs the guest's 2 MiB page-state changes with small RMP entries (legitimate: the guest must
+    /// then validate page by page).
+    pub small_rmp_pages: bool,
 }
 
 impl SimulatedLaunch {
@@ -63,6 +66,9 @@ impl SimulatedLaunch {
             self.guest_features,
             self.policy
         );
+        if self.small_rmp_pages {
+            line.push_str(" small_rmp_pages=1");
+        }
         if let Some(kind) = self.hostile {
             line.push_str(&format!(" hostile={}", kind.name()));
         }

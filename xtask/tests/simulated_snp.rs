@@ -29,6 +29,7 @@ fn launch(hostile: Option<HostileKind>) -> SimulatedLaunch {
         guest_features: DEFAULT_GUEST_FEATURES,
         policy: SNP_POLICY,
         hostile,
+        small_rmp_pages: false,
     }
 }
 
@@ -92,12 +93,25 @@ fn the_release_image_boots_as_an_snp_guest_with_the_digest_measure_computes() {
     let checks: Vec<_> = report.lines.iter().filter(|l| l.contains(r#"msg="self-check""#)).collect();
     assert_eq!(checks.len(), 4, "{checks:#?}");
     assert!(checks.iter().all(|l| l.ends_with("ok=true")), "{checks:#?}");
-    // What the platform saw: one PVALIDATE per heap page, and CPUID never answered by the host.
-    assert_eq!(field(&report, "exits", "pvalidates"), "16384");
+    // What the platform saw: the heap made private in one batch and validated as 32 large pages, the shared pages
+    // in another batch, and CPUID never answered by the host.
+    assert_eq!(field(&report, "exits", "pvalidates"), "32");
+    assert_eq!(field(&report, "exits", "page_state_changes"), "3", "the GHCB's own, then two batches");
     assert_ne!(field(&report, "exits", "vc_cpuid"), "0");
     // A digest other than the platform's is reported as a mismatch.
     let error = hypervisor::check_launch_digest(&report, &"00".repeat(48)).unwrap_err().to_string();
     assert!(error.contains("differs from measure's"), "{error}");
+}
+
+/// A host may back the 2 MiB ranges the guest asks for with small RMP entries: the guest's 2 MiB PVALIDATEs fail
+/// with FAIL_SIZEMISMATCH, and it validates those ranges page by page, each once.
+#[test]
+fn a_host_that_backs_large_ranges_with_small_pages_gets_them_validated_page_by_page() {
+    let launch = SimulatedLaunch { small_rmp_pages: true, ..launch(None) };
+    let report = boot(&launch);
+    assert_eq!(report.outcome, Outcome::Guest(ExitCode::Success), "{:#?}", report.lines);
+    assert_eq!(field(&report, "booted", "validated_pages"), "16384");
+    assert_eq!(field(&report, "exits", "pvalidates"), (32 + 16384).to_string());
 }
 
 #[test]

@@ -13,6 +13,7 @@ use ovmf::snp::ghcb_msr::{
     self, GHCB_PROTOCOL_VERSION, MSR_SEV_ES_GHCB, PageState, REASON_EXIT_FAILED, REASON_GHCB_IN_USE,
     REASON_GHCB_SETUP_FAILED, REASON_PROTOCOL_UNSUPPORTED, REASON_SET_AMPOULE, REASON_SET_GENERAL,
 };
+use ovmf::snp::page_state::{self, PageStateEntry};
 use x86_64::registers::model_specific::Msr;
 
 /// The GHCB's guest-physical address: the first shared page.
@@ -66,6 +67,37 @@ pub fn page_state_change(gpa: u64, state: PageState) {
     if ghcb_msr::page_state_change_response(msr_protocol(request)).is_err() {
         terminate(REASON_GHCB_SETUP_FAILED);
     }
+}
+
+/// Changes the state of every range in `entries` in one GHCB exit (§4.1.6), exiting again while the hypervisor
+/// reports it stopped part way; ends the guest if it refuses, or stops without progress. Only for a caller that
+/// does not hold the GHCB.
+pub fn page_state_change_batch(entries: &[PageStateEntry]) {
+    let mut ghcb = Ghcb::take();
+    if page_state::encode(entries, ghcb.page().shared_buffer()).is_err() {
+        terminate(REASON_GHCB_SETUP_FAILED);
+    }
+    let mut done = 0;
+    // Each exit must advance CUR_ENTRY: at most one exit per entry.
+    for _ in 0..entries.len() {
+        let page = ghcb.page();
+        page.set_exit(exit_code::SNP_PAGE_STATE_CHANGE, 0, 0);
+        page.set(offset::SW_SCRATCH, Ghcb::shared_buffer_gpa());
+        ghcb.exit();
+        let page = ghcb.page();
+        if layout::exit_result(page) != ExitResult::Ok || page.get(offset::SW_EXITINFO2) != Some(0) {
+            terminate(REASON_GHCB_SETUP_FAILED);
+        }
+        let (current, end) = page_state::progress(page.shared_buffer());
+        if current > end {
+            return;
+        }
+        if current <= done {
+            terminate(REASON_GHCB_SETUP_FAILED);
+        }
+        done = current;
+    }
+    terminate(REASON_GHCB_SETUP_FAILED);
 }
 
 /// Negotiates protocol version 2, makes the GHCB page shared (it was never validated: `SHARED` lies outside every

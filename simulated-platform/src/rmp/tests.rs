@@ -102,3 +102,18 @@ fn page_sizes_decode_from_ecx() {
     assert_eq!(PageSize::from_ecx(1), Some(PageSize::Large));
     assert_eq!(PageSize::from_ecx(2), None);
 }
+
+#[test]
+fn a_range_assigned_as_one_large_page_validates_only_as_one() {
+    let mut storage = [RmpEntry::default(); 1024];
+    let mut rmp = table(&mut storage);
+    rmp.update_large(BASE, true).unwrap();
+    assert_eq!(rmp.pvalidate(BASE + PAGE, PageSize::Small, true), PvalidateOutcome::FailSizeMismatch);
+    assert_eq!(rmp.pvalidate(BASE, PageSize::Large, true), PvalidateOutcome::Done { changed: true });
+    assert!(rmp.private_access(BASE + 511 * PAGE));
+    // Taken back: 512 small shared pages again, none validated.
+    rmp.update_large(BASE, false).unwrap();
+    assert!(rmp.shared_access(BASE + 100 * PAGE) && rmp.validated_pages() == 0);
+    assert_eq!(rmp.update_large(BASE + PAGE, true), Err(RmpError::OutOfRange), "not 2 MiB aligned");
+    assert_eq!(rmp.update_large(BASE + 1024 * PAGE, true), Err(RmpError::OutOfRange), "beyond the table");
+}

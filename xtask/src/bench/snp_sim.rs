@@ -67,6 +67,7 @@ pub(super) fn figures(root: &std::path::Path, image: &[u8], runs: usize) -> Resu
         guest_features: crate::measure::DEFAULT_GUEST_FEATURES,
         policy: qemu::SNP_POLICY,
         hostile: None,
+        small_rmp_pages: false,
     };
     let (mut plain, mut simulated) = (Vec::new(), Vec::new());
     for _ in 0..runs {

@@ -170,6 +170,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
             guest_features: xtask::measure::DEFAULT_GUEST_FEATURES,
             policy: qemu::SNP_POLICY,
             hostile,
+            small_rmp_pages: false,
         });
     }
     if print_cmdline {

@@ -1,10 +1,12 @@
 //! The untrusted host's side of the GHCB (GHCB specification rev. 2.03, §4.1): the non-automatic exits the guest
 //! describes in its GHCB page, performed on QEMU's real devices (port I/O, device MMIO) or by the platform (the
-//! time-stamp counter). Results go back into the page with their valid bits, as the guest's side
+//! time-stamp counter, the MSRs it emulates). Results go back into the page with their valid bits, as the guest's side
 //! (`ovmf::snp::ghcb`) reads them.
 
 use ovmf::layout::PCI_MMIO;
 use ovmf::snp::ghcb::{Ghcb, exit_code, offset};
+
+use simulated_platform::msr_exit::{self, MsrAnswer};
 
 use crate::port;
 
@@ -35,6 +37,7 @@ pub fn serve(ghcb: &mut Ghcb) {
     let info2 = ghcb.get(offset::SW_EXITINFO2).unwrap_or(0);
     let result = match code {
         exit_code::IOIO => port_io(ghcb, info1),
+        exit_code::MSR => msr(ghcb, info1 == 1),
         exit_code::MMIO_READ | exit_code::MMIO_WRITE => mmio(ghcb, code == exit_code::MMIO_READ, info1, info2),
         exit_code::RDTSC | exit_code::RDTSCP => {
             // SAFETY: RDTSC reads a counter.
@@ -127,5 +130,28 @@ fn device_write(gpa: u64, size: u64, value: u64) {
         4 => unsafe { core::ptr::write_volatile(gpa as *mut u32, value as u32) },
         // SAFETY: as in `device_read`.
         _ => unsafe { core::ptr::write_volatile(gpa as *mut u64, value) },
+    }
+}
+
+/// RDMSR or WRMSR (`write`) of the MSR in RCX, as the platform emulates it (`simulated_platform::msr_exit`).
+fn msr(ghcb: &mut Ghcb, write: bool) -> Result<(), u64> {
+    let number = ghcb.get(offset::RCX).ok_or(REASON_BAD_INPUT)? as u32;
+    let value = if write {
+        let (low, high) =
+            (ghcb.get(offset::RAX).ok_or(REASON_BAD_INPUT)?, ghcb.get(offset::RDX).ok_or(REASON_BAD_INPUT)?);
+        Some((high << 32) | (low & 0xffff_ffff))
+    } else {
+        None
+    };
+    // SAFETY: RDTSC reads a counter.
+    let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+    match msr_exit::answer(number, value, tsc) {
+        MsrAnswer::Value(value) => {
+            ghcb.set(offset::RAX, value & 0xffff_ffff);
+            ghcb.set(offset::RDX, value >> 32);
+            Ok(())
+        }
+        MsrAnswer::Written => Ok(()),
+        MsrAnswer::Refused => Err(REASON_BAD_INPUT),
     }
 }

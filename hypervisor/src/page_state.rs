@@ -1,6 +1,6 @@
 //! The host's side of page-state changes in batches (GHCB specification §4.1.6): the descriptor in the GHCB's
-//! shared buffer (`ovmf::snp::page_state`), entry by entry from CUR_ENTRY to END_ENTRY: RMPUPDATE (a 2 MiB private
-//! entry becomes one large RMP page) and the nested tables, CUR_ENTRY advanced as it goes.
+//! shared buffer (`ovmf::snp::page_state`), entry by entry from CUR_ENTRY to END_ENTRY: the RMP's rule
+//! (`simulated_platform::page_state::apply`) and the nested tables, CUR_ENTRY advanced as it goes.
 
 use ovmf::snp::ghcb::{Ghcb, offset};
 use ovmf::snp::ghcb_msr::PageState;
@@ -37,21 +37,15 @@ fn change(
     for index in current..=end {
         let entry = page_state::entry(buffer, usize::from(index)).ok_or(BAD_DESCRIPTOR)?;
         let gpa = entry.gfn << 12;
-        let private = entry.state == PageState::Private;
-        if hostile.prevalidates(memory, gpa, private, entry.large) {
+        if hostile.prevalidates(memory, gpa, entry.state == PageState::Private, entry.large) {
             page_state::set_current(buffer, index + 1);
             continue;
         }
         let rmp = memory.rmp(gpa).ok_or(BAD_DESCRIPTOR)?;
-        if entry.large && !small_pages {
-            rmp.update_large(gpa, private).map_err(|_| BAD_DESCRIPTOR)?;
-        } else {
-            for frame in 0..entry.frames() {
-                rmp.update(gpa + frame * 4096, private).map_err(|_| BAD_DESCRIPTOR)?;
-            }
-        }
-        for frame in 0..entry.frames() {
-            memory.sync(gpa + frame * 4096).map_err(|_| BAD_DESCRIPTOR)?;
+        let (first, frames) =
+            simulated_platform::page_state::apply(rmp, &entry, small_pages).map_err(|_| BAD_DESCRIPTOR)?;
+        for frame in 0..frames {
+            memory.sync(first + frame * 4096).map_err(|_| BAD_DESCRIPTOR)?;
         }
         page_state::set_current(buffer, index + 1);
     }

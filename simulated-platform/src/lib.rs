@@ -11,3 +11,5 @@ pub mod launch;
 pub mod rmp;
 pub mod secrets_page;
 pub mod vmsa;
+pub mod msr_exit;
+pub mod page_state;

@@ -2,19 +2,9 @@
 //! value the guest left in the GHCB MSR asks for, and the responses. The guest's side is `ovmf::snp::ghcb_msr`;
 //! the tests below speak to it.
 
-/// GHCBInfo values (bits 11:0).
-mod info {
-    pub const SEV_INFO_RESPONSE: u64 = 0x001;
-    pub const SEV_INFO_REQUEST: u64 = 0x002;
-    pub const CPUID_REQUEST: u64 = 0x004;
-    pub const CPUID_RESPONSE: u64 = 0x005;
-    pub const REGISTER_GHCB_GPA_REQUEST: u64 = 0x012;
-    pub const REGISTER_GHCB_GPA_RESPONSE: u64 = 0x013;
-    pub const PAGE_STATE_CHANGE_REQUEST: u64 = 0x014;
-    pub const PAGE_STATE_CHANGE_RESPONSE: u64 = 0x015;
-    pub const TERMINATION_REQUEST: u64 = 0x100;
-}
+use ovmf::snp::ghcb_msr::info;
 
+/// GHCBInfo: bits 11:0.
 const INFO_MASK: u64 = 0xfff;
 
 /// What the guest asked for.

@@ -12,4 +12,5 @@ pub mod msr_exit;
 pub mod page_state;
 pub mod rmp;
 pub mod secrets_page;
+pub mod tdx;
 pub mod vmsa;

@@ -216,3 +216,19 @@ fn snp_digest_agrees_with_the_simulated_platform() {
         assert_eq!(measure::hex(&simulated), ours(&bytes, 1, vcpu_type), "type={vcpu_type}");
     }
 }
+
+/// The simulated TDX module's MRTD (`simulated_platform::tdx::mrtd`, which the hypervisor builds TDs with) is
+/// another implementation, written apart from `measure`'s: they must agree.
+#[test]
+fn mrtd_agrees_with_the_simulated_platform() {
+    let bytes = std::fs::read(image(Variant::Release)).unwrap();
+    let metadata = ovmf::metadata::parse(&bytes, ovmf::layout::GUEST_RAM_SIZE).unwrap();
+    let simulated = simulated_platform::tdx::mrtd::measure(&bytes, &metadata).unwrap();
+    assert_eq!(measure::hex(&simulated), measure::hex(&ours_mrtd(&bytes)));
+}
+
+fn ours_mrtd(bytes: &[u8]) -> [u8; 48] {
+    let launch =
+        SnpLaunch { vcpus: 1, vcpu_type: VcpuType::by_name("EPYC-v4").unwrap(), guest_features: GUEST_FEATURES };
+    measure::measure(bytes, &launch).unwrap().mrtd
+}

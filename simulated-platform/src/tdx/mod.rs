@@ -1,0 +1,10 @@
+//! The simulated platform's second personality: a TDX module and its VMM (DESIGN.md §9, §10). The rules here are
+//! plain code the hypervisor runs and the host tests check:
+//!
+//! - [`mrtd`]: MRTD as the TDX module builds it, TDH.MEM.PAGE.ADD and TDH.MR.EXTEND page by page;
+//! - [`td_hob`]: the TD HOB as QEMU writes it;
+//! - [`reset`]: the initial state of every TD vCPU.
+
+pub mod mrtd;
+pub mod reset;
+pub mod td_hob;

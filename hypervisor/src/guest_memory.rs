@@ -12,6 +12,17 @@ use simulated_platform::vmsa::offset;
 /// The C-bit: the CPUID page says bit 47, and QEMU runs with 48 physical address bits, so the private alias of a
 /// page is a distinct guest-physical address under 4-level nested tables (DESIGN.md §10).
 pub const C_BIT: u64 = 1 << 47;
+/// The TDX shared bit for GPAW 48: GPA[47] (GHCI 1.5, "TD shared memory"), the same bit with the opposite meaning.
+pub const SHARED_BIT: u64 = 1 << 47;
+
+/// Which way the alias bit (47) reads in the guest's page tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AliasBit {
+    /// SEV-SNP: set means private (the C-bit).
+    Private,
+    /// TDX: set means shared.
+    Shared,
+}
 
 /// The image's backing: the launch copies the image here.
 #[repr(C, align(4096))]
@@ -20,6 +31,7 @@ pub struct ImageBacking(pub [u8; IMAGE.size as usize]);
 /// The guest's memory.
 pub struct GuestMemory {
     image: &'static mut ImageBacking,
+    alias: AliasBit,
 }
 
 /// Page-table entry bits (APM vol. 2, 5.3).
@@ -35,15 +47,20 @@ const EFER_LMA: u64 = 1 << 10;
 pub struct Translation {
     /// The guest-physical address, without the C-bit.
     pub gpa: u64,
-    /// Whether the final entry carries the C-bit (a private mapping); always true with paging off, where every
-    /// access of an SNP guest is private.
+    /// Whether the final entry maps private memory (SNP: C-bit set; TDX: shared bit clear); always true with
+    /// paging off, where every access is private.
     pub private: bool,
 }
 
 impl GuestMemory {
     /// The guest's memory with the image backed by `image`.
-    pub fn new(image: &'static mut ImageBacking) -> GuestMemory {
-        GuestMemory { image }
+    pub fn new(image: &'static mut ImageBacking, alias: AliasBit) -> GuestMemory {
+        GuestMemory { image, alias }
+    }
+
+    /// What bit 47 means for this guest.
+    pub fn alias(&self) -> AliasBit {
+        self.alias
     }
 
     /// The host address backing guest-physical `gpa` (without the C-bit), if it is guest memory.
@@ -109,7 +126,8 @@ impl GuestMemory {
             if level == 1 || (level <= 3 && entry & LARGE != 0) {
                 let page_mask = (1u64 << shift) - 1;
                 let gpa = (address & !page_mask) | (linear & page_mask);
-                return Some(Translation { gpa, private: entry & C_BIT != 0 });
+                let set = entry & C_BIT != 0;
+                return Some(Translation { gpa, private: set == (self.alias == AliasBit::Private) });
             }
             table = address;
         }

@@ -65,7 +65,7 @@ extern "C" fn hypervisor_main(multiboot_info: u64) -> ! {
         log::fatal("the CPU has no SVM with nested paging (QEMU: -cpu max)");
     }
     let mut memory = platform_memory::PlatformMemory::new(
-        guest_memory::GuestMemory::new(statics.image),
+        guest_memory::GuestMemory::new(statics.image, guest_memory::AliasBit::Private),
         statics.ram_rmp,
         statics.image_rmp,
         nested_paging::NestedTables::new(statics.nested_tables),

@@ -1,8 +1,11 @@
 //! The RMP enforced: the RMP's two tables (guest RAM, the image range) and the nested page tables kept in step
 //! with them, page by page.
 //!
-//! - Private alias (`gpa | C_BIT`): mapped while the page is assigned and validated.
-//! - Shared alias (`gpa`): mapped while the page is hypervisor-owned.
+//! - Private alias (SNP: `gpa | C_BIT`; TDX: `gpa`): mapped while the page is assigned and validated (accepted).
+//! - Shared alias (SNP: `gpa`; TDX: `gpa | SHARED_BIT`): mapped while the page is hypervisor-owned.
+//!
+//! Under TDX the same table is the secure EPT: "assigned" is a private page (added, or pending), "validated" is
+//! accepted.
 //!
 //! Until the guest turns paging on, every access of an SNP guest is private whatever its address (APM vol. 2,
 //! 15.34.5), but the guest's addresses carry no C-bit yet. So the platform starts in a *paging-off view*: assigned
@@ -12,7 +15,7 @@
 use ovmf::layout::{GUEST_RAM_SIZE, IMAGE, PAGE_SIZE};
 use simulated_platform::rmp::{Rmp, RmpEntry};
 
-use crate::guest_memory::{C_BIT, GuestMemory};
+use crate::guest_memory::{AliasBit, C_BIT, GuestMemory};
 use crate::nested_paging::{NestedTables, PoolExhausted};
 
 /// The guest's memory, its RMP and the nested tables that enforce it.
@@ -37,12 +40,14 @@ impl PlatformMemory {
         image: &'static mut [RmpEntry],
         tables: NestedTables,
     ) -> PlatformMemory {
+        // TDX has no paging-off view: its private pages have plain addresses.
+        let paging_off_view = memory.alias() == AliasBit::Private;
         PlatformMemory {
             memory,
             ram: Rmp::new(0, ram),
             image: Rmp::new(IMAGE.base, image),
             tables,
-            paging_off_view: true,
+            paging_off_view,
             flush_tlb: true,
             implicitly_private: 0,
         }
@@ -84,15 +89,19 @@ impl PlatformMemory {
         } else {
             (usable_private, !entry.assigned)
         };
+        let (private_gpa, shared_gpa) = match self.memory.alias() {
+            AliasBit::Private => (gpa | C_BIT, gpa),
+            AliasBit::Shared => (gpa, gpa | C_BIT),
+        };
         if private {
-            self.tables.map(gpa | C_BIT, host)?
+            self.tables.map(private_gpa, host)?
         } else {
-            self.tables.unmap(gpa | C_BIT)?
+            self.tables.unmap(private_gpa)?
         }
         if shared {
-            self.tables.map(gpa, host)?
+            self.tables.map(shared_gpa, host)?
         } else {
-            self.tables.unmap(gpa)?
+            self.tables.unmap(shared_gpa)?
         }
         self.flush_tlb = true;
         Ok(())

@@ -3,8 +3,12 @@
 //!
 //! - [`mrtd`]: MRTD as the TDX module builds it, TDH.MEM.PAGE.ADD and TDH.MR.EXTEND page by page;
 //! - [`td_hob`]: the TD HOB as QEMU writes it;
-//! - [`reset`]: the initial state of every TD vCPU.
+//! - [`reset`]: the initial state of every TD vCPU;
+//! - [`module`]: TDG.VP.INFO and TDG.MEM.PAGE.ACCEPT's rule and status codes;
+//! - [`ve`]: the #VE information the module gives for each exit.
 
+pub mod module;
 pub mod mrtd;
 pub mod reset;
 pub mod td_hob;
+pub mod ve;

@@ -13,6 +13,14 @@ pub struct Config {
     pub policy: u64,
     /// The one misbehaviour of this run, if any (`hostile=KIND`).
     pub hostile: Option<HostileKind>,
+    /// The platform: SEV-SNP (`tee=snp`, the default) or TDX (`tee=tdx`).
+    pub tdx: bool,
+    /// vCPUs (`vcpus=N`; a TD runs 2 so the stub's parking path runs; SNP launches 1).
+    pub vcpus: u32,
+    /// Record the first N exits of the boot vCPU (`trace_exits=N`; TDX only): for debugging the platform.
+    pub trace_exits: u64,
+    /// The TD's ATTRIBUTES (`attributes=`; QEMU's default sets SEPT_VE_DISABLE, bit 28).
+    pub td_attributes: u64,
     /// Back 2 MiB page-state changes with 512 small RMP entries (`small_rmp_pages=1`), as a host may (GHCB
     /// specification §4.1.6): the guest must then validate page by page.
     pub small_rmp_pages: bool,
@@ -31,12 +39,24 @@ pub fn parse(cmdline: &str) -> Result<Config, &str> {
         vcpu: VcpuConfig { signature: 0, sev_features: 1 },
         policy: 0x3_0000,
         hostile: None,
+        tdx: false,
+        vcpus: 1,
+        td_attributes: 1 << 28,
+        trace_exits: 0,
         small_rmp_pages: false,
     };
     let mut signature = None;
     // QEMU's multiboot loader puts the kernel's file name first.
     for word in cmdline.split_ascii_whitespace().skip(1) {
         let (key, value) = word.split_once('=').ok_or(word)?;
+        if key == "tee" {
+            config.tdx = match value {
+                "snp" => false,
+                "tdx" => true,
+                _ => return Err(word),
+            };
+            continue;
+        }
         if key == "hostile" {
             config.hostile = Some(HostileKind::from_name(value).ok_or(word)?);
             continue;
@@ -47,9 +67,17 @@ pub fn parse(cmdline: &str) -> Result<Config, &str> {
             "guest_features" => config.vcpu.sev_features = value,
             "policy" => config.policy = value,
             "small_rmp_pages" => config.small_rmp_pages = value != 0,
+            "vcpus" if (1..=2).contains(&value) => config.vcpus = value as u32,
+            "attributes" => config.td_attributes = value,
+            "trace_exits" => config.trace_exits = value,
             _ => return Err(word),
         }
     }
-    config.vcpu.signature = signature.ok_or("signature")?;
+    config.vcpu.signature = match (signature, config.tdx) {
+        (Some(signature), _) => signature,
+        // A TD's vCPU model does not enter MRTD.
+        (None, true) => 0,
+        (None, false) => return Err("signature"),
+    };
     Ok(config)
 }

@@ -105,7 +105,7 @@ fn mmio(ghcb: &mut Ghcb, read: bool, gpa: u64, size: u64) -> Result<(), u64> {
 }
 
 /// One device-register read of `size` bytes at `gpa`, which the caller checked lies in the PCI MMIO window.
-fn device_read(gpa: u64, size: u64) -> u64 {
+pub fn device_read(gpa: u64, size: u64) -> u64 {
     match size {
         // SAFETY: [gpa, gpa + size) lies in the PCI MMIO window, identity-mapped in the hypervisor and owned by
         // QEMU's devices, not by any Rust object; the access is volatile and of the register's width.
@@ -120,7 +120,7 @@ fn device_read(gpa: u64, size: u64) -> u64 {
 }
 
 /// One device-register write of the low `size` bytes of `value` at `gpa` (in the PCI MMIO window).
-fn device_write(gpa: u64, size: u64, value: u64) {
+pub fn device_write(gpa: u64, size: u64, value: u64) {
     match size {
         // SAFETY: as in `device_read`.
         1 => unsafe { core::ptr::write_volatile(gpa as *mut u8, value as u8) },

@@ -30,6 +30,11 @@ mod rdrand;
 mod serial;
 mod statics;
 mod svm;
+mod td_launch;
+mod td_main;
+mod td_vcpu;
+mod tdx_module;
+mod tdx_vmm;
 mod vc_delivery;
 mod vcpu;
 
@@ -63,6 +68,9 @@ extern "C" fn hypervisor_main(multiboot_info: u64) -> ! {
     port::mask_legacy_interrupts();
     if !svm::enable(statics.host_save) {
         log::fatal("the CPU has no SVM with nested paging (QEMU: -cpu max)");
+    }
+    if config.tdx {
+        td_main::run(modules.image, &metadata, &config, statics);
     }
     let mut memory = platform_memory::PlatformMemory::new(
         guest_memory::GuestMemory::new(statics.image, guest_memory::AliasBit::Private),
@@ -114,6 +122,7 @@ extern "C" fn hypervisor_main(multiboot_info: u64) -> ! {
             );
             log::exit(ExitCode::GuestTerminated)
         }
+        RunEnd::TdFatal(_) => log::exit(ExitCode::GuestTerminated),
         RunEnd::Stopped(why) => {
             log::error(
                 "guest stopped",

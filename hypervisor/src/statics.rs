@@ -26,10 +26,12 @@ const IMAGE_FRAMES: usize = (IMAGE.size / PAGE_SIZE) as usize;
 
 struct Memory {
     vmcb: Vmcb,
+    vmcb_ap: Vmcb,
     host_save: [u8; 4096],
     iopm: IoPermissionMap,
     msrpm: MsrPermissionMap,
     extended: ExtendedState,
+    extended_ap: ExtendedState,
     nested_tables: [Table; POOL_TABLES],
     ram_rmp: [RmpEntry; RAM_FRAMES],
     image_rmp: [RmpEntry; IMAGE_FRAMES],
@@ -44,10 +46,12 @@ unsafe impl Sync for Holder {}
 #[unsafe(link_section = ".bss.pages")]
 static MEMORY: Holder = Holder(UnsafeCell::new(Memory {
     vmcb: Vmcb([0; 4096]),
+    vmcb_ap: Vmcb([0; 4096]),
     host_save: [0; 4096],
     iopm: IoPermissionMap([0; 3 * 4096]),
     msrpm: MsrPermissionMap([0; 2 * 4096]),
     extended: ExtendedState([0; 4096]),
+    extended_ap: ExtendedState([0; 4096]),
     nested_tables: [const { Table::EMPTY }; POOL_TABLES],
     ram_rmp: [RmpEntry { assigned: false, validated: false, large: false }; RAM_FRAMES],
     image_rmp: [RmpEntry { assigned: false, validated: false, large: false }; IMAGE_FRAMES],
@@ -57,8 +61,10 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// Exclusive references to the fixed memory.
 pub struct Statics {
-    /// The guest's VMCB.
+    /// The guest's VMCB (the boot vCPU's).
     pub vmcb: &'static mut Vmcb,
+    /// The second vCPU's VMCB (a TD's application vCPU).
+    pub vmcb_ap: &'static mut Vmcb,
     /// VM_HSAVE_PA's page.
     pub host_save: &'static mut [u8; 4096],
     /// The I/O permission map.
@@ -67,6 +73,8 @@ pub struct Statics {
     pub msrpm: &'static mut MsrPermissionMap,
     /// The guest's XSAVE area.
     pub extended: &'static mut ExtendedState,
+    /// The second vCPU's XSAVE area.
+    pub extended_ap: &'static mut ExtendedState,
     /// The nested tables' pool.
     pub nested_tables: &'static mut [Table; POOL_TABLES],
     /// RMP entries for guest RAM.
@@ -86,10 +94,12 @@ pub fn take() -> Statics {
     let memory = unsafe { &mut *MEMORY.0.get() };
     Statics {
         vmcb: &mut memory.vmcb,
+        vmcb_ap: &mut memory.vmcb_ap,
         host_save: &mut memory.host_save,
         iopm: &mut memory.iopm,
         msrpm: &mut memory.msrpm,
         extended: &mut memory.extended,
+        extended_ap: &mut memory.extended_ap,
         nested_tables: &mut memory.nested_tables,
         ram_rmp: &mut memory.ram_rmp,
         image_rmp: &mut memory.image_rmp,
@@ -100,6 +110,32 @@ pub fn take() -> Statics {
 /// EFER's two bits in the MSR permission map's second range (MSRs 0xC000_0000..0xC000_1FFF from byte 0x800).
 const MSRPM_EFER_BYTE: usize = 0x800 + (0x80 * 2) / 8;
 
+/// The control area every vCPU of either personality gets: #UD (PVALIDATE, TDCALL), CPUID, HLT, port I/O, MSRs
+/// but EFER (the guest's own: SNP traps its writes without the guest noticing, a TD starts with it set), shutdown,
+/// VMMCALL (VMGEXIT); `extra` adds intercepts (PAUSE, to see a TD's application vCPU park). Nested paging, ASID 1.
+pub fn intercepts(
+    vmcb: &mut Vmcb,
+    iopm: &mut IoPermissionMap,
+    msrpm: &mut MsrPermissionMap,
+    nested_root: u64,
+    extra: u32,
+) {
+    iopm.0.fill(0xff);
+    msrpm.0.fill(0xff);
+    msrpm.0[MSRPM_EFER_BYTE] &= !0b11;
+    vmcb.set32(control::INTERCEPT_EXCEPTIONS, 1 << 6);
+    vmcb.set32(
+        control::INTERCEPT_MISC1,
+        misc1::CPUID | misc1::HLT | misc1::IOIO_PROT | misc1::MSR_PROT | misc1::SHUTDOWN | extra,
+    );
+    vmcb.set32(control::INTERCEPT_MISC2, misc2::VMRUN | misc2::VMMCALL);
+    vmcb.set(control::IOPM_BASE_PA, iopm.0.as_ptr() as u64);
+    vmcb.set(control::MSRPM_BASE_PA, msrpm.0.as_ptr() as u64);
+    vmcb.set32(control::GUEST_ASID, 1);
+    vmcb.set(control::NP_ENABLE, 1);
+    vmcb.set(control::N_CR3, nested_root);
+}
+
 /// Fills the VMCB: the intercepts an SNP guest's hypervisor gets, nested paging, and the guest's state from its
 /// launched VMSA (the fields the VMCB save area shares with it, offset for offset).
 pub fn configure(
@@ -109,22 +145,8 @@ pub fn configure(
     nested_root: u64,
     vmsa: &[u8; VMSA_LEN],
 ) {
-    iopm.0.fill(0xff);
-    msrpm.0.fill(0xff);
-    // EFER is the guest's own: SNP hardware traps its writes without the guest noticing (an automatic exit).
-    msrpm.0[MSRPM_EFER_BYTE] &= !0b11;
     let vmcb = &mut *vcpu.vmcb;
-    vmcb.set32(control::INTERCEPT_EXCEPTIONS, 1 << 6);
-    vmcb.set32(
-        control::INTERCEPT_MISC1,
-        misc1::CPUID | misc1::HLT | misc1::IOIO_PROT | misc1::MSR_PROT | misc1::SHUTDOWN,
-    );
-    vmcb.set32(control::INTERCEPT_MISC2, misc2::VMRUN | misc2::VMMCALL);
-    vmcb.set(control::IOPM_BASE_PA, iopm.0.as_ptr() as u64);
-    vmcb.set(control::MSRPM_BASE_PA, msrpm.0.as_ptr() as u64);
-    vmcb.set32(control::GUEST_ASID, 1);
-    vmcb.set(control::NP_ENABLE, 1);
-    vmcb.set(control::N_CR3, nested_root);
+    intercepts(vmcb, iopm, msrpm, nested_root, 0);
     vmcb.0[SAVE_AREA..SAVE_AREA + offset::TR + 16].copy_from_slice(&vmsa[..offset::TR + 16]);
     for at in [
         offset::EFER,

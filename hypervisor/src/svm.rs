@@ -48,6 +48,8 @@ pub const SAVE_AREA: usize = 0x400;
 pub mod misc1 {
     /// CPUID.
     pub const CPUID: u32 = 1 << 18;
+    /// PAUSE.
+    pub const PAUSE: u32 = 1 << 23;
     /// HLT.
     pub const HLT: u32 = 1 << 24;
     /// IN/OUT, through the I/O permission map.
@@ -72,6 +74,8 @@ pub mod exit {
     pub const UD: u64 = 0x46;
     /// CPUID.
     pub const CPUID: u64 = 0x72;
+    /// PAUSE.
+    pub const PAUSE: u64 = 0x77;
     /// HLT.
     pub const HLT: u64 = 0x78;
     /// IN/OUT.

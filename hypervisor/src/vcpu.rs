@@ -94,6 +94,8 @@ pub enum RunEnd {
         /// The reason code.
         code: u8,
     },
+    /// A TD reported a fatal error (TDG.VP.VMCALL<ReportFatalError>) with this code.
+    TdFatal(u64),
     /// The platform ended it (a failure of the guest's state the hardware would escalate, or of the platform).
     Stopped(&'static str),
 }
@@ -158,8 +160,9 @@ impl Vcpu {
             } else {
                 self.vmcb.0[control::TLB_CONTROL] = 0;
             }
-            self.vmcb.set(control::EVENTINJ, 0);
             svm::run(self.vmcb, &mut self.registers, self.extended);
+            // VMRUN delivered the event it was given: never inject twice.
+            self.vmcb.set(control::EVENTINJ, 0);
             self.counts.total += 1;
             if let Err(end) = self.handle_exit(memory) {
                 return end;

@@ -1,0 +1,106 @@
+//! The simulated TDX module: the TDCALL leaves a TD uses (Intel TDX module ABI specification), CPUID
+//! virtualization, and TDG.VP.VMCALL handed to the VMM (`tdx_vmm`). The rules are `simulated_platform::tdx`'s.
+
+use core::arch::x86_64::__cpuid_count;
+
+use ovmf::tdx::tdcall::leaf;
+use simulated_platform::tdx::module::{self, TDX_NO_VE_INFO, TDX_OPERAND_INVALID, TDX_SUCCESS};
+use simulated_platform::vmsa::offset;
+
+use crate::platform_memory::PlatformMemory;
+use crate::td_vcpu::TdVcpu;
+use crate::tdx_vmm;
+use crate::vcpu::RunEnd;
+
+/// The TD as the module knows it.
+pub struct Td {
+    /// GPAW (48).
+    pub gpaw: u8,
+    /// ATTRIBUTES.
+    pub attributes: u64,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// How many of the boot vCPU's first exits to record (`trace_exits=N`, for debugging the platform).
+    pub trace_exits: u64,
+}
+
+/// "IntelTDX    " in EBX, EDX, ECX of CPUID leaf 0x21 (Intel TDX module base specification, "TDX CPUID").
+const TDX_SIGNATURE: [u32; 3] = [0x6574_6e49, 0x5844_546c, 0x2020_2020];
+/// The TDX leaf.
+const LEAF_TDX: u32 = 0x21;
+
+/// The CPUID leaves the module answers itself (from the CPU it runs on, with the basic range raised to include its
+/// own leaf 0x21); `None` for those that raise #VE for the VMM to answer.
+pub fn virtualized_cpuid(leaf: u32, subleaf: u32) -> Option<[u32; 4]> {
+    let hardware = |leaf, subleaf| {
+        let r = __cpuid_count(leaf, subleaf);
+        [r.eax, r.ebx, r.ecx, r.edx]
+    };
+    match leaf {
+        0 => {
+            let mut r = hardware(0, 0);
+            r[0] = r[0].max(LEAF_TDX);
+            Some(r)
+        }
+        LEAF_TDX => Some([0, TDX_SIGNATURE[0], TDX_SIGNATURE[2], TDX_SIGNATURE[1]]),
+        1..=0xd | 0x8000_0000..=0x8000_0008 => Some(hardware(leaf, subleaf)),
+        _ => None,
+    }
+}
+
+/// Serves the TDCALL the vCPU stopped at; RIP moves past it.
+pub fn tdcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, td: &mut Td) -> Result<(), RunEnd> {
+    let rax = vcpu.vmcb.state(offset::RAX);
+    let status = match rax {
+        leaf::TDG_VP_INFO => {
+            let [rcx, rdx, r8, r9] = module::vp_info(td.gpaw, td.attributes, td.vcpus, vcpu.index);
+            (vcpu.registers.rcx, vcpu.registers.rdx, vcpu.registers.r[0], vcpu.registers.r[1]) = (rcx, rdx, r8, r9);
+            (vcpu.registers.r[2], vcpu.registers.r[3]) = (0, 0);
+            TDX_SUCCESS
+        }
+        leaf::TDG_VP_VEINFO_GET => match vcpu.ve_info.take() {
+            Some(info) => {
+                vcpu.registers.rcx = u64::from(info.exit_reason);
+                vcpu.registers.rdx = info.exit_qualification;
+                vcpu.registers.r[0] = 0;
+                vcpu.registers.r[1] = info.gpa;
+                vcpu.registers.r[2] = u64::from(info.instruction_length);
+                TDX_SUCCESS
+            }
+            None => TDX_NO_VE_INFO,
+        },
+        leaf::TDG_MEM_PAGE_ACCEPT => accept(vcpu, memory)?,
+        leaf::TDG_VP_VMCALL => {
+            vcpu.counts.vmcalls += 1;
+            tdx_vmm::vmcall(vcpu, memory)?
+        }
+        _ => TDX_OPERAND_INVALID,
+    };
+    vcpu.vmcb.set_state(offset::RAX, status);
+    vcpu.advance(4);
+    Ok(())
+}
+
+fn accept(vcpu: &mut TdVcpu, memory: &mut PlatformMemory) -> Result<u64, RunEnd> {
+    let rcx = vcpu.registers.rcx;
+    let gpa = rcx & !0xfff & !crate::guest_memory::SHARED_BIT;
+    let large = rcx & 0x7 == 1;
+    let Some(table) = memory.rmp(gpa) else { return Ok(TDX_OPERAND_INVALID) };
+    let status = module::accept(table, rcx);
+    if status == TDX_SUCCESS {
+        let pages = if large { 512 } else { 1 };
+        if large {
+            vcpu.counts.accepts_2m += 1;
+        } else {
+            vcpu.counts.accepts_4k += 1;
+        }
+        for page in 0..pages {
+            // An accepted page reads as zeros.
+            if let Some(contents) = memory.memory.page_mut(gpa + page * 4096) {
+                contents.fill(0);
+            }
+            memory.sync(gpa + page * 4096).map_err(|_| RunEnd::Stopped("nested page tables full"))?;
+        }
+    }
+    Ok(status)
+}

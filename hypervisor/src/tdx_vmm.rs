@@ -1,0 +1,118 @@
+//! The VMM's side of TDG.VP.VMCALL (GHCI 1.5): RCX names the registers the TD exposes, R10 = 0 the standard
+//! calls, R11 the subfunction, R12..R15 the operands; the VMM answers in R10 (status), R11 and R12..R15. Performed
+//! on QEMU's real devices, as the untrusted host.
+
+use ovmf::layout::PCI_MMIO;
+use ovmf::tdx::tdvmcall::subfunction;
+use protocol::console::Value;
+use simulated_platform::msr_exit::{self, MsrAnswer};
+use simulated_platform::tdx::module::TDX_SUCCESS;
+
+use crate::guest_memory::SHARED_BIT;
+use crate::platform_memory::PlatformMemory;
+use crate::td_vcpu::TdVcpu;
+use crate::vcpu::RunEnd;
+use crate::{log, port};
+
+/// TDG.VP.VMCALL_SUCCESS and TDG.VP.VMCALL_INVALID_OPERAND (GHCI 1.5, table "TDG.VP.VMCALL status codes").
+const VMCALL_SUCCESS: u64 = 0;
+const VMCALL_INVALID_OPERAND: u64 = 0x8000_0000_0000_0000;
+
+/// Serves the VMCALL in the vCPU's registers; the TDCALL's own status (TDX_SUCCESS unless the module refused it).
+pub fn vmcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory) -> Result<u64, RunEnd> {
+    let is_exit_port_write = vcpu.registers.r[3] == subfunction::IO
+        && vcpu.registers.r[5] == 1
+        && vcpu.registers.r[6] == u64::from(ovmf::exit::DEBUG_EXIT_PORT);
+    if is_exit_port_write {
+        // The TD is ending its run through the debug-exit port: the counts go out before QEMU stops.
+        crate::td_main::log_counts(&vcpu.counts, memory);
+    }
+    let regs = &mut vcpu.registers;
+    if regs.r[2] != 0 {
+        // R10 != 0: a vendor-specific call; none is known.
+        regs.r[2] = VMCALL_INVALID_OPERAND;
+        return Ok(TDX_SUCCESS);
+    }
+    let (r12, r13, r14, r15) = (regs.r[4], regs.r[5], regs.r[6], regs.r[7]);
+    let mut r11 = 0;
+    let status = match regs.r[3] {
+        subfunction::IO => match (r12, r13) {
+            (1 | 2 | 4, 0) => {
+                r11 = u64::from(port::read(r14 as u16, r12 as u8));
+                VMCALL_SUCCESS
+            }
+            (1 | 2 | 4, 1) => {
+                port::write(r14 as u16, r12 as u8, r15 as u32);
+                VMCALL_SUCCESS
+            }
+            _ => VMCALL_INVALID_OPERAND,
+        },
+        subfunction::CPUID => {
+            let r = core::arch::x86_64::__cpuid_count(r12 as u32, r13 as u32);
+            (regs.r[4], regs.r[5], regs.r[6], regs.r[7]) = (r.eax.into(), r.ebx.into(), r.ecx.into(), r.edx.into());
+            VMCALL_SUCCESS
+        }
+        subfunction::RDMSR | subfunction::WRMSR => {
+            let write = (regs.r[3] == subfunction::WRMSR).then_some(r13);
+            // SAFETY: RDTSC reads a counter.
+            let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+            match msr_exit::answer(r12 as u32, write, tsc) {
+                MsrAnswer::Value(value) => {
+                    r11 = value;
+                    VMCALL_SUCCESS
+                }
+                MsrAnswer::Written => VMCALL_SUCCESS,
+                MsrAnswer::Refused => VMCALL_INVALID_OPERAND,
+            }
+        }
+        subfunction::HLT => return Err(RunEnd::Stopped("the TD halted")),
+        subfunction::REQUEST_MMIO => match mmio(r12, r13, r14 & !SHARED_BIT, r15) {
+            Some(value) => {
+                r11 = value;
+                VMCALL_SUCCESS
+            }
+            None => VMCALL_INVALID_OPERAND,
+        },
+        subfunction::MAP_GPA => map_gpa(memory, r12, r13)?,
+        subfunction::REPORT_FATAL_ERROR => return Err(RunEnd::TdFatal(r12 & 0xffff_ffff)),
+        other => {
+            log::error("unknown TDG.VP.VMCALL", &[("subfunction", Value::Hex(other))]);
+            VMCALL_INVALID_OPERAND
+        }
+    };
+    vcpu.registers.r[2] = status;
+    vcpu.registers.r[3] = r11;
+    Ok(TDX_SUCCESS)
+}
+
+/// Device MMIO for the TD, inside the PCI window only.
+fn mmio(size: u64, direction: u64, gpa: u64, value: u64) -> Option<u64> {
+    if !matches!(size, 1 | 2 | 4 | 8) || !PCI_MMIO.contains(gpa) || !PCI_MMIO.contains(gpa + size - 1) {
+        return None;
+    }
+    match direction {
+        0 => Some(crate::ghcb_host::device_read(gpa, size)),
+        1 => {
+            crate::ghcb_host::device_write(gpa, size, value);
+            Some(0)
+        }
+        _ => None,
+    }
+}
+
+/// MapGPA: the range becomes shared (the shared bit set in `gpa`) or private and pending.
+fn map_gpa(memory: &mut PlatformMemory, gpa: u64, size: u64) -> Result<u64, RunEnd> {
+    let private = gpa & SHARED_BIT == 0;
+    let start = gpa & !SHARED_BIT;
+    if !start.is_multiple_of(4096) || !size.is_multiple_of(4096) || size == 0 {
+        return Ok(VMCALL_INVALID_OPERAND);
+    }
+    for page in (start..start + size).step_by(4096) {
+        let Some(rmp) = memory.rmp(page) else { return Ok(VMCALL_INVALID_OPERAND) };
+        if rmp.update(page, private).is_err() {
+            return Ok(VMCALL_INVALID_OPERAND);
+        }
+        memory.sync(page).map_err(|_| RunEnd::Stopped("nested page tables full"))?;
+    }
+    Ok(VMCALL_SUCCESS)
+}

@@ -15,6 +15,8 @@ use crate::qemu::RunReport;
 /// QEMU's CPU for the simulated platform: TCG's SVM with nested paging, and 48 physical address bits so that the
 /// platform's C-bit (47) is a legal page-table bit.
 pub const SIMULATED_CPU: &str = "max,phys-bits=48";
+/// A TD on the simulated platform has two vCPUs, so the stub's parking path runs.
+pub const TD_VCPUS: u32 = 2;
 /// QEMU's RAM for the simulated platform: the guest's RAM identity-backed below the hypervisor (at 512 MiB).
 pub const SIMULATED_MEMORY: u64 = 1 << 30;
 
@@ -39,11 +41,14 @@ pub fn build(root: &Path, verbose: bool) -> Result<PathBuf> {
     Ok(target_dir.join("x86_64-unknown-linux-gnu/release/ampoule-hypervisor"))
 }
 
-/// What the simulated launch is configured with: what run-qemu would give QEMU + KVM for `--tee snp`.
+/// What the simulated launch is configured with: what run-qemu would give QEMU + KVM for `--tee snp` or
+/// `--tee tdx`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimulatedLaunch {
     /// The hypervisor binary.
     pub hypervisor: PathBuf,
+    /// The platform: SEV-SNP or TDX.
+    pub tee: crate::qemu::Tee,
     /// The vCPU model (its signature enters the VMSA and the CPUID page).
     pub vcpu_type: VcpuType,
     /// SEV_FEATURES.
@@ -60,6 +65,9 @@ pub struct SimulatedLaunch {
 impl SimulatedLaunch {
     /// The multiboot command line the hypervisor parses (`hypervisor/src/config.rs`).
     pub fn command_line(&self) -> String {
+        if self.tee == crate::qemu::Tee::Tdx {
+            return format!("tee=tdx vcpus={TD_VCPUS}");
+        }
         let mut line = format!(
             "signature={:#x} guest_features={:#x} policy={:#x}",
             self.vcpu_type.signature(),
@@ -88,21 +96,30 @@ impl SimulatedLaunch {
     }
 }
 
-/// The launch digest `measure` computes for the simulated launch of `image` (one vCPU), in hex.
+/// The launch measurement `measure` computes for the simulated launch of `image`, in hex: the SNP launch digest
+/// (one vCPU) or MRTD.
 pub fn expected_digest(image: &[u8], launch: &SimulatedLaunch) -> Result<String> {
     let snp = SnpLaunch { vcpus: 1, vcpu_type: launch.vcpu_type, guest_features: launch.guest_features };
-    Ok(crate::measure::hex(&crate::measure::measure(image, &snp)?.snp))
+    let measured = crate::measure::measure(image, &snp)?;
+    Ok(crate::measure::hex(if launch.tee == crate::qemu::Tee::Tdx { &measured.mrtd } else { &measured.snp }))
+}
+
+/// The name of the measurement in the hypervisor's `launched` record and in messages.
+fn measurement_name(report: &RunReport) -> (&'static str, &'static str) {
+    let tdx = report.record("launched").and_then(|(r, _)| r.field("tee")) == Some("tdx");
+    if tdx { ("mrtd", "tdx mrtd") } else { ("measurement", "snp launch digest") }
 }
 
 /// Checks the hypervisor's `launched` record: its measurement must be `expected` (measure's). Prints both.
 pub fn check_launch_digest(report: &RunReport, expected: &str) -> Result<()> {
+    let (field, name) = measurement_name(report);
     let (record, _) = report.record("launched").context("the simulated platform never launched the guest")?;
-    let simulated = record.field("measurement").context("the launched record has no measurement")?;
-    eprintln!("xtask: simulated platform: snp launch digest {simulated}");
+    let simulated = record.field(field).context("the launched record has no measurement")?;
+    eprintln!("xtask: simulated platform: {name} {simulated}");
     ensure!(
         simulated == expected,
-        "the simulated platform's launch digest {simulated} differs from measure's {expected}: the firmware's \
-         launch and the measurement disagree"
+        "the simulated platform's {name} {simulated} differs from measure's {expected}: the firmware's launch and \
+         the measurement disagree"
     );
     Ok(())
 }

@@ -24,6 +24,7 @@ fn launch(hostile: Option<HostileKind>) -> SimulatedLaunch {
     static HYPERVISOR: OnceLock<std::path::PathBuf> = OnceLock::new();
     let hypervisor = HYPERVISOR.get_or_init(|| hypervisor::build(&paths::repo_root(), false).expect("builds")).clone();
     SimulatedLaunch {
+        tee: Tee::Snp,
         hypervisor,
         vcpu_type: VcpuType::by_name(DEFAULT_VCPU_TYPE).unwrap(),
         guest_features: DEFAULT_GUEST_FEATURES,

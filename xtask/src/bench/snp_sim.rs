@@ -62,6 +62,7 @@ fn figure(name: &'static str, value: f64, unit: &'static str, how: String) -> Fi
 
 pub(super) fn figures(root: &std::path::Path, image: &[u8], runs: usize) -> Result<Vec<Figure>> {
     let launch = SimulatedLaunch {
+        tee: Tee::Snp,
         hypervisor: hypervisor::build(root, false)?,
         vcpu_type: crate::measure::VcpuType::by_name(crate::measure::DEFAULT_VCPU_TYPE)?,
         guest_features: crate::measure::DEFAULT_GUEST_FEATURES,

@@ -73,9 +73,10 @@ pub struct RunArgs {
     /// With `--tee tdx`: the vsock port of the host's quote-generation service (QGS).
     #[arg(long, default_value_t = qemu::DEFAULT_QGS_PORT)]
     pub qgs_port: u32,
-    /// With `--tee snp`: launch on the simulated SNP platform (a nested SVM hypervisor of this project's under
-    /// QEMU's TCG, on any x86-64 Linux machine) instead of a real SNP host; its PSP signs reports with a VCEK
-    /// under a simulated ARK -> ASK chain, which the broker is given instead of AMD's.
+    /// With `--tee snp` or `--tee tdx`: launch on the simulated platform (a nested SVM hypervisor of this
+    /// project's under QEMU's TCG, on any x86-64 Linux machine) instead of a real SNP or TDX host. Under SNP its
+    /// PSP signs reports with a VCEK under a simulated ARK -> ASK chain, which the broker is given instead of
+    /// AMD's; the simulated TD boots only (`--no-broker`) for now.
     #[arg(long)]
     pub simulated: bool,
     /// With `--simulated`: the simulated host misbehaves once, deliberately: cpuid-page, ghcb-io-reply,
@@ -150,12 +151,23 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         anyhow::ensure!(vcpus == 1, "the IGVM rendering describes one vCPU");
     }
     if simulated {
-        anyhow::ensure!(tee == Tee::Snp, "--simulated simulates an SNP host: pass --tee snp");
+        anyhow::ensure!(tee != Tee::Plain, "--simulated simulates an SNP or TDX host: pass --tee snp or --tee tdx");
+        anyhow::ensure!(!igvm, "the simulated platform launches from -bios (no --igvm)");
+        anyhow::ensure!(
+            tee == Tee::Tdx || vcpus == 1,
+            "the simulated SNP platform launches one vCPU (a simulated TD always has two)"
+        );
+        anyhow::ensure!(
+            tee == Tee::Snp || !with_broker,
+            "the simulated TDX platform does not make quotes yet, so no evidence can reach a broker: boot only with \
+             --no-broker"
+        );
+        anyhow::ensure!(
+            tee == Tee::Snp || hostile.is_none(),
+            "--hostile kinds exist for the simulated SNP platform only"
+        );
     }
     anyhow::ensure!(hostile.is_none() || simulated, "--hostile makes the simulated host misbehave: pass --simulated");
-    if simulated {
-        anyhow::ensure!(vcpus == 1 && !igvm, "the simulated platform launches one vCPU from -bios (no --igvm)");
-    }
     if !print_cmdline && !simulated {
         qemu::check_tee_host(tee, igvm)?;
         step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
@@ -164,9 +176,12 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     if simulated {
         step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
         let hypervisor = step("hypervisor", || xtask::hypervisor::build(root, false))?;
+        // A TD's vCPU model does not enter MRTD; the SNP launch's does.
+        let vcpu_type = if tee == Tee::Snp { config.cpu.as_str() } else { xtask::measure::DEFAULT_VCPU_TYPE };
         config.simulated = Some(xtask::hypervisor::SimulatedLaunch {
+            tee,
             hypervisor,
-            vcpu_type: xtask::measure::VcpuType::by_name(&config.cpu)?,
+            vcpu_type: xtask::measure::VcpuType::by_name(vcpu_type)?,
             guest_features: xtask::measure::DEFAULT_GUEST_FEATURES,
             policy: qemu::SNP_POLICY,
             hostile,
@@ -341,7 +356,10 @@ fn run_qemu_with_client(
 fn run_simulated(config: &RunConfig, launch: &xtask::hypervisor::SimulatedLaunch) -> Result<ExitCode> {
     let bytes = std::fs::read(&config.image).with_context(|| format!("reading {}", config.image.display()))?;
     let expected = xtask::hypervisor::expected_digest(&bytes, launch)?;
-    eprintln!("xtask: measure: snp launch digest {expected} (vcpus=1 vcpu-type={})", launch.vcpu_type.name);
+    match launch.tee {
+        Tee::Tdx => eprintln!("xtask: measure: tdx mrtd {expected}"),
+        _ => eprintln!("xtask: measure: snp launch digest {expected} (vcpus=1 vcpu-type={})", launch.vcpu_type.name),
+    }
     let report = qemu::run(config)?;
     let checked = xtask::hypervisor::check_launch_digest(&report, &expected);
     let exit = report_run(&report);

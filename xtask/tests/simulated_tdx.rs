@@ -1,0 +1,66 @@
+//! The simulated platform's TDX personality (`hypervisor/`, DESIGN.md §10) builds the release image, byte for
+//! byte, as a TD with two vCPUs: the application vCPU parks in the stub, and the boot vCPU's TDX path executes
+//! (TDCALLs, #VE, TDG.VP.VMCALLs, MapGPA, the heap accepted in 2 MiB pages); the module's MRTD equals `measure`'s.
+
+mod common;
+
+use std::time::Duration;
+
+use common::image;
+use ovmf::exit::ExitCode;
+use xtask::hypervisor::{self, SimulatedLaunch};
+use xtask::image::Variant;
+use xtask::measure::{DEFAULT_GUEST_FEATURES, DEFAULT_VCPU_TYPE, VcpuType};
+use xtask::paths;
+use xtask::qemu::{self, Outcome, RunConfig, RunReport, SNP_POLICY, Tee};
+
+fn boot() -> (SimulatedLaunch, RunReport) {
+    let launch = SimulatedLaunch {
+        tee: Tee::Tdx,
+        hypervisor: hypervisor::build(&paths::repo_root(), false).expect("builds"),
+        vcpu_type: VcpuType::by_name(DEFAULT_VCPU_TYPE).unwrap(),
+        guest_features: DEFAULT_GUEST_FEATURES,
+        policy: SNP_POLICY,
+        hostile: None,
+        small_rmp_pages: false,
+    };
+    let config = RunConfig {
+        tee: Tee::Tdx,
+        simulated: Some(launch.clone()),
+        timeout: Duration::from_secs(120),
+        ..RunConfig::new(image(Variant::Release))
+    };
+    let report = qemu::run(&config).expect("QEMU runs");
+    assert!(report.non_records().next().is_none(), "lines that are not records: {:?}", report.lines);
+    (launch, report)
+}
+
+fn field<'a>(report: &'a RunReport, msg: &str, key: &str) -> &'a str {
+    let (record, _) = report.record(msg).unwrap_or_else(|| panic!("no {msg} record: {:#?}", report.lines));
+    record.field(key).unwrap_or_else(|| panic!("{msg} has no {key}"))
+}
+
+#[test]
+fn the_release_image_boots_as_a_td_with_the_mrtd_measure_computes() {
+    let (launch, report) = boot();
+    assert_eq!(report.outcome, Outcome::Guest(ExitCode::Success), "{:#?}", report.lines);
+    let bytes = std::fs::read(image(Variant::Release)).unwrap();
+    let expected = hypervisor::expected_digest(&bytes, &launch).unwrap();
+    hypervisor::check_launch_digest(&report, &expected).unwrap();
+    assert!(hypervisor::check_launch_digest(&report, &"00".repeat(48)).is_err());
+    // Two vCPUs: the second parked in the stub's PAUSE loop before touching memory.
+    assert_eq!(field(&report, "launched", "vcpus"), "2");
+    assert_eq!(field(&report, "vcpu parked", "index"), "1");
+    // The guest's TDX path: detected TDX, accepted every heap page once (as 32 pages of 2 MiB), every self-check.
+    assert_eq!(field(&report, "booted", "tee"), "tdx");
+    assert_eq!(field(&report, "booted", "validated_pages"), "16384");
+    let checks: Vec<_> = report.lines.iter().filter(|l| l.contains(r#"msg="self-check""#)).collect();
+    assert_eq!(checks.len(), 4, "{checks:#?}");
+    assert!(checks.iter().all(|l| l.ends_with("ok=true")), "{checks:#?}");
+    assert_eq!(field(&report, "exits", "accepts_2m"), "32");
+    assert_eq!(field(&report, "exits", "accepts_4k"), "0");
+    // Port I/O went #VE -> TDG.VP.VMCALL: one VMCALL per #VE, and the exit port's.
+    let (ve_io, vmcalls): (u64, u64) =
+        (field(&report, "exits", "ve_io").parse().unwrap(), field(&report, "exits", "vmcalls").parse().unwrap());
+    assert!(ve_io > 0 && vmcalls > ve_io, "ve_io={ve_io} vmcalls={vmcalls}");
+}

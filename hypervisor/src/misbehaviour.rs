@@ -25,7 +25,7 @@ impl Misbehaviour {
 
     /// Whether the misbehaviour `kind` is due now: the run's kind, not done yet. Marks it done.
     /// Records it as it happens.
-    fn due(&mut self, kind: HostileKind) -> bool {
+    pub fn due(&mut self, kind: HostileKind) -> bool {
         let due = self.kind == Some(kind) && !self.done;
         if due {
             self.done = true;
@@ -101,5 +101,30 @@ impl Misbehaviour {
             return Some(length);
         }
         None
+    }
+}
+
+/// The TDX host's misbehaviours that touch memory: once the heap is accepted, its first page taken out of the
+/// secure EPT (pending again); before the guest's first accept of a heap page, that page marked accepted.
+impl Misbehaviour {
+    /// Before a TDCALL: the secure-EPT misbehaviours that are due.
+    pub fn before_tdcall(&mut self, memory: &mut PlatformMemory, accepting: Option<u64>) {
+        let heap_accepted = memory.entry(HEAP.end() - 4096).is_some_and(|e| e.assigned && e.validated);
+        if heap_accepted && self.due(HostileKind::TdEptViolation) {
+            if let Some(table) = memory.rmp(HEAP.base) {
+                let _ = table.update(HEAP.base, true);
+            }
+            let _ = memory.sync(HEAP.base);
+        }
+        if let Some(gpa) = accepting.filter(|&gpa| HEAP.contains(gpa))
+            && self.due(HostileKind::TdAlreadyAccepted)
+        {
+            if let Some(entry) = memory.entry(gpa)
+                && let Some(table) = memory.rmp(gpa)
+            {
+                let _ = table.force(gpa, RmpEntry { validated: true, ..entry });
+            }
+            let _ = memory.sync(gpa);
+        }
     }
 }

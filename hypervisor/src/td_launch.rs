@@ -4,12 +4,14 @@
 //! contents; MRTD from `simulated_platform::tdx::mrtd`. The RAM the build did not add is private and pending:
 //! the guest accepts it (in 2 MiB pages where the range allows).
 
-use ovmf::layout::{GUEST_RAM_SIZE, PAGE_SIZE, TD_HOB};
+use ovmf::layout::{GUEST_RAM_SIZE, HEAP, IMAGE, PAGE_SIZE, TD_HOB};
 use ovmf::metadata::{Metadata, TdvfSectionType};
+use simulated_platform::hostile::HostileKind;
 use simulated_platform::launch::Sha384Digest;
 use simulated_platform::tdx::mrtd::{MrtdBuilder, added_pages};
 use simulated_platform::tdx::td_hob::{self, RamRange};
 
+use crate::misbehaviour::Misbehaviour;
 use crate::platform_memory::PlatformMemory;
 
 /// 2 MiB.
@@ -43,7 +45,12 @@ fn ram_ranges(metadata: &Metadata, out: &mut [RamRange; 16]) -> Result<usize, Bu
 }
 
 /// Builds the TD from `image` into `memory`.
-pub fn build(image: &[u8], metadata: &Metadata, memory: &mut PlatformMemory) -> Result<BuiltTd, BuildError> {
+pub fn build(
+    image: &[u8],
+    metadata: &Metadata,
+    memory: &mut PlatformMemory,
+    hostile: &mut Misbehaviour,
+) -> Result<BuiltTd, BuildError> {
     let mut ranges = [RamRange { start: 0, length: 0, accepted: false }; 16];
     let count = ram_ranges(metadata, &mut ranges)?;
     // Unaccepted RAM is private and pending: 2 MiB pages where the range allows, 4 KiB pages elsewhere.
@@ -60,8 +67,23 @@ pub fn build(image: &[u8], metadata: &Metadata, memory: &mut PlatformMemory) -> 
             }
         }
     }
+    // What the HOB says: the truth, unless the host lies in it.
+    let mut described = ranges;
+    let mut described_count = count;
+    if hostile.due(HostileKind::TdHobRamInImage) {
+        described[described_count] = RamRange { start: IMAGE.base, length: IMAGE.size, accepted: true };
+        described_count += 1;
+    }
+    if hostile.due(HostileKind::TdHobHeapAccepted) {
+        for range in
+            described[..described_count].iter_mut().filter(|r| r.start <= HEAP.base && HEAP.base < r.start + r.length)
+        {
+            range.accepted = true;
+        }
+    }
     let mut hob = [0u8; TD_HOB.size as usize];
-    td_hob::encode(&ranges[..count], TD_HOB.base, &mut hob).ok_or(BuildError("the TD HOB does not fit"))?;
+    td_hob::encode(&described[..described_count], TD_HOB.base, &mut hob)
+        .ok_or(BuildError("the TD HOB does not fit"))?;
     let mut mrtd = MrtdBuilder::default();
     for page in added_pages(metadata) {
         let contents = memory.memory.page_mut(page.gpa).ok_or(BuildError("a TDVF page outside guest memory"))?;

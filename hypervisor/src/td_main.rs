@@ -88,7 +88,8 @@ pub fn run(image: &[u8], metadata: &Metadata, config: &Config, statics: Statics)
         statics.image_rmp,
         NestedTables::new(statics.nested_tables),
     );
-    let built = match td_launch::build(image, metadata, &mut memory) {
+    let mut hostile = crate::misbehaviour::Misbehaviour::new(config.hostile);
+    let built = match td_launch::build(image, metadata, &mut memory, &mut hostile) {
         Ok(built) => built,
         Err(error) => {
             log::error("TD build refused", &[("why", Value::Str(error.0))]);
@@ -116,6 +117,7 @@ pub fn run(image: &[u8], metadata: &Metadata, config: &Config, statics: Statics)
         attributes: config.td_attributes,
         vcpus: config.vcpus,
         trace_exits: config.trace_exits,
+        hostile,
     };
     let root = memory.nested_root();
     let mut boot = vcpu(statics.vmcb, statics.extended, reset::vcpu(0, GPAW, TD_HOB.base), 0);

@@ -22,6 +22,8 @@ pub struct Td {
     pub vcpus: u32,
     /// How many of the boot vCPU's first exits to record (`trace_exits=N`, for debugging the platform).
     pub trace_exits: u64,
+    /// The host's misbehaviour of this run.
+    pub hostile: crate::misbehaviour::Misbehaviour,
 }
 
 /// "IntelTDX    " in EBX, EDX, ECX of CPUID leaf 0x21 (Intel TDX module base specification, "TDX CPUID").
@@ -51,6 +53,8 @@ pub fn virtualized_cpuid(leaf: u32, subleaf: u32) -> Option<[u32; 4]> {
 /// Serves the TDCALL the vCPU stopped at; RIP moves past it.
 pub fn tdcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, td: &mut Td) -> Result<(), RunEnd> {
     let rax = vcpu.vmcb.state(offset::RAX);
+    let accepting = (rax == leaf::TDG_MEM_PAGE_ACCEPT).then_some(vcpu.registers.rcx & !0xfff);
+    td.hostile.before_tdcall(memory, accepting);
     let status = match rax {
         leaf::TDG_VP_INFO => {
             let [rcx, rdx, r8, r9] = module::vp_info(td.gpaw, td.attributes, td.vcpus, vcpu.index);
@@ -72,7 +76,7 @@ pub fn tdcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, td: &mut Td) -> Re
         leaf::TDG_MEM_PAGE_ACCEPT => accept(vcpu, memory)?,
         leaf::TDG_VP_VMCALL => {
             vcpu.counts.vmcalls += 1;
-            tdx_vmm::vmcall(vcpu, memory)?
+            tdx_vmm::vmcall(vcpu, memory, &mut td.hostile)?
         }
         _ => TDX_OPERAND_INVALID,
     };

@@ -8,7 +8,10 @@ use protocol::console::Value;
 use simulated_platform::msr_exit::{self, MsrAnswer};
 use simulated_platform::tdx::module::TDX_SUCCESS;
 
+use simulated_platform::hostile::HostileKind;
+
 use crate::guest_memory::SHARED_BIT;
+use crate::misbehaviour::Misbehaviour;
 use crate::platform_memory::PlatformMemory;
 use crate::td_vcpu::TdVcpu;
 use crate::vcpu::RunEnd;
@@ -17,9 +20,11 @@ use crate::{log, port};
 /// TDG.VP.VMCALL_SUCCESS and TDG.VP.VMCALL_INVALID_OPERAND (GHCI 1.5, table "TDG.VP.VMCALL status codes").
 const VMCALL_SUCCESS: u64 = 0;
 const VMCALL_INVALID_OPERAND: u64 = 0x8000_0000_0000_0000;
+/// TDG.VP.VMCALL_RETRY: MapGPA stopped part way; R11 says where to resume.
+const VMCALL_RETRY: u64 = 1;
 
 /// Serves the VMCALL in the vCPU's registers; the TDCALL's own status (TDX_SUCCESS unless the module refused it).
-pub fn vmcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory) -> Result<u64, RunEnd> {
+pub fn vmcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, hostile: &mut Misbehaviour) -> Result<u64, RunEnd> {
     let is_exit_port_write = vcpu.registers.r[3] == subfunction::IO
         && vcpu.registers.r[5] == 1
         && vcpu.registers.r[6] == u64::from(ovmf::exit::DEBUG_EXIT_PORT);
@@ -73,6 +78,12 @@ pub fn vmcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory) -> Result<u64, Run
             }
             None => VMCALL_INVALID_OPERAND,
         },
+        subfunction::MAP_GPA if hostile.due(HostileKind::TdMapGpaFails) => VMCALL_INVALID_OPERAND,
+        subfunction::MAP_GPA if hostile.due(HostileKind::TdMapGpaBackwards) => {
+            // Resume one page before where the range starts.
+            r11 = r12.wrapping_sub(4096);
+            VMCALL_RETRY
+        }
         subfunction::MAP_GPA => map_gpa(memory, r12, r13)?,
         subfunction::REPORT_FATAL_ERROR => return Err(RunEnd::TdFatal(r12 & 0xffff_ffff)),
         other => {

@@ -26,11 +26,25 @@ pub enum HostileKind {
     Prevalidated,
     /// The host refuses the guest's first page-state change: the guest ends itself (GHCB setup failed).
     RefusedPageStateChange,
+    /// TDX: the TD HOB declares RAM inside the image: the guest ends itself (bad TD HOB).
+    TdHobRamInImage,
+    /// TDX: the TD HOB declares the heap as RAM already accepted, not unaccepted: bad TD HOB.
+    TdHobHeapAccepted,
+    /// TDX: once the heap is accepted, the host takes its first page out of the secure EPT (pending again): the
+    /// guest's next use raises #VE (EPT violation) and it ends itself (unhandled #VE).
+    TdEptViolation,
+    /// TDX: MapGPA fails: the guest ends itself (VMCALL failed).
+    TdMapGpaFails,
+    /// TDX: MapGPA asks to resume before where it started: the guest ends itself (VMCALL failed).
+    TdMapGpaBackwards,
+    /// TDX: the first heap page is already accepted when the guest accepts it: the guest ends itself (accept
+    /// failed).
+    TdAlreadyAccepted,
 }
 
 impl HostileKind {
     /// Every kind.
-    pub const ALL: [HostileKind; 8] = [
+    pub const ALL: [HostileKind; 14] = [
         HostileKind::CpuidPage,
         HostileKind::GhcbIoReply,
         HostileKind::ReplayedResponse,
@@ -39,6 +53,12 @@ impl HostileKind {
         HostileKind::HeapPageRemapped,
         HostileKind::Prevalidated,
         HostileKind::RefusedPageStateChange,
+        HostileKind::TdHobRamInImage,
+        HostileKind::TdHobHeapAccepted,
+        HostileKind::TdEptViolation,
+        HostileKind::TdMapGpaFails,
+        HostileKind::TdMapGpaBackwards,
+        HostileKind::TdAlreadyAccepted,
     ];
 
     /// The name on the command lines.
@@ -52,7 +72,26 @@ impl HostileKind {
             HostileKind::HeapPageRemapped => "heap-page-remapped",
             HostileKind::Prevalidated => "prevalidated",
             HostileKind::RefusedPageStateChange => "refused-page-state-change",
+            HostileKind::TdHobRamInImage => "td-hob-ram-in-image",
+            HostileKind::TdHobHeapAccepted => "td-hob-heap-accepted",
+            HostileKind::TdEptViolation => "td-ept-violation",
+            HostileKind::TdMapGpaFails => "td-map-gpa-fails",
+            HostileKind::TdMapGpaBackwards => "td-map-gpa-backwards",
+            HostileKind::TdAlreadyAccepted => "td-already-accepted",
         }
+    }
+
+    /// Whether the kind is a TDX host's (the rest are an SNP host's).
+    pub const fn is_tdx(self) -> bool {
+        matches!(
+            self,
+            HostileKind::TdHobRamInImage
+                | HostileKind::TdHobHeapAccepted
+                | HostileKind::TdEptViolation
+                | HostileKind::TdMapGpaFails
+                | HostileKind::TdMapGpaBackwards
+                | HostileKind::TdAlreadyAccepted
+        )
     }
 
     /// The kind called `name`.

@@ -66,7 +66,8 @@ impl SimulatedLaunch {
     /// The multiboot command line the hypervisor parses (`hypervisor/src/config.rs`).
     pub fn command_line(&self) -> String {
         if self.tee == crate::qemu::Tee::Tdx {
-            return format!("tee=tdx vcpus={TD_VCPUS}");
+            let hostile = self.hostile.map(|kind| format!(" hostile={}", kind.name())).unwrap_or_default();
+            return format!("tee=tdx vcpus={TD_VCPUS}{hostile}");
         }
         let mut line = format!(
             "signature={:#x} guest_features={:#x} policy={:#x}",

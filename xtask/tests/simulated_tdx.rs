@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use common::image;
 use ovmf::exit::ExitCode;
+use ovmf::tdx::tdvmcall::fatal;
+use simulated_platform::hostile::HostileKind;
 use xtask::hypervisor::{self, SimulatedLaunch};
 use xtask::image::Variant;
 use xtask::measure::{DEFAULT_GUEST_FEATURES, DEFAULT_VCPU_TYPE, VcpuType};
@@ -15,13 +17,17 @@ use xtask::paths;
 use xtask::qemu::{self, Outcome, RunConfig, RunReport, SNP_POLICY, Tee};
 
 fn boot() -> (SimulatedLaunch, RunReport) {
+    boot_with(None)
+}
+
+fn boot_with(hostile: Option<HostileKind>) -> (SimulatedLaunch, RunReport) {
     let launch = SimulatedLaunch {
         tee: Tee::Tdx,
         hypervisor: hypervisor::build(&paths::repo_root(), false).expect("builds"),
         vcpu_type: VcpuType::by_name(DEFAULT_VCPU_TYPE).unwrap(),
         guest_features: DEFAULT_GUEST_FEATURES,
         policy: SNP_POLICY,
-        hostile: None,
+        hostile,
         small_rmp_pages: false,
     };
     let config = RunConfig {
@@ -63,4 +69,43 @@ fn the_release_image_boots_as_a_td_with_the_mrtd_measure_computes() {
     let (ve_io, vmcalls): (u64, u64) =
         (field(&report, "exits", "ve_io").parse().unwrap(), field(&report, "exits", "vmcalls").parse().unwrap());
     assert!(ve_io > 0 && vmcalls > ve_io, "ve_io={ve_io} vmcalls={vmcalls}");
+}
+
+/// Boots with the host misbehaving as `kind` and checks that the TD ended itself with ReportFatalError `code`.
+fn misbehave(kind: HostileKind, code: u32) {
+    let (_, report) = boot_with(Some(kind));
+    assert_eq!(report.outcome, Outcome::Guest(ExitCode::GuestTerminated), "{:#?}", report.lines);
+    assert_eq!(field(&report, "misbehaving", "hostile"), kind.name());
+    assert_eq!(field(&report, "guest terminated", "tee"), "tdx");
+    assert_eq!(field(&report, "guest terminated", "error_code"), code.to_string());
+}
+
+#[test]
+fn a_td_hob_declaring_ram_inside_the_image_ends_the_td() {
+    misbehave(HostileKind::TdHobRamInImage, fatal::BAD_TD_HOB);
+}
+
+#[test]
+fn a_td_hob_declaring_the_heap_accepted_ends_the_td() {
+    misbehave(HostileKind::TdHobHeapAccepted, fatal::BAD_TD_HOB);
+}
+
+#[test]
+fn an_accepted_page_taken_out_of_the_secure_ept_ends_the_td() {
+    misbehave(HostileKind::TdEptViolation, fatal::UNHANDLED_VE);
+}
+
+#[test]
+fn a_failing_map_gpa_ends_the_td() {
+    misbehave(HostileKind::TdMapGpaFails, fatal::VMCALL_FAILED);
+}
+
+#[test]
+fn a_map_gpa_resuming_backwards_ends_the_td() {
+    misbehave(HostileKind::TdMapGpaBackwards, fatal::VMCALL_FAILED);
+}
+
+#[test]
+fn a_page_already_accepted_ends_the_td() {
+    misbehave(HostileKind::TdAlreadyAccepted, fatal::ACCEPT_FAILED);
 }

@@ -79,9 +79,11 @@ pub struct RunArgs {
     /// AMD's; the simulated TD boots only (`--no-broker`) for now.
     #[arg(long)]
     pub simulated: bool,
-    /// With `--simulated`: the simulated host misbehaves once, deliberately: cpuid-page, ghcb-io-reply,
+    /// With `--simulated`: the simulated host misbehaves once, deliberately. SNP: cpuid-page, ghcb-io-reply,
     /// replayed-response, corrupted-response, heap-page-shared, heap-page-remapped, prevalidated,
-    /// refused-page-state-change. The guest must end itself or be refused, and get no key.
+    /// refused-page-state-change. TDX: td-hob-ram-in-image, td-hob-heap-accepted, td-ept-violation,
+    /// td-map-gpa-fails, td-map-gpa-backwards, td-already-accepted. The guest must end itself or be refused, and
+    /// get no key.
     #[arg(long, value_parser = parse_hostile)]
     pub hostile: Option<HostileKind>,
 }
@@ -163,8 +165,8 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
              --no-broker"
         );
         anyhow::ensure!(
-            tee == Tee::Snp || hostile.is_none(),
-            "--hostile kinds exist for the simulated SNP platform only"
+            hostile.is_none_or(|kind| kind.is_tdx() == (tee == Tee::Tdx)),
+            "that --hostile kind is the other platform's (td-* kinds are a TDX host's)"
         );
     }
     anyhow::ensure!(hostile.is_none() || simulated, "--hostile makes the simulated host misbehave: pass --simulated");

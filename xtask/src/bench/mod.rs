@@ -12,11 +12,14 @@
 //!   latency and throughput end to end (`inference.rs`).
 //! - `snp_sim`: the main job on the simulated SNP platform vs plain mode, and the platform's exits at boot by kind
 //!   (`snp_sim.rs`).
+//! - `tdx_sim`: a boot-only TD on the simulated platform vs plain mode, and its #VE and TDCALL counts by kind
+//!   (`tdx_sim.rs`).
 
 mod broker;
 mod dance;
 mod inference;
 mod snp_sim;
+mod tdx_sim;
 
 use std::io::Read;
 use std::path::Path;
@@ -62,7 +65,7 @@ impl Figure {
 }
 
 /// The areas `--only` accepts.
-pub const AREAS: [&str; 6] = ["boot", "image", "broker", "dance", "inference", "snp_sim"];
+pub const AREAS: [&str; 7] = ["boot", "image", "broker", "dance", "inference", "snp_sim", "tdx_sim"];
 
 /// Runs the benchmarks of every area, or of `only`.
 pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> {
@@ -91,6 +94,9 @@ pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> 
     }
     if wanted("snp_sim") {
         figures.extend(snp_sim::figures(root, &built.bytes, runs)?);
+    }
+    if wanted("tdx_sim") {
+        figures.extend(tdx_sim::figures(root, runs)?);
     }
     if wanted("image") {
         figures.extend(image_figures(&built.bytes)?);

@@ -2,7 +2,7 @@
 //! (`simulated_platform::firmware_channel`). Every wait is bounded: a PSP that does not answer fails the guest's
 //! request, it never hangs the platform.
 
-use simulated_platform::firmware_channel::{self, HEADER_LEN, Kind, Launched, MAX_BODY};
+use simulated_platform::firmware_channel::{self, HEADER_LEN, Kind, Launched, MAX_BODY, TdLaunched};
 
 use crate::port;
 
@@ -57,7 +57,17 @@ pub fn launched(launched: &Launched) -> Result<(), ChannelDown> {
 /// Passes a guest message to the PSP and returns its status and, on success, the response message's length in
 /// `response`.
 pub fn guest_request(request: &[u8], response: &mut [u8; MAX_BODY]) -> Result<(u32, usize), ChannelDown> {
-    send(Kind::GuestRequest, request)?;
+    exchange(Kind::GuestRequest, request, response)
+}
+
+/// Tells the TDX module's reporting what the TD build produced.
+pub fn td_launched(launched: &TdLaunched) -> Result<(), ChannelDown> {
+    send(Kind::TdLaunched, &launched.to_bytes())
+}
+
+/// Sends a `kind` request and returns the answer's status and length in `response`.
+pub fn exchange(kind: Kind, request: &[u8], response: &mut [u8; MAX_BODY]) -> Result<(u32, usize), ChannelDown> {
+    send(kind, request)?;
     let mut header = [0u8; HEADER_LEN];
     for byte in &mut header {
         *byte = receive_byte()?;

@@ -20,6 +20,8 @@ use crate::{log, td_launch, tdx_module};
 
 /// GPAW: 48 bits, so the shared bit is 47.
 const GPAW: u8 = 48;
+/// XFAM: x87, SSE and AVX, the state the guest enables (DESIGN.md §9: XCR0 must stay within XFAM).
+const TD_XFAM: u64 = 0x7;
 
 /// Flat 32-bit segments: code (present, execute/read, accessed, D, G) and data (read/write, accessed, B, G).
 const FLAT_CODE: Segment = Segment { selector: 0x08, attributes: 0xc9b, limit: 0xffff_ffff, base: 0 };
@@ -112,6 +114,13 @@ pub fn run(image: &[u8], metadata: &Metadata, config: &Config, statics: Statics)
             ("attributes", Value::Hex(config.td_attributes)),
         ],
     );
+    let launched = simulated_platform::firmware_channel::TdLaunched {
+        mrtd: built.mrtd,
+        attributes: config.td_attributes,
+        xfam: TD_XFAM,
+    };
+    // Without a channel (a boot-only run) no report or quote can be made.
+    let _ = crate::firmware::td_launched(&launched);
     let mut td = tdx_module::Td {
         gpaw: GPAW,
         attributes: config.td_attributes,

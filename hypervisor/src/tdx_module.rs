@@ -74,6 +74,7 @@ pub fn tdcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, td: &mut Td) -> Re
             None => TDX_NO_VE_INFO,
         },
         leaf::TDG_MEM_PAGE_ACCEPT => accept(vcpu, memory)?,
+        leaf::TDG_MR_REPORT => report(vcpu, memory),
         leaf::TDG_VP_VMCALL => {
             vcpu.counts.vmcalls += 1;
             tdx_vmm::vmcall(vcpu, memory, &mut td.hostile)?
@@ -107,4 +108,29 @@ fn accept(vcpu: &mut TdVcpu, memory: &mut PlatformMemory) -> Result<u64, RunEnd>
         }
     }
     Ok(status)
+}
+
+/// TDREPORT_STRUCT's size and REPORTDATA's (Intel TDX module ABI, TDG.MR.REPORT).
+const TDREPORT_LEN: usize = 1024;
+const REPORT_DATA_LEN: usize = 64;
+
+/// TDG.MR.REPORT: RCX the TDREPORT's GPA (1024-aligned), RDX REPORTDATA's (64-aligned), R8 the subtype (0), both
+/// in private memory. The report itself comes from the module's reporting in xtask (it holds the MAC key of the
+/// simulated platform), over the firmware channel.
+fn report(vcpu: &mut TdVcpu, memory: &mut PlatformMemory) -> u64 {
+    let (out, data) = (vcpu.registers.rcx, vcpu.registers.rdx);
+    let private = |gpa: u64, memory: &mut PlatformMemory| memory.entry(gpa).is_some_and(|e| e.assigned && e.validated);
+    let aligned = out.is_multiple_of(TDREPORT_LEN as u64) && data.is_multiple_of(REPORT_DATA_LEN as u64);
+    if !aligned || vcpu.registers.r[0] != 0 || !private(out, memory) || !private(data, memory) {
+        return TDX_OPERAND_INVALID;
+    }
+    let mut report_data = [0u8; REPORT_DATA_LEN];
+    if !memory.memory.read(data, &mut report_data) {
+        return TDX_OPERAND_INVALID;
+    }
+    let mut answer = [0u8; simulated_platform::firmware_channel::MAX_BODY];
+    match crate::firmware::exchange(simulated_platform::firmware_channel::Kind::TdReport, &report_data, &mut answer) {
+        Ok((0, TDREPORT_LEN)) if memory.memory.write(out, &answer[..TDREPORT_LEN]) => TDX_SUCCESS,
+        _ => TDX_OPERAND_INVALID,
+    }
 }

@@ -85,6 +85,7 @@ pub fn vmcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, hostile: &mut Misb
             VMCALL_RETRY
         }
         subfunction::MAP_GPA => map_gpa(memory, r12, r13)?,
+        subfunction::GET_QUOTE => get_quote(memory, r12 & !SHARED_BIT, r13),
         subfunction::REPORT_FATAL_ERROR => return Err(RunEnd::TdFatal(r12 & 0xffff_ffff)),
         other => {
             log::error("unknown TDG.VP.VMCALL", &[("subfunction", Value::Hex(other))]);
@@ -126,4 +127,50 @@ fn map_gpa(memory: &mut PlatformMemory, gpa: u64, size: u64) -> Result<u64, RunE
         memory.sync(page).map_err(|_| RunEnd::Stopped("nested page tables full"))?;
     }
     Ok(VMCALL_SUCCESS)
+}
+
+/// GetQuote's buffer header (GHCI 1.5): version u64 (1), status u64, in_len u32, out_len u32, then the data.
+const QUOTE_HEADER_LEN: usize = 24;
+/// The status a VMM writes when it failed the request.
+const QUOTE_STATUS_ERROR: u64 = 0x8000_0000_0000_0000;
+
+/// GetQuote: the TDREPORT in the shared buffer at `gpa` (`size` bytes) goes to the quote-generation service that
+/// xtask serves; its quote comes back into the buffer with status 0, or the status says the request failed. The
+/// simulated service answers at once, so the TD's first poll finds the quote.
+fn get_quote(memory: &mut PlatformMemory, gpa: u64, size: u64) -> u64 {
+    let shared = |memory: &mut PlatformMemory, gpa: u64| memory.entry(gpa).is_some_and(|e| !e.assigned);
+    if !gpa.is_multiple_of(4096) || !(4096..=0x2_0000).contains(&size) || !shared(memory, gpa) {
+        return VMCALL_INVALID_OPERAND;
+    }
+    let mut header = [0u8; QUOTE_HEADER_LEN + 1024];
+    if !memory.memory.read(gpa, &mut header) {
+        return VMCALL_INVALID_OPERAND;
+    }
+    let well_formed = header[..8] == 1u64.to_le_bytes() && header[16..20] == 1024u32.to_le_bytes();
+    let mut answer = [0u8; simulated_platform::firmware_channel::MAX_BODY];
+    let quote = if well_formed {
+        crate::firmware::exchange(
+            simulated_platform::firmware_channel::Kind::TdQuote,
+            &header[QUOTE_HEADER_LEN..],
+            &mut answer,
+        )
+        .ok()
+    } else {
+        None
+    };
+    let mut status = [0u8; 16];
+    match quote {
+        Some((0, length)) if (QUOTE_HEADER_LEN + length) as u64 <= size => {
+            status[8..12].copy_from_slice(&1024u32.to_le_bytes());
+            status[12..16].copy_from_slice(&(length as u32).to_le_bytes());
+            if !memory.memory.write(gpa + QUOTE_HEADER_LEN as u64, &answer[..length]) {
+                return VMCALL_INVALID_OPERAND;
+            }
+        }
+        _ => status[..8].copy_from_slice(&QUOTE_STATUS_ERROR.to_le_bytes()),
+    }
+    if !memory.memory.write(gpa + 8, &status) {
+        return VMCALL_INVALID_OPERAND;
+    }
+    VMCALL_SUCCESS
 }

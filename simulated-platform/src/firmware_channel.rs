@@ -8,7 +8,13 @@
 //! |------|-----------|------|
 //! | 1 `LAUNCHED` | hypervisor -> PSP | MEASUREMENT[48], POLICY u64, HOST_DATA[32], VMPCK0[32] |
 //! | 2 `GUEST_REQUEST` | hypervisor -> PSP | the guest's request message (header and payload) |
-//! | 3 `RESPONSE` | PSP -> hypervisor | STATUS u32 (0: the response message follows; else the firmware's error) |
+//! | 3 `RESPONSE` | PSP -> hypervisor | STATUS u32 (0: the answer follows; else the firmware's error) |
+//! | 4 `TD_LAUNCHED` | hypervisor -> TDX module | MRTD[48], ATTRIBUTES u64, XFAM u64 |
+//! | 5 `TD_REPORT` | hypervisor -> TDX module | REPORTDATA[64]: TDG.MR.REPORT, answered with the TDREPORT |
+//! | 6 `TD_QUOTE` | hypervisor -> quote service | a TDREPORT: GetQuote, answered with the quote |
+//!
+//! For a TD the same channel reaches the TDX module's reporting and the quote-generation service that xtask
+//! serves with `simulated_firmware::SimulatedTdx`.
 
 /// The largest body: a guest message page plus the status word.
 pub const MAX_BODY: usize = 4096 + 4;
@@ -25,6 +31,12 @@ pub enum Kind {
     GuestRequest = 2,
     /// The PSP's answer to a guest message.
     Response = 3,
+    /// The TD was built: what its reports will say.
+    TdLaunched = 4,
+    /// TDG.MR.REPORT.
+    TdReport = 5,
+    /// GetQuote.
+    TdQuote = 6,
 }
 
 impl Kind {
@@ -34,6 +46,9 @@ impl Kind {
             1 => Some(Kind::Launched),
             2 => Some(Kind::GuestRequest),
             3 => Some(Kind::Response),
+            4 => Some(Kind::TdLaunched),
+            5 => Some(Kind::TdReport),
+            6 => Some(Kind::TdQuote),
             _ => None,
         }
     }
@@ -105,6 +120,43 @@ impl Launched {
     }
 }
 
+/// The body of `TD_LAUNCHED`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TdLaunched {
+    /// MRTD.
+    pub mrtd: [u8; 48],
+    /// ATTRIBUTES.
+    pub attributes: u64,
+    /// XFAM.
+    pub xfam: u64,
+}
+
+impl TdLaunched {
+    /// The body's length.
+    pub const LEN: usize = 48 + 8 + 8;
+
+    /// The body's bytes.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut bytes = [0u8; Self::LEN];
+        bytes[..48].copy_from_slice(&self.mrtd);
+        bytes[48..56].copy_from_slice(&self.attributes.to_le_bytes());
+        bytes[56..].copy_from_slice(&self.xfam.to_le_bytes());
+        bytes
+    }
+
+    /// Reads a body; `None` unless it is exactly [`TdLaunched::LEN`] bytes.
+    pub fn parse(bytes: &[u8]) -> Option<TdLaunched> {
+        let bytes: &[u8; Self::LEN] = bytes.try_into().ok()?;
+        let mut mrtd = [0u8; 48];
+        mrtd.copy_from_slice(&bytes[..48]);
+        Some(TdLaunched {
+            mrtd,
+            attributes: u64::from_le_bytes(bytes[48..56].try_into().ok()?),
+            xfam: u64::from_le_bytes(bytes[56..].try_into().ok()?),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +166,14 @@ mod tests {
         assert_eq!(parse_header(header(Kind::GuestRequest, 4096)), Ok((Kind::GuestRequest, 4096)));
         assert_eq!(parse_header(header(Kind::Response, MAX_BODY + 1)), Err(ChannelError::Length(MAX_BODY as u32 + 1)));
         assert_eq!(parse_header([9, 0, 0, 0, 0]), Err(ChannelError::Kind(9)));
+    }
+
+    #[test]
+    fn td_launched_round_trips() {
+        let launched = TdLaunched { mrtd: [9; 48], attributes: 1 << 28, xfam: 0x7 };
+        assert_eq!(TdLaunched::parse(&launched.to_bytes()), Some(launched));
+        assert_eq!(TdLaunched::parse(&[0; 10]), None);
+        assert_eq!(parse_header(header(Kind::TdQuote, 1024)), Ok((Kind::TdQuote, 1024)));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The simulated platform's PSP, served to the hypervisor over COM2 (`-serial tcp:127.0.0.1:PORT`) with
+//! The simulated platform's firmware (for an SNP guest the PSP, for a TD the TDX module's reporting and a
+//! quote-generation service), served to the hypervisor over COM2 (`-serial tcp:127.0.0.1:PORT`) with
 //! `simulated_firmware::SimulatedPsp`: the one implementation of the firmware's guest-message service, tested
 //! against the guest's request code and the broker. The hypervisor tells it what the launch produced (measurement,
 //! policy, HOST_DATA, VMPCK0) and passes it the guest's messages; it answers with reports signed by the platform's
@@ -16,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use p384::ecdsa::SigningKey;
-use simulated_firmware::SimulatedPsp;
+use protocol::tdx::TDREPORT_LEN;
 use simulated_firmware::certificates::{TestChain, VcekSubject};
-use simulated_platform::firmware_channel::{self, HEADER_LEN, Kind, Launched};
+use simulated_firmware::{QuoteService, SimulatedPsp, SimulatedTdx};
+use simulated_platform::firmware_channel::{self, HEADER_LEN, Kind, Launched, TdLaunched};
 
 /// The platform's VCEK: a fixed test key (nothing about the simulated platform is secret).
 const VCEK_SCALAR: [u8; 48] = [0x5e; 48];
@@ -95,6 +97,7 @@ fn serve(listener: TcpListener, deadline: Instant) -> Result<u64> {
     stream.set_nonblocking(false)?;
     let vcek = SigningKey::from_slice(&VCEK_SCALAR).expect("a valid P-384 scalar");
     let mut psp: Option<SimulatedPsp> = None;
+    let mut td: Option<SimulatedTdx> = None;
     let mut answered = 0;
     while let Some((kind, body)) = read_message(&mut stream, deadline)? {
         match kind {
@@ -110,19 +113,47 @@ fn serve(listener: TcpListener, deadline: Instant) -> Result<u64> {
             Kind::GuestRequest => {
                 // No launch, or a message the firmware refuses: INVALID_PARAM (0x16), no response message.
                 let answer = psp.as_mut().and_then(|psp| psp.answer(&body));
-                let mut reply = match &answer {
-                    Some(message) => 0u32.to_le_bytes().to_vec().into_iter().chain(message.iter().copied()).collect(),
-                    None => 0x16u32.to_le_bytes().to_vec(),
-                };
-                let mut framed = firmware_channel::header(Kind::Response, reply.len()).to_vec();
-                framed.append(&mut reply);
-                stream.write_all(&framed)?;
+                reply(&mut stream, answer.as_deref())?;
                 answered += u64::from(answer.is_some());
+            }
+            Kind::TdLaunched => {
+                let launched = TdLaunched::parse(&body).context("a malformed TD_LAUNCHED message")?;
+                let mut fresh = SimulatedTdx::new(launched.mrtd, QuoteService::AnswersAfter(0), 0);
+                fresh.attributes = launched.attributes;
+                fresh.xfam = launched.xfam;
+                td = Some(fresh);
+            }
+            Kind::TdReport => {
+                let answer = match (&td, <[u8; 64]>::try_from(body.as_slice())) {
+                    (Some(td), Ok(report_data)) => Some(td.report(&report_data).to_vec()),
+                    _ => None,
+                };
+                reply(&mut stream, answer.as_deref())?;
+            }
+            Kind::TdQuote => {
+                let answer = match (&td, <[u8; TDREPORT_LEN]>::try_from(body.as_slice())) {
+                    (Some(td), Ok(report)) => Some(td.quote(&report)),
+                    _ => None,
+                };
+                answered += u64::from(answer.is_some());
+                reply(&mut stream, answer.as_deref())?;
             }
             Kind::Response => anyhow::bail!("the hypervisor sent a RESPONSE"),
         }
     }
     Ok(answered)
+}
+
+/// A RESPONSE: status 0 and `answer`, or INVALID_PARAM (0x16) and nothing.
+fn reply(stream: &mut TcpStream, answer: Option<&[u8]>) -> Result<()> {
+    let mut body = match answer {
+        Some(bytes) => 0u32.to_le_bytes().iter().chain(bytes).copied().collect::<Vec<u8>>(),
+        None => 0x16u32.to_le_bytes().to_vec(),
+    };
+    let mut framed = firmware_channel::header(Kind::Response, body.len()).to_vec();
+    framed.append(&mut body);
+    stream.write_all(&framed)?;
+    Ok(())
 }
 
 /// One message, or `None` when the hypervisor (QEMU) closed the channel.

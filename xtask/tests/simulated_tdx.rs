@@ -6,15 +6,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::image;
+use common::{image, run_serving_with};
 use ovmf::exit::ExitCode;
 use ovmf::tdx::tdvmcall::fatal;
+use simulated_firmware::published::dcap_qvl_sample_path;
 use simulated_platform::hostile::HostileKind;
+use xtask::dance::{BrokerOptions, TdxBroker};
 use xtask::hypervisor::{self, SimulatedLaunch};
 use xtask::image::Variant;
 use xtask::measure::{DEFAULT_GUEST_FEATURES, DEFAULT_VCPU_TYPE, VcpuType};
 use xtask::paths;
 use xtask::qemu::{self, Outcome, RunConfig, RunReport, SNP_POLICY, Tee};
+use xtask::simulated_psp::PspService;
 
 fn boot() -> (SimulatedLaunch, RunReport) {
     boot_with(None)
@@ -108,4 +111,38 @@ fn a_map_gpa_resuming_backwards_ends_the_td() {
 #[test]
 fn a_page_already_accepted_ends_the_td() {
     misbehave(HostileKind::TdAlreadyAccepted, fatal::ACCEPT_FAILED);
+}
+
+/// The TD's quote path runs on the simulated platform: TDG.MR.REPORT reaches the module's reporting, GetQuote the
+/// quote service (both over the firmware channel), and the guest sends its quote to the broker's real TDX verifier.
+/// The simulated quotes carry no Intel signature data yet, so the broker refuses them and releases nothing.
+#[test]
+fn the_td_reports_and_quotes_and_an_unsigned_quote_gets_no_key() {
+    let (launch, _) = boot();
+    let bytes = std::fs::read(image(Variant::Release)).unwrap();
+    let mrtd: [u8; 48] =
+        hex::decode(hypervisor::expected_digest(&bytes, &launch).unwrap()).unwrap().try_into().unwrap();
+    let options = BrokerOptions {
+        tdx: Some(TdxBroker { collateral: dcap_qvl_sample_path("tdx_quote_collateral.json"), xfam: 0x7, mrtd }),
+        ..BrokerOptions::for_checkout(&paths::repo_root())
+    };
+    let service = PspService::start(Duration::from_secs(120)).unwrap();
+    let serial = service.serial_args();
+    let run = run_serving_with(
+        "simulated-tdx-quote",
+        options,
+        |c| {
+            c.tee = Tee::Tdx;
+            c.simulated = Some(launch);
+            c.extra_args.extend(serial);
+        },
+        |_| panic!("a TD without a key must not serve"),
+    );
+    let quotes = service.finish().unwrap();
+    assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
+    // The simulated quote's signature data is empty: the verifier cannot even parse it as signed.
+    assert_eq!(field(&run.report, "key refused", "reason"), "malformed_evidence");
+    assert_eq!(field(&run.report, "attested", "tee"), "tdx");
+    assert_eq!(quotes, 1, "one quote made by the simulated quote service");
+    assert_eq!(run.broker.broker.stats().get("released").copied().unwrap_or(0), 0);
 }

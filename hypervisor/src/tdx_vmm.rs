@@ -85,7 +85,7 @@ pub fn vmcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, hostile: &mut Misb
             VMCALL_RETRY
         }
         subfunction::MAP_GPA => map_gpa(memory, r12, r13)?,
-        subfunction::GET_QUOTE => get_quote(memory, r12 & !SHARED_BIT, r13),
+        subfunction::GET_QUOTE => get_quote(memory, r12 & !SHARED_BIT, r13, hostile),
         subfunction::REPORT_FATAL_ERROR => return Err(RunEnd::TdFatal(r12 & 0xffff_ffff)),
         other => {
             log::error("unknown TDG.VP.VMCALL", &[("subfunction", Value::Hex(other))]);
@@ -131,13 +131,14 @@ fn map_gpa(memory: &mut PlatformMemory, gpa: u64, size: u64) -> Result<u64, RunE
 
 /// GetQuote's buffer header (GHCI 1.5): version u64 (1), status u64, in_len u32, out_len u32, then the data.
 const QUOTE_HEADER_LEN: usize = 24;
-/// The status a VMM writes when it failed the request.
+/// The status a VMM writes when it failed the request, and while it is still serving it.
 const QUOTE_STATUS_ERROR: u64 = 0x8000_0000_0000_0000;
+const QUOTE_STATUS_IN_FLIGHT: u64 = u64::MAX;
 
 /// GetQuote: the TDREPORT in the shared buffer at `gpa` (`size` bytes) goes to the quote-generation service that
 /// xtask serves; its quote comes back into the buffer with status 0, or the status says the request failed. The
 /// simulated service answers at once, so the TD's first poll finds the quote.
-fn get_quote(memory: &mut PlatformMemory, gpa: u64, size: u64) -> u64 {
+fn get_quote(memory: &mut PlatformMemory, gpa: u64, size: u64, hostile: &mut Misbehaviour) -> u64 {
     let shared = |memory: &mut PlatformMemory, gpa: u64| memory.entry(gpa).is_some_and(|e| !e.assigned);
     if !gpa.is_multiple_of(4096) || !(4096..=0x2_0000).contains(&size) || !shared(memory, gpa) {
         return VMCALL_INVALID_OPERAND;
@@ -147,6 +148,13 @@ fn get_quote(memory: &mut PlatformMemory, gpa: u64, size: u64) -> u64 {
         return VMCALL_INVALID_OPERAND;
     }
     let well_formed = header[..8] == 1u64.to_le_bytes() && header[16..20] == 1024u32.to_le_bytes();
+    if well_formed && hostile.due(HostileKind::TdQuoteNeverCompletes) {
+        return quote_status(memory, gpa, QUOTE_STATUS_IN_FLIGHT, 0);
+    }
+    if well_formed && hostile.due(HostileKind::TdQuoteForAnotherTd) {
+        // REPORTDATA is at 128 in the TDREPORT: another TD's report, another TD's quote.
+        header[QUOTE_HEADER_LEN + 128] ^= 1;
+    }
     let mut answer = [0u8; simulated_platform::firmware_channel::MAX_BODY];
     let quote = if well_formed {
         crate::firmware::exchange(
@@ -158,19 +166,24 @@ fn get_quote(memory: &mut PlatformMemory, gpa: u64, size: u64) -> u64 {
     } else {
         None
     };
-    let mut status = [0u8; 16];
     match quote {
         Some((0, length)) if (QUOTE_HEADER_LEN + length) as u64 <= size => {
-            status[8..12].copy_from_slice(&1024u32.to_le_bytes());
-            status[12..16].copy_from_slice(&(length as u32).to_le_bytes());
             if !memory.memory.write(gpa + QUOTE_HEADER_LEN as u64, &answer[..length]) {
                 return VMCALL_INVALID_OPERAND;
             }
+            // An out_len past the buffer's end, if the host misbehaves so.
+            let out_len = if hostile.due(HostileKind::TdQuoteOverflows) { size as u32 } else { length as u32 };
+            quote_status(memory, gpa, 0, out_len)
         }
-        _ => status[..8].copy_from_slice(&QUOTE_STATUS_ERROR.to_le_bytes()),
+        _ => quote_status(memory, gpa, QUOTE_STATUS_ERROR, 0),
     }
-    if !memory.memory.write(gpa + 8, &status) {
-        return VMCALL_INVALID_OPERAND;
-    }
-    VMCALL_SUCCESS
+}
+
+/// Writes the buffer's status, in_len (the TDREPORT's) and out_len.
+fn quote_status(memory: &mut PlatformMemory, gpa: u64, status: u64, out_len: u32) -> u64 {
+    let mut fields = [0u8; 16];
+    fields[..8].copy_from_slice(&status.to_le_bytes());
+    fields[8..12].copy_from_slice(&1024u32.to_le_bytes());
+    fields[12..16].copy_from_slice(&out_len.to_le_bytes());
+    if memory.memory.write(gpa + 8, &fields) { VMCALL_SUCCESS } else { VMCALL_INVALID_OPERAND }
 }

@@ -40,11 +40,17 @@ pub enum HostileKind {
     /// TDX: the first heap page is already accepted when the guest accepts it: the guest ends itself (accept
     /// failed).
     TdAlreadyAccepted,
+    /// TDX: GetQuote answers with an out_len beyond the buffer: the guest refuses it and has no evidence.
+    TdQuoteOverflows,
+    /// TDX: GetQuote answers with a quote of another TD (other REPORTDATA): no key.
+    TdQuoteForAnotherTd,
+    /// TDX: GetQuote never completes (in flight for good): the guest's bounded polling gives up, no evidence.
+    TdQuoteNeverCompletes,
 }
 
 impl HostileKind {
     /// Every kind.
-    pub const ALL: [HostileKind; 14] = [
+    pub const ALL: [HostileKind; 17] = [
         HostileKind::CpuidPage,
         HostileKind::GhcbIoReply,
         HostileKind::ReplayedResponse,
@@ -59,6 +65,9 @@ impl HostileKind {
         HostileKind::TdMapGpaFails,
         HostileKind::TdMapGpaBackwards,
         HostileKind::TdAlreadyAccepted,
+        HostileKind::TdQuoteOverflows,
+        HostileKind::TdQuoteForAnotherTd,
+        HostileKind::TdQuoteNeverCompletes,
     ];
 
     /// The name on the command lines.
@@ -78,6 +87,9 @@ impl HostileKind {
             HostileKind::TdMapGpaFails => "td-map-gpa-fails",
             HostileKind::TdMapGpaBackwards => "td-map-gpa-backwards",
             HostileKind::TdAlreadyAccepted => "td-already-accepted",
+            HostileKind::TdQuoteOverflows => "td-quote-overflows",
+            HostileKind::TdQuoteForAnotherTd => "td-quote-for-another-td",
+            HostileKind::TdQuoteNeverCompletes => "td-quote-never-completes",
         }
     }
 
@@ -91,6 +103,9 @@ impl HostileKind {
                 | HostileKind::TdMapGpaFails
                 | HostileKind::TdMapGpaBackwards
                 | HostileKind::TdAlreadyAccepted
+                | HostileKind::TdQuoteOverflows
+                | HostileKind::TdQuoteForAnotherTd
+                | HostileKind::TdQuoteNeverCompletes
         )
     }
 

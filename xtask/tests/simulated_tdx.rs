@@ -23,8 +23,8 @@ fn boot() -> (SimulatedLaunch, RunReport) {
     boot_with(None)
 }
 
-fn boot_with(hostile: Option<HostileKind>) -> (SimulatedLaunch, RunReport) {
-    let launch = SimulatedLaunch {
+fn launch_with(hostile: Option<HostileKind>) -> SimulatedLaunch {
+    SimulatedLaunch {
         tee: Tee::Tdx,
         hypervisor: hypervisor::build(&paths::repo_root(), false).expect("builds"),
         vcpu_type: VcpuType::by_name(DEFAULT_VCPU_TYPE).unwrap(),
@@ -32,7 +32,11 @@ fn boot_with(hostile: Option<HostileKind>) -> (SimulatedLaunch, RunReport) {
         policy: SNP_POLICY,
         hostile,
         small_rmp_pages: false,
-    };
+    }
+}
+
+fn boot_with(hostile: Option<HostileKind>) -> (SimulatedLaunch, RunReport) {
+    let launch = launch_with(hostile);
     let config = RunConfig {
         tee: Tee::Tdx,
         simulated: Some(launch.clone()),
@@ -116,9 +120,10 @@ fn a_page_already_accepted_ends_the_td() {
 /// The TD's quote path runs on the simulated platform: TDG.MR.REPORT reaches the module's reporting, GetQuote the
 /// quote service (both over the firmware channel), and the guest sends its quote to the broker's real TDX verifier.
 /// The simulated quotes carry no Intel signature data yet, so the broker refuses them and releases nothing.
-#[test]
-fn the_td_reports_and_quotes_and_an_unsigned_quote_gets_no_key() {
-    let (launch, _) = boot();
+/// The main job of a TD against a broker with the published collateral, the host misbehaving as `hostile`; the
+/// run and the quotes the simulated quote service made.
+fn main_job(name: &str, hostile: Option<HostileKind>) -> (common::Run, u64) {
+    let launch = launch_with(hostile);
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
     let mrtd: [u8; 48] =
         hex::decode(hypervisor::expected_digest(&bytes, &launch).unwrap()).unwrap().try_into().unwrap();
@@ -129,7 +134,7 @@ fn the_td_reports_and_quotes_and_an_unsigned_quote_gets_no_key() {
     let service = PspService::start(Duration::from_secs(120)).unwrap();
     let serial = service.serial_args();
     let run = run_serving_with(
-        "simulated-tdx-quote",
+        name,
         options,
         |c| {
             c.tee = Tee::Tdx;
@@ -139,10 +144,43 @@ fn the_td_reports_and_quotes_and_an_unsigned_quote_gets_no_key() {
         |_| panic!("a TD without a key must not serve"),
     );
     let quotes = service.finish().unwrap();
+    (run, quotes)
+}
+
+#[test]
+fn the_td_reports_and_quotes_and_an_unsigned_quote_gets_no_key() {
+    let (run, quotes) = main_job("simulated-tdx-quote", None);
     assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
     // The simulated quote's signature data is empty: the verifier cannot even parse it as signed.
     assert_eq!(field(&run.report, "key refused", "reason"), "malformed_evidence");
     assert_eq!(field(&run.report, "attested", "tee"), "tdx");
     assert_eq!(quotes, 1, "one quote made by the simulated quote service");
     assert_eq!(run.broker.broker.stats().get("released").copied().unwrap_or(0), 0);
+}
+
+/// The TD ends its key dance without a key, and the broker released nothing.
+fn no_key(kind: HostileKind) -> common::Run {
+    let (run, _) = main_job(&format!("simulated-tdx-{}", kind.name()), Some(kind));
+    assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
+    assert_eq!(field(&run.report, "misbehaving", "hostile"), kind.name());
+    assert!(run.report.record("key released").is_none());
+    assert_eq!(run.broker.broker.stats().get("released").copied().unwrap_or(0), 0);
+    run
+}
+
+#[test]
+fn a_quote_whose_length_overflows_the_buffer_is_refused_by_the_td() {
+    let run = no_key(HostileKind::TdQuoteOverflows);
+    assert_eq!(field(&run.report, "key dance failed", "reason"), "no-evidence");
+}
+
+#[test]
+fn a_quote_for_another_td_gets_no_key() {
+    no_key(HostileKind::TdQuoteForAnotherTd);
+}
+
+#[test]
+fn a_quote_that_never_completes_ends_in_no_evidence_not_a_hang() {
+    let run = no_key(HostileKind::TdQuoteNeverCompletes);
+    assert_eq!(field(&run.report, "key dance failed", "reason"), "no-evidence");
 }

@@ -82,8 +82,8 @@ pub struct RunArgs {
     /// With `--simulated`: the simulated host misbehaves once, deliberately. SNP: cpuid-page, ghcb-io-reply,
     /// replayed-response, corrupted-response, heap-page-shared, heap-page-remapped, prevalidated,
     /// refused-page-state-change. TDX: td-hob-ram-in-image, td-hob-heap-accepted, td-ept-violation,
-    /// td-map-gpa-fails, td-map-gpa-backwards, td-already-accepted. The guest must end itself or be refused, and
-    /// get no key.
+    /// td-map-gpa-fails, td-map-gpa-backwards, td-already-accepted, td-quote-overflows, td-quote-for-another-td,
+    /// td-quote-never-completes. The guest must end itself or be refused, and get no key.
     #[arg(long, value_parser = parse_hostile)]
     pub hostile: Option<HostileKind>,
 }

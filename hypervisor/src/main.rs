@@ -15,6 +15,7 @@ mod arena;
 mod config;
 mod firmware;
 mod ghcb_host;
+mod guest_cpu;
 mod guest_memory;
 mod guest_request;
 mod launch;
@@ -128,7 +129,7 @@ extern "C" fn hypervisor_main(multiboot_info: u64) -> ! {
                 "guest stopped",
                 &[
                     ("why", Value::Str(why)),
-                    ("rip", Value::Hex(vcpu.vmcb.state(simulated_platform::vmsa::offset::RIP))),
+                    ("rip", Value::Hex(vcpu.cpu.vmcb.state(simulated_platform::vmsa::offset::RIP))),
                 ],
             );
             log::exit(ExitCode::PlatformStopped)

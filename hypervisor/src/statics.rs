@@ -145,7 +145,7 @@ pub fn configure(
     nested_root: u64,
     vmsa: &[u8; VMSA_LEN],
 ) {
-    let vmcb = &mut *vcpu.vmcb;
+    let vmcb = &mut *vcpu.cpu.vmcb;
     intercepts(vmcb, iopm, msrpm, nested_root, 0);
     vmcb.0[SAVE_AREA..SAVE_AREA + offset::TR + 16].copy_from_slice(&vmsa[..offset::TR + 16]);
     for at in [
@@ -163,8 +163,8 @@ pub fn configure(
     ] {
         vmcb.set_state(at, vmsa::read_u64(vmsa, at));
     }
-    vcpu.registers.rdx = vmsa::read_u64(vmsa, offset::RDX);
+    vcpu.cpu.registers.rdx = vmsa::read_u64(vmsa, offset::RDX);
     // The legacy XSAVE area's FCW (offset 0) and MXCSR (offset 24), which XRSTOR loads whatever XSTATE_BV says.
-    vcpu.extended.0[0..2].copy_from_slice(&vmsa[offset::X87_FCW..offset::X87_FCW + 2]);
-    vcpu.extended.0[24..28].copy_from_slice(&vmsa[offset::MXCSR..offset::MXCSR + 4]);
+    vcpu.cpu.extended.0[0..2].copy_from_slice(&vmsa[offset::X87_FCW..offset::X87_FCW + 2]);
+    vcpu.cpu.extended.0[24..28].copy_from_slice(&vmsa[offset::MXCSR..offset::MXCSR + 4]);
 }

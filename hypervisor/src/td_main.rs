@@ -9,6 +9,7 @@ use simulated_platform::tdx::reset::{self, TdVcpuReset};
 use simulated_platform::vmsa::offset;
 
 use crate::config::Config;
+use crate::guest_cpu::GuestCpu;
 use crate::guest_memory::{AliasBit, GuestMemory};
 use crate::nested_paging::NestedTables;
 use crate::platform_memory::PlatformMemory;
@@ -52,13 +53,12 @@ fn vcpu(
     vmcb.set_state(offset::G_PAT, 0x0007_0406_0007_0406);
     extended.0[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
     extended.0[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
-    let mut td_vcpu =
-        TdVcpu { vmcb, registers: Default::default(), extended, index, ve_info: None, counts: TdCounts::default() };
-    td_vcpu.registers.rbx = state.rbx;
-    td_vcpu.registers.rcx = state.rcx;
-    td_vcpu.registers.rdx = state.rdx;
-    td_vcpu.registers.rsi = state.rsi;
-    td_vcpu.registers.r[0] = state.r8;
+    let mut td_vcpu = TdVcpu { cpu: GuestCpu::new(vmcb, extended), index, ve_info: None, counts: TdCounts::default() };
+    td_vcpu.cpu.registers.rbx = state.rbx;
+    td_vcpu.cpu.registers.rcx = state.rcx;
+    td_vcpu.cpu.registers.rdx = state.rdx;
+    td_vcpu.cpu.registers.rsi = state.rsi;
+    td_vcpu.cpu.registers.r[0] = state.r8;
     td_vcpu
 }
 
@@ -130,14 +130,14 @@ pub fn run(image: &[u8], metadata: &Metadata, config: &Config, statics: Statics)
     };
     let root = memory.nested_root();
     let mut boot = vcpu(statics.vmcb, statics.extended, reset::vcpu(0, GPAW, TD_HOB.base), 0);
-    statics::intercepts(boot.vmcb, statics.iopm, statics.msrpm, root, 0);
+    statics::intercepts(boot.cpu.vmcb, statics.iopm, statics.msrpm, root, 0);
     if config.vcpus == 2 {
         let mut application = vcpu(statics.vmcb_ap, statics.extended_ap, reset::vcpu(1, GPAW, TD_HOB.base), 1);
-        statics::intercepts(application.vmcb, statics.iopm, statics.msrpm, root, misc1::PAUSE);
+        statics::intercepts(application.cpu.vmcb, statics.iopm, statics.msrpm, root, misc1::PAUSE);
         if let Err(end) = application.park(&mut memory) {
             finish(end, &boot, &memory);
         }
-        log::info("vcpu parked", &[("index", Value::U64(1)), ("rip", Value::Hex(application.rip()))]);
+        log::info("vcpu parked", &[("index", Value::U64(1)), ("rip", Value::Hex(application.cpu.rip()))]);
     }
     let end = boot.run(&mut memory, &mut td);
     finish(end, &boot, &memory)
@@ -152,7 +152,7 @@ fn finish(end: RunEnd, boot: &TdVcpu, memory: &PlatformMemory) -> ! {
         }
         RunEnd::Terminated { .. } => log::exit(ExitCode::GuestTerminated),
         RunEnd::Stopped(why) => {
-            log::error("guest stopped", &[("why", Value::Str(why)), ("rip", Value::Hex(boot.rip()))]);
+            log::error("guest stopped", &[("why", Value::Str(why)), ("rip", Value::Hex(boot.cpu.rip()))]);
             log::exit(ExitCode::PlatformStopped)
         }
     }

@@ -12,9 +12,10 @@ use protocol::console::Value;
 use simulated_platform::tdx::ve::{self, VeInfo};
 use simulated_platform::vmsa::offset;
 
+use crate::guest_cpu::GuestCpu;
 use crate::guest_memory::SHARED_BIT;
 use crate::platform_memory::PlatformMemory;
-use crate::svm::{self, ExtendedState, GuestRegisters, Vmcb, control, exit};
+use crate::svm::{control, exit};
 use crate::vcpu::RunEnd;
 use crate::{log, tdx_module, vc_delivery};
 
@@ -50,12 +51,8 @@ pub struct TdCounts {
 
 /// One TD vCPU.
 pub struct TdVcpu {
-    /// Its VMCB.
-    pub vmcb: &'static mut Vmcb,
-    /// Its general registers.
-    pub registers: GuestRegisters,
-    /// Its extended state.
-    pub extended: &'static mut ExtendedState,
+    /// Its state.
+    pub cpu: GuestCpu,
     /// VCPU_INDEX.
     pub index: u32,
     /// The #VE information the module holds for TDG.VP.VEINFO.GET.
@@ -65,25 +62,6 @@ pub struct TdVcpu {
 }
 
 impl TdVcpu {
-    /// Its RIP.
-    pub fn rip(&self) -> u64 {
-        self.vmcb.state(offset::RIP)
-    }
-
-    /// Steps RIP over `length` bytes.
-    pub fn advance(&mut self, length: u64) {
-        self.vmcb.set_state(offset::RIP, self.rip() + length);
-    }
-
-    fn instruction(&self, memory: &mut PlatformMemory) -> [u8; 4] {
-        let mut bytes = [0u8; 4];
-        let linear = self.vmcb.segment(offset::CS).base + self.rip();
-        if !memory.memory.read_virtual(self.vmcb, linear, &mut bytes) {
-            bytes = [0; 4];
-        }
-        bytes
-    }
-
     fn raise_ve(&mut self, info: VeInfo) {
         match info.exit_reason {
             10 => self.counts.ve_cpuid += 1,
@@ -92,15 +70,11 @@ impl TdVcpu {
             _ => self.counts.ve_other += 1,
         }
         self.ve_info = Some(info);
-        vc_delivery::inject_exception(self.vmcb, ve::VECTOR_VE, None);
+        vc_delivery::inject_exception(self.cpu.vmcb, ve::VECTOR_VE, None);
     }
 
     fn enter(&mut self, memory: &mut PlatformMemory) {
-        self.vmcb.0[control::TLB_CONTROL] = u8::from(memory.flush_tlb);
-        memory.flush_tlb = false;
-        svm::run(self.vmcb, &mut self.registers, self.extended);
-        // VMRUN delivered the event it was given (or the exit's EXITINTINFO says it did not): never inject twice.
-        self.vmcb.set(control::EVENTINJ, 0);
+        self.cpu.run(memory);
         self.counts.total += 1;
     }
 
@@ -109,12 +83,12 @@ impl TdVcpu {
         // Every vCPU of the TD shares the nested tables: flush on each switch.
         memory.flush_tlb = true;
         self.enter(memory);
-        match self.vmcb.get(control::EXITCODE) {
+        match self.cpu.vmcb.get(control::EXITCODE) {
             exit::PAUSE => Ok(()),
             code => {
                 log::error(
                     "application vCPU did not park",
-                    &[("exit", Value::Hex(code)), ("rip", Value::Hex(self.rip()))],
+                    &[("exit", Value::Hex(code)), ("rip", Value::Hex(self.cpu.rip()))],
                 );
                 Err(RunEnd::Stopped("the application vCPU ran past its parking loop"))
             }
@@ -130,17 +104,17 @@ impl TdVcpu {
                 log::info(
                     "exit",
                     &[
-                        ("code", Value::Hex(self.vmcb.get(control::EXITCODE))),
-                        ("rip", Value::Hex(self.rip())),
-                        ("info1", Value::Hex(self.vmcb.get(control::EXITINFO1))),
-                        ("info2", Value::Hex(self.vmcb.get(control::EXITINFO2))),
-                        ("cs_attr", Value::Hex(self.vmcb.segment(offset::CS).attributes.into())),
-                        ("cs_base", Value::Hex(self.vmcb.segment(offset::CS).base)),
-                        ("cr0", Value::Hex(self.vmcb.state(offset::CR0))),
-                        ("efer", Value::Hex(self.vmcb.state(offset::EFER))),
-                        ("rsp", Value::Hex(self.vmcb.state(offset::RSP))),
-                        ("rax", Value::Hex(self.vmcb.state(offset::RAX))),
-                        ("rcx", Value::Hex(self.registers.rcx)),
+                        ("code", Value::Hex(self.cpu.vmcb.get(control::EXITCODE))),
+                        ("rip", Value::Hex(self.cpu.rip())),
+                        ("info1", Value::Hex(self.cpu.vmcb.get(control::EXITINFO1))),
+                        ("info2", Value::Hex(self.cpu.vmcb.get(control::EXITINFO2))),
+                        ("cs_attr", Value::Hex(self.cpu.vmcb.segment(offset::CS).attributes.into())),
+                        ("cs_base", Value::Hex(self.cpu.vmcb.segment(offset::CS).base)),
+                        ("cr0", Value::Hex(self.cpu.vmcb.state(offset::CR0))),
+                        ("efer", Value::Hex(self.cpu.vmcb.state(offset::EFER))),
+                        ("rsp", Value::Hex(self.cpu.vmcb.state(offset::RSP))),
+                        ("rax", Value::Hex(self.cpu.vmcb.state(offset::RAX))),
+                        ("rcx", Value::Hex(self.cpu.registers.rcx)),
                     ],
                 );
             }
@@ -151,48 +125,51 @@ impl TdVcpu {
     }
 
     fn handle_exit(&mut self, memory: &mut PlatformMemory, td: &mut tdx_module::Td) -> Result<(), RunEnd> {
-        let code = self.vmcb.get(control::EXITCODE);
+        let code = self.cpu.vmcb.get(control::EXITCODE);
         match code {
             exit::CPUID => {
-                let (leaf, subleaf) = (self.vmcb.state(offset::RAX) as u32, self.registers.rcx as u32);
+                let (leaf, subleaf) = (self.cpu.vmcb.state(offset::RAX) as u32, self.cpu.registers.rcx as u32);
                 match tdx_module::virtualized_cpuid(leaf, subleaf) {
                     Some([eax, ebx, ecx, edx]) => {
                         self.counts.cpuid_virtualized += 1;
-                        self.vmcb.set_state(offset::RAX, eax.into());
-                        (self.registers.rbx, self.registers.rcx, self.registers.rdx) =
+                        self.cpu.vmcb.set_state(offset::RAX, eax.into());
+                        (self.cpu.registers.rbx, self.cpu.registers.rcx, self.cpu.registers.rdx) =
                             (ebx.into(), ecx.into(), edx.into());
-                        self.advance(2);
+                        self.cpu.advance(2);
                     }
                     None => self.raise_ve(ve::cpuid()),
                 }
                 Ok(())
             }
             exit::IOIO => {
-                let info =
-                    ve::port_io(self.vmcb.get(control::EXITINFO1), self.rip(), self.vmcb.get(control::EXITINFO2));
+                let info = ve::port_io(
+                    self.cpu.vmcb.get(control::EXITINFO1),
+                    self.cpu.rip(),
+                    self.cpu.vmcb.get(control::EXITINFO2),
+                );
                 let info = info.ok_or(RunEnd::Stopped("an I/O instruction the module cannot describe"))?;
                 self.raise_ve(info);
                 Ok(())
             }
             exit::MSR => {
-                self.raise_ve(ve::msr(self.vmcb.get(control::EXITINFO1) == 1));
+                self.raise_ve(ve::msr(self.cpu.vmcb.get(control::EXITINFO1) == 1));
                 Ok(())
             }
             exit::HLT => {
                 self.raise_ve(ve::hlt());
                 Ok(())
             }
-            exit::UD if self.instruction(memory) == TDCALL => {
+            exit::UD if self.cpu.instruction(memory) == TDCALL => {
                 self.counts.tdcalls += 1;
                 tdx_module::tdcall(self, memory, td)
             }
             exit::UD => {
-                vc_delivery::inject_exception(self.vmcb, 6, None);
+                vc_delivery::inject_exception(self.cpu.vmcb, 6, None);
                 Ok(())
             }
             exit::NPF => {
-                let address = self.vmcb.get(control::EXITINFO2);
-                let error = self.vmcb.get(control::EXITINFO1);
+                let address = self.cpu.vmcb.get(control::EXITINFO2);
+                let error = self.cpu.vmcb.get(control::EXITINFO1);
                 let gpa = address & !SHARED_BIT;
                 let pending = memory.entry(gpa).is_some_and(|e| e.assigned && !e.validated);
                 if address & SHARED_BIT == 0 && pending {
@@ -205,7 +182,7 @@ impl TdVcpu {
             exit::SHUTDOWN => Err(RunEnd::Stopped("the TD shut down (triple fault)")),
             exit::INVALID => Err(RunEnd::Stopped("VMRUN refused the TD's state")),
             _ => {
-                log::error("unexpected exit", &[("code", Value::Hex(code)), ("rip", Value::Hex(self.rip()))]);
+                log::error("unexpected exit", &[("code", Value::Hex(code)), ("rip", Value::Hex(self.cpu.rip()))]);
                 Err(RunEnd::Stopped("unexpected exit"))
             }
         }

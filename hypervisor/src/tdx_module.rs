@@ -52,23 +52,24 @@ pub fn virtualized_cpuid(leaf: u32, subleaf: u32) -> Option<[u32; 4]> {
 
 /// Serves the TDCALL the vCPU stopped at; RIP moves past it.
 pub fn tdcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, td: &mut Td) -> Result<(), RunEnd> {
-    let rax = vcpu.vmcb.state(offset::RAX);
-    let accepting = (rax == leaf::TDG_MEM_PAGE_ACCEPT).then_some(vcpu.registers.rcx & !0xfff);
+    let rax = vcpu.cpu.vmcb.state(offset::RAX);
+    let accepting = (rax == leaf::TDG_MEM_PAGE_ACCEPT).then_some(vcpu.cpu.registers.rcx & !0xfff);
     td.hostile.before_tdcall(memory, accepting);
     let status = match rax {
         leaf::TDG_VP_INFO => {
             let [rcx, rdx, r8, r9] = module::vp_info(td.gpaw, td.attributes, td.vcpus, vcpu.index);
-            (vcpu.registers.rcx, vcpu.registers.rdx, vcpu.registers.r[0], vcpu.registers.r[1]) = (rcx, rdx, r8, r9);
-            (vcpu.registers.r[2], vcpu.registers.r[3]) = (0, 0);
+            (vcpu.cpu.registers.rcx, vcpu.cpu.registers.rdx, vcpu.cpu.registers.r[0], vcpu.cpu.registers.r[1]) =
+                (rcx, rdx, r8, r9);
+            (vcpu.cpu.registers.r[2], vcpu.cpu.registers.r[3]) = (0, 0);
             TDX_SUCCESS
         }
         leaf::TDG_VP_VEINFO_GET => match vcpu.ve_info.take() {
             Some(info) => {
-                vcpu.registers.rcx = u64::from(info.exit_reason);
-                vcpu.registers.rdx = info.exit_qualification;
-                vcpu.registers.r[0] = 0;
-                vcpu.registers.r[1] = info.gpa;
-                vcpu.registers.r[2] = u64::from(info.instruction_length);
+                vcpu.cpu.registers.rcx = u64::from(info.exit_reason);
+                vcpu.cpu.registers.rdx = info.exit_qualification;
+                vcpu.cpu.registers.r[0] = 0;
+                vcpu.cpu.registers.r[1] = info.gpa;
+                vcpu.cpu.registers.r[2] = u64::from(info.instruction_length);
                 TDX_SUCCESS
             }
             None => TDX_NO_VE_INFO,
@@ -81,13 +82,13 @@ pub fn tdcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, td: &mut Td) -> Re
         }
         _ => TDX_OPERAND_INVALID,
     };
-    vcpu.vmcb.set_state(offset::RAX, status);
-    vcpu.advance(4);
+    vcpu.cpu.vmcb.set_state(offset::RAX, status);
+    vcpu.cpu.advance(4);
     Ok(())
 }
 
 fn accept(vcpu: &mut TdVcpu, memory: &mut PlatformMemory) -> Result<u64, RunEnd> {
-    let rcx = vcpu.registers.rcx;
+    let rcx = vcpu.cpu.registers.rcx;
     let gpa = rcx & !0xfff & !crate::guest_memory::SHARED_BIT;
     let large = rcx & 0x7 == 1;
     let Some(table) = memory.rmp(gpa) else { return Ok(TDX_OPERAND_INVALID) };
@@ -118,10 +119,10 @@ const REPORT_DATA_LEN: usize = 64;
 /// in private memory. The report itself comes from the module's reporting in xtask (it holds the MAC key of the
 /// simulated platform), over the firmware channel.
 fn report(vcpu: &mut TdVcpu, memory: &mut PlatformMemory) -> u64 {
-    let (out, data) = (vcpu.registers.rcx, vcpu.registers.rdx);
+    let (out, data) = (vcpu.cpu.registers.rcx, vcpu.cpu.registers.rdx);
     let private = |gpa: u64, memory: &mut PlatformMemory| memory.entry(gpa).is_some_and(|e| e.assigned && e.validated);
     let aligned = out.is_multiple_of(TDREPORT_LEN as u64) && data.is_multiple_of(REPORT_DATA_LEN as u64);
-    if !aligned || vcpu.registers.r[0] != 0 || !private(out, memory) || !private(data, memory) {
+    if !aligned || vcpu.cpu.registers.r[0] != 0 || !private(out, memory) || !private(data, memory) {
         return TDX_OPERAND_INVALID;
     }
     let mut report_data = [0u8; REPORT_DATA_LEN];

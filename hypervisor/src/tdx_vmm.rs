@@ -25,14 +25,14 @@ const VMCALL_RETRY: u64 = 1;
 
 /// Serves the VMCALL in the vCPU's registers; the TDCALL's own status (TDX_SUCCESS unless the module refused it).
 pub fn vmcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, hostile: &mut Misbehaviour) -> Result<u64, RunEnd> {
-    let is_exit_port_write = vcpu.registers.r[3] == subfunction::IO
-        && vcpu.registers.r[5] == 1
-        && vcpu.registers.r[6] == u64::from(ovmf::exit::DEBUG_EXIT_PORT);
+    let is_exit_port_write = vcpu.cpu.registers.r[3] == subfunction::IO
+        && vcpu.cpu.registers.r[5] == 1
+        && vcpu.cpu.registers.r[6] == u64::from(ovmf::exit::DEBUG_EXIT_PORT);
     if is_exit_port_write {
         // The TD is ending its run through the debug-exit port: the counts go out before QEMU stops.
         crate::td_main::log_counts(&vcpu.counts, memory);
     }
-    let regs = &mut vcpu.registers;
+    let regs = &mut vcpu.cpu.registers;
     if regs.r[2] != 0 {
         // R10 != 0: a vendor-specific call; none is known.
         regs.r[2] = VMCALL_INVALID_OPERAND;
@@ -92,8 +92,8 @@ pub fn vmcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, hostile: &mut Misb
             VMCALL_INVALID_OPERAND
         }
     };
-    vcpu.registers.r[2] = status;
-    vcpu.registers.r[3] = r11;
+    vcpu.cpu.registers.r[2] = status;
+    vcpu.cpu.registers.r[3] = r11;
     Ok(TDX_SUCCESS)
 }
 

@@ -17,10 +17,11 @@ use simulated_platform::ghcb_msr::{self, MsrRequest};
 use simulated_platform::rmp::PageSize;
 use simulated_platform::vmsa::offset;
 
+use crate::guest_cpu::GuestCpu;
 use crate::guest_memory::C_BIT;
 use crate::misbehaviour::Misbehaviour;
 use crate::platform_memory::PlatformMemory;
-use crate::svm::{self, ExtendedState, GuestRegisters, Vmcb, control, exit};
+use crate::svm::{ExtendedState, Vmcb, control, exit};
 use crate::{ghcb_host, guest_request, log, page_state, vc_delivery};
 
 /// The GHCB MSR and SEV_STATUS (AMD64 APM vol. 2, 15.34.10, 15.35.7).
@@ -65,12 +66,8 @@ pub struct ExitCounts {
 
 /// The guest vCPU.
 pub struct Vcpu {
-    /// Its VMCB.
-    pub vmcb: &'static mut Vmcb,
-    /// Its general registers.
-    pub registers: GuestRegisters,
-    /// Its extended state.
-    pub extended: &'static mut ExtendedState,
+    /// Its state.
+    pub cpu: GuestCpu,
     /// The GHCB MSR as the guest last wrote it.
     ghcb_msr: u64,
     /// The GHCB the guest registered.
@@ -111,9 +108,7 @@ impl Vcpu {
         // SEV_STATUS: SEV and SEV-ES enabled, and the SEV_FEATURES bits from bit 2 (SNPActive = SNP enabled).
         let sev_status = 0b11 | (sev_features << 2);
         Vcpu {
-            vmcb,
-            registers: GuestRegisters::default(),
-            extended,
+            cpu: GuestCpu::new(vmcb, extended),
             ghcb_msr: 0,
             registered_ghcb: None,
             sev_status,
@@ -123,24 +118,6 @@ impl Vcpu {
         }
     }
 
-    fn rip(&self) -> u64 {
-        self.vmcb.state(offset::RIP)
-    }
-
-    fn advance(&mut self, length: u64) {
-        self.vmcb.set_state(offset::RIP, self.rip() + length);
-    }
-
-    /// The instruction bytes at RIP (CS base included), through the guest's private mappings.
-    fn instruction(&self, memory: &mut PlatformMemory) -> [u8; 4] {
-        let mut bytes = [0u8; 4];
-        let linear = self.vmcb.segment(offset::CS).base + self.rip();
-        if !memory.memory.read_virtual(self.vmcb, linear, &mut bytes) {
-            bytes = [0; 4];
-        }
-        bytes
-    }
-
     fn deliver_vc(&mut self, memory: &mut PlatformMemory, code: u64) -> Result<(), RunEnd> {
         match code {
             exit::CPUID => self.counts.vc_cpuid += 1,
@@ -148,21 +125,13 @@ impl Vcpu {
             exit::MSR => self.counts.vc_msr += 1,
             _ => self.counts.vc_other += 1,
         }
-        vc_delivery::deliver(self.vmcb, &mut memory.memory, code).map_err(|e| RunEnd::Stopped(e.0))
+        vc_delivery::deliver(self.cpu.vmcb, &mut memory.memory, code).map_err(|e| RunEnd::Stopped(e.0))
     }
 
     /// Runs the guest until it ends.
     pub fn run(&mut self, memory: &mut PlatformMemory) -> RunEnd {
         loop {
-            if memory.flush_tlb {
-                self.vmcb.0[control::TLB_CONTROL] = 1;
-                memory.flush_tlb = false;
-            } else {
-                self.vmcb.0[control::TLB_CONTROL] = 0;
-            }
-            svm::run(self.vmcb, &mut self.registers, self.extended);
-            // VMRUN delivered the event it was given: never inject twice.
-            self.vmcb.set(control::EVENTINJ, 0);
+            self.cpu.run(memory);
             self.counts.total += 1;
             if let Err(end) = self.handle_exit(memory) {
                 return end;
@@ -171,15 +140,15 @@ impl Vcpu {
     }
 
     fn handle_exit(&mut self, memory: &mut PlatformMemory) -> Result<(), RunEnd> {
-        let code = self.vmcb.get(control::EXITCODE);
+        let code = self.cpu.vmcb.get(control::EXITCODE);
         match code {
             exit::CPUID | exit::IOIO => self.deliver_vc(memory, code),
             exit::MSR => self.msr(memory),
-            exit::VMMCALL if self.instruction(memory) == VMGEXIT => self.vmgexit(memory),
+            exit::VMMCALL if self.cpu.instruction(memory) == VMGEXIT => self.vmgexit(memory),
             exit::VMMCALL => self.deliver_vc(memory, code),
-            exit::UD if self.instruction(memory) == PVALIDATE => self.pvalidate(memory),
+            exit::UD if self.cpu.instruction(memory) == PVALIDATE => self.pvalidate(memory),
             exit::UD => {
-                vc_delivery::inject_exception(self.vmcb, 6, None);
+                vc_delivery::inject_exception(self.cpu.vmcb, 6, None);
                 Ok(())
             }
             exit::NPF => self.nested_page_fault(memory),
@@ -187,29 +156,29 @@ impl Vcpu {
             exit::SHUTDOWN => Err(RunEnd::Stopped("the guest shut down (triple fault)")),
             exit::INVALID => Err(RunEnd::Stopped("VMRUN refused the guest state")),
             _ => {
-                log::error("unexpected exit", &[("code", Value::Hex(code)), ("rip", Value::Hex(self.rip()))]);
+                log::error("unexpected exit", &[("code", Value::Hex(code)), ("rip", Value::Hex(self.cpu.rip()))]);
                 Err(RunEnd::Stopped("unexpected exit"))
             }
         }
     }
 
     fn msr(&mut self, memory: &mut PlatformMemory) -> Result<(), RunEnd> {
-        let msr = self.registers.rcx as u32;
-        let write = self.vmcb.get(control::EXITINFO1) == 1;
-        let value = (self.registers.rdx << 32) | (self.vmcb.state(offset::RAX) & 0xffff_ffff);
+        let msr = self.cpu.registers.rcx as u32;
+        let write = self.cpu.vmcb.get(control::EXITINFO1) == 1;
+        let value = (self.cpu.registers.rdx << 32) | (self.cpu.vmcb.state(offset::RAX) & 0xffff_ffff);
         match (msr, write) {
             (MSR_SEV_ES_GHCB, true) => self.ghcb_msr = value,
             (MSR_SEV_ES_GHCB, false) => self.set_edx_eax(self.ghcb_msr),
             (MSR_SEV_STATUS, false) => self.set_edx_eax(self.sev_status),
             _ => return self.deliver_vc(memory, exit::MSR),
         }
-        self.advance(2);
+        self.cpu.advance(2);
         Ok(())
     }
 
     fn set_edx_eax(&mut self, value: u64) {
-        self.vmcb.set_state(offset::RAX, value & 0xffff_ffff);
-        self.registers.rdx = value >> 32;
+        self.cpu.vmcb.set_state(offset::RAX, value & 0xffff_ffff);
+        self.cpu.registers.rdx = value >> 32;
     }
 
     fn vmgexit(&mut self, memory: &mut PlatformMemory) -> Result<(), RunEnd> {
@@ -241,7 +210,7 @@ impl Vcpu {
             MsrRequest::Unknown(_) => return Err(RunEnd::Stopped("unknown GHCB MSR protocol request")),
         };
         self.ghcb_msr = response;
-        self.advance(VMGEXIT.len() as u64);
+        self.cpu.advance(VMGEXIT.len() as u64);
         Ok(())
     }
 
@@ -280,14 +249,14 @@ impl Vcpu {
 
     fn pvalidate(&mut self, memory: &mut PlatformMemory) -> Result<(), RunEnd> {
         self.counts.pvalidates += 1;
-        let rax = self.vmcb.state(offset::RAX);
-        let Some(size) = PageSize::from_ecx(self.registers.rcx as u32) else {
-            vc_delivery::inject_exception(self.vmcb, 13, Some(0));
+        let rax = self.cpu.vmcb.state(offset::RAX);
+        let Some(size) = PageSize::from_ecx(self.cpu.registers.rcx as u32) else {
+            vc_delivery::inject_exception(self.cpu.vmcb, 13, Some(0));
             return Ok(());
         };
-        let validate = self.registers.rdx as u32 == 1;
-        let Some(translation) = memory.memory.translate(self.vmcb, rax) else {
-            vc_delivery::inject_exception(self.vmcb, 14, Some(0));
+        let validate = self.cpu.registers.rdx as u32 == 1;
+        let Some(translation) = memory.memory.translate(self.cpu.vmcb, rax) else {
+            vc_delivery::inject_exception(self.cpu.vmcb, 14, Some(0));
             return Ok(());
         };
         let gpa = translation.gpa & !(size.bytes() - 1);
@@ -299,21 +268,21 @@ impl Vcpu {
         for page in (gpa..gpa + size.bytes()).step_by(4096) {
             memory.sync(page).map_err(|_| RunEnd::Stopped("nested page tables full"))?;
         }
-        self.vmcb.set_state(offset::RAX, u64::from(eax));
-        let rflags = self.vmcb.state(offset::RFLAGS) & !RFLAGS_ARITHMETIC;
-        self.vmcb.set_state(offset::RFLAGS, rflags | if cf { RFLAGS_CF } else { 0 });
-        self.advance(PVALIDATE.len() as u64);
+        self.cpu.vmcb.set_state(offset::RAX, u64::from(eax));
+        let rflags = self.cpu.vmcb.state(offset::RFLAGS) & !RFLAGS_ARITHMETIC;
+        self.cpu.vmcb.set_state(offset::RFLAGS, rflags | if cf { RFLAGS_CF } else { 0 });
+        self.cpu.advance(PVALIDATE.len() as u64);
         Ok(())
     }
 
     fn nested_page_fault(&mut self, memory: &mut PlatformMemory) -> Result<(), RunEnd> {
-        let address = self.vmcb.get(control::EXITINFO2);
+        let address = self.cpu.vmcb.get(control::EXITINFO2);
         let private = address & C_BIT != 0;
         let gpa = address & !C_BIT & !0xfff;
-        if private && memory.in_paging_off_view() && self.vmcb.state(offset::CR0) & CR0_PG != 0 {
+        if private && memory.in_paging_off_view() && self.cpu.vmcb.state(offset::CR0) & CR0_PG != 0 {
             return memory.leave_paging_off_view().map_err(|_| RunEnd::Stopped("nested page tables full"));
         }
-        let error = self.vmcb.get(control::EXITINFO1);
+        let error = self.cpu.vmcb.get(control::EXITINFO1);
         if !private && error & (NPF_GUEST_TABLE_WALK | NPF_INSTRUCTION_FETCH) != 0 {
             // SNP hardware treats guest page-table walks and instruction fetches as private whatever the C-bit
             // (APM vol. 2, 15.34.5): the walk of a CR3 without the C-bit reads private memory.

@@ -63,6 +63,20 @@ pub struct SimulatedLaunch {
 }
 
 impl SimulatedLaunch {
+    /// The launch `run-qemu --tee snp|tdx` would perform on a real host (`measure`'s default vCPU type and guest
+    /// features, run-qemu's policy), on the simulated platform with `hypervisor`, an honest host.
+    pub fn new(tee: crate::qemu::Tee, hypervisor: PathBuf) -> Result<SimulatedLaunch> {
+        Ok(SimulatedLaunch {
+            tee,
+            hypervisor,
+            vcpu_type: VcpuType::by_name(crate::measure::DEFAULT_VCPU_TYPE)?,
+            guest_features: crate::measure::DEFAULT_GUEST_FEATURES,
+            policy: crate::qemu::SNP_POLICY,
+            hostile: None,
+            small_rmp_pages: false,
+        })
+    }
+
     /// The multiboot command line the hypervisor parses (`hypervisor/src/config.rs`).
     pub fn command_line(&self) -> String {
         if self.tee == crate::qemu::Tee::Tdx {

@@ -15,23 +15,14 @@ use simulated_platform::hostile::HostileKind;
 use xtask::dance::BrokerOptions;
 use xtask::hypervisor::{self, SimulatedLaunch};
 use xtask::image::Variant;
-use xtask::measure::{DEFAULT_GUEST_FEATURES, DEFAULT_VCPU_TYPE, VcpuType};
 use xtask::paths;
-use xtask::qemu::{self, Outcome, RunConfig, RunReport, SNP_POLICY, Tee};
+use xtask::qemu::{self, Outcome, RunConfig, RunReport, Tee};
 use xtask::simulated_psp::PspService;
 
 fn launch(hostile: Option<HostileKind>) -> SimulatedLaunch {
     static HYPERVISOR: OnceLock<std::path::PathBuf> = OnceLock::new();
     let hypervisor = HYPERVISOR.get_or_init(|| hypervisor::build(&paths::repo_root(), false).expect("builds")).clone();
-    SimulatedLaunch {
-        tee: Tee::Snp,
-        hypervisor,
-        vcpu_type: VcpuType::by_name(DEFAULT_VCPU_TYPE).unwrap(),
-        guest_features: DEFAULT_GUEST_FEATURES,
-        policy: SNP_POLICY,
-        hostile,
-        small_rmp_pages: false,
-    }
+    SimulatedLaunch { hostile, ..SimulatedLaunch::new(Tee::Snp, hypervisor).unwrap() }
 }
 
 /// A boot without network or broker.

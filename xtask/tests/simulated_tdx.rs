@@ -14,9 +14,8 @@ use simulated_platform::hostile::HostileKind;
 use xtask::dance::{BrokerOptions, TdxBroker};
 use xtask::hypervisor::{self, SimulatedLaunch};
 use xtask::image::Variant;
-use xtask::measure::{DEFAULT_GUEST_FEATURES, DEFAULT_VCPU_TYPE, VcpuType};
 use xtask::paths;
-use xtask::qemu::{self, Outcome, RunConfig, RunReport, SNP_POLICY, Tee};
+use xtask::qemu::{self, Outcome, RunConfig, RunReport, Tee};
 use xtask::simulated_psp::PspService;
 
 fn boot() -> (SimulatedLaunch, RunReport) {
@@ -24,15 +23,8 @@ fn boot() -> (SimulatedLaunch, RunReport) {
 }
 
 fn launch_with(hostile: Option<HostileKind>) -> SimulatedLaunch {
-    SimulatedLaunch {
-        tee: Tee::Tdx,
-        hypervisor: hypervisor::build(&paths::repo_root(), false).expect("builds"),
-        vcpu_type: VcpuType::by_name(DEFAULT_VCPU_TYPE).unwrap(),
-        guest_features: DEFAULT_GUEST_FEATURES,
-        policy: SNP_POLICY,
-        hostile,
-        small_rmp_pages: false,
-    }
+    let hypervisor = hypervisor::build(&paths::repo_root(), false).expect("builds");
+    SimulatedLaunch { hostile, ..SimulatedLaunch::new(Tee::Tdx, hypervisor).unwrap() }
 }
 
 fn boot_with(hostile: Option<HostileKind>) -> (SimulatedLaunch, RunReport) {

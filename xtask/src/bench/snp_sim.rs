@@ -61,15 +61,7 @@ fn figure(name: &'static str, value: f64, unit: &'static str, how: String) -> Fi
 }
 
 pub(super) fn figures(root: &std::path::Path, image: &[u8], runs: usize) -> Result<Vec<Figure>> {
-    let launch = SimulatedLaunch {
-        tee: Tee::Snp,
-        hypervisor: hypervisor::build(root, false)?,
-        vcpu_type: crate::measure::VcpuType::by_name(crate::measure::DEFAULT_VCPU_TYPE)?,
-        guest_features: crate::measure::DEFAULT_GUEST_FEATURES,
-        policy: qemu::SNP_POLICY,
-        hostile: None,
-        small_rmp_pages: false,
-    };
+    let launch = SimulatedLaunch::new(Tee::Snp, hypervisor::build(root, false)?)?;
     let (mut plain, mut simulated) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         plain.push(main_job(root, image, None)?);

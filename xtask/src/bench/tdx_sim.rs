@@ -41,15 +41,7 @@ fn booted_ms(report: &RunReport) -> Result<f64> {
 }
 
 pub(super) fn figures(root: &std::path::Path, runs: usize) -> Result<Vec<Figure>> {
-    let launch = SimulatedLaunch {
-        tee: Tee::Tdx,
-        hypervisor: hypervisor::build(root, false)?,
-        vcpu_type: crate::measure::VcpuType::by_name(crate::measure::DEFAULT_VCPU_TYPE)?,
-        guest_features: crate::measure::DEFAULT_GUEST_FEATURES,
-        policy: qemu::SNP_POLICY,
-        hostile: None,
-        small_rmp_pages: false,
-    };
+    let launch = SimulatedLaunch::new(Tee::Tdx, hypervisor::build(root, false)?)?;
     let (mut plain, mut simulated, mut last) = (Vec::new(), Vec::new(), None);
     for _ in 0..runs {
         plain.push(booted_ms(&boot(root, None)?)?);

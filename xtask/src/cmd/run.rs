@@ -181,13 +181,9 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         // A TD's vCPU model does not enter MRTD; the SNP launch's does.
         let vcpu_type = if tee == Tee::Snp { config.cpu.as_str() } else { xtask::measure::DEFAULT_VCPU_TYPE };
         config.simulated = Some(xtask::hypervisor::SimulatedLaunch {
-            tee,
-            hypervisor,
             vcpu_type: xtask::measure::VcpuType::by_name(vcpu_type)?,
-            guest_features: xtask::measure::DEFAULT_GUEST_FEATURES,
-            policy: qemu::SNP_POLICY,
             hostile,
-            small_rmp_pages: false,
+            ..xtask::hypervisor::SimulatedLaunch::new(tee, hypervisor)?
         });
     }
     if print_cmdline {

@@ -5,6 +5,8 @@
 
 use ovmf::layout::PCI_MMIO;
 use ovmf::snp::ghcb::{Ghcb, exit_code, offset};
+use ovmf::snp::ioio::{IOIO_PORT_SHIFT, IOIO_TYPE_IN};
+use simulated_platform::ioio::{IOIO_REP, IOIO_STR, exit_info_size};
 
 use simulated_platform::msr_exit::{self, MsrAnswer};
 
@@ -17,16 +19,11 @@ const EXIT_INVALID: u64 = 2;
 const REASON_BAD_EXIT_CODE: u64 = 1;
 const REASON_BAD_INPUT: u64 = 2;
 
-/// IOIO exit information bits (APM vol. 2, 15.10.2).
-const IOIO_IN: u64 = 1 << 0;
-const IOIO_STRING: u64 = 1 << 2;
-const IOIO_REP: u64 = 1 << 3;
-
 /// Whether the exit in `ghcb` is an OUT to QEMU's debug-exit port, which ends the run.
 pub fn is_exit_port_write(ghcb: &Ghcb) -> bool {
     let info = ghcb.get(offset::SW_EXITINFO1).unwrap_or(0);
     ghcb.get(offset::SW_EXITCODE) == Some(exit_code::IOIO)
-        && info & IOIO_IN == 0
+        && info & IOIO_TYPE_IN == 0
         && (info >> 16) as u16 == ovmf::exit::DEBUG_EXIT_PORT
 }
 
@@ -64,17 +61,12 @@ pub fn serve(ghcb: &mut Ghcb) {
 }
 
 fn port_io(ghcb: &mut Ghcb, info: u64) -> Result<(), u64> {
-    if info & (IOIO_STRING | IOIO_REP) != 0 {
+    if info & (IOIO_STR | IOIO_REP) != 0 {
         return Err(REASON_BAD_INPUT);
     }
-    let port = (info >> 16) as u16;
-    let size = match (info >> 4) & 0x7 {
-        1 => 1,
-        2 => 2,
-        4 => 4,
-        _ => return Err(REASON_BAD_INPUT),
-    };
-    if info & IOIO_IN != 0 {
+    let port = (info >> IOIO_PORT_SHIFT) as u16;
+    let size = exit_info_size(info).ok_or(REASON_BAD_INPUT)?;
+    if info & IOIO_TYPE_IN != 0 {
         ghcb.set(offset::RAX, u64::from(port::read(port, size)));
     } else {
         let value = ghcb.get(offset::RAX).ok_or(REASON_BAD_INPUT)?;

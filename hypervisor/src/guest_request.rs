@@ -3,14 +3,14 @@
 //! page. SW_EXITINFO2 carries the firmware's error, if any, in its low half.
 
 use ovmf::snp::ghcb::{Ghcb, offset};
+use protocol::snp_guest_message::HEADER_LEN;
 use simulated_platform::firmware_channel::MAX_BODY;
 
 use crate::firmware;
 use crate::misbehaviour::Misbehaviour;
 use crate::platform_memory::PlatformMemory;
 
-/// The guest-message header's length and where MSG_SZ sits in it (DESIGN.md §9).
-const MESSAGE_HEADER_LEN: usize = 0x60;
+/// Where MSG_SZ sits in the guest-message header (DESIGN.md §9).
 const MSG_SZ: usize = 0x36;
 /// SW_EXITINFO2 when the host cannot reach the firmware or the pages are wrong: the hypervisor's error in 63:32.
 const HOST_ERROR: u64 = 1 << 32;
@@ -37,7 +37,7 @@ fn exchange(memory: &mut PlatformMemory, request_gpa: u64, response_gpa: u64, ho
         return HOST_ERROR;
     }
     let size = usize::from(u16::from_le_bytes([request[MSG_SZ], request[MSG_SZ + 1]]));
-    let length = (MESSAGE_HEADER_LEN + size).min(request.len());
+    let length = (HEADER_LEN + size).min(request.len());
     let mut response = [0u8; MAX_BODY];
     let answer = firmware::guest_request(&request[..length], &mut response);
     let answer = match answer {

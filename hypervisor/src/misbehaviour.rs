@@ -96,8 +96,8 @@ impl Misbehaviour {
             return Some(request.len());
         }
         if self.due(HostileKind::CorruptedResponse) {
-            // The first byte after the 0x60-byte header: ciphertext under VMPCK0.
-            response[0x60] ^= 0x01;
+            // The first byte after the header: ciphertext under VMPCK0.
+            response[protocol::snp_guest_message::HEADER_LEN] ^= 0x01;
             return Some(length);
         }
         None

@@ -8,6 +8,7 @@
 //! | nested page fault on a private page not accepted | #VE (EPT violation) |
 //! | PAUSE of the application vCPU | it is parked for good (the stub's loop) |
 
+use ovmf::tdx::ve::exit_reason;
 use protocol::console::Value;
 use simulated_platform::tdx::ve::{self, VeInfo};
 use simulated_platform::vmsa::offset;
@@ -64,9 +65,9 @@ pub struct TdVcpu {
 impl TdVcpu {
     fn raise_ve(&mut self, info: VeInfo) {
         match info.exit_reason {
-            10 => self.counts.ve_cpuid += 1,
-            30 => self.counts.ve_io += 1,
-            31 | 32 => self.counts.ve_msr += 1,
+            exit_reason::CPUID => self.counts.ve_cpuid += 1,
+            exit_reason::IO_INSTRUCTION => self.counts.ve_io += 1,
+            exit_reason::MSR_READ | exit_reason::MSR_WRITE => self.counts.ve_msr += 1,
             _ => self.counts.ve_other += 1,
         }
         self.ve_info = Some(info);

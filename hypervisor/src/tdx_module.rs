@@ -4,6 +4,7 @@
 use core::arch::x86_64::__cpuid_count;
 
 use ovmf::tdx::tdcall::leaf;
+use protocol::tdx::TDREPORT_LEN;
 use simulated_platform::tdx::module::{self, TDX_NO_VE_INFO, TDX_OPERAND_INVALID, TDX_SUCCESS};
 use simulated_platform::vmsa::offset;
 
@@ -111,8 +112,7 @@ fn accept(vcpu: &mut TdVcpu, memory: &mut PlatformMemory) -> Result<u64, RunEnd>
     Ok(status)
 }
 
-/// TDREPORT_STRUCT's size and REPORTDATA's (Intel TDX module ABI, TDG.MR.REPORT).
-const TDREPORT_LEN: usize = 1024;
+/// REPORTDATA's size (Intel TDX module ABI, TDG.MR.REPORT).
 const REPORT_DATA_LEN: usize = 64;
 
 /// TDG.MR.REPORT: RCX the TDREPORT's GPA (1024-aligned), RDX REPORTDATA's (64-aligned), R8 the subtype (0), both

@@ -5,6 +5,8 @@
 use ovmf::layout::PCI_MMIO;
 use ovmf::tdx::tdvmcall::subfunction;
 use protocol::console::Value;
+use protocol::tdx::get_quote::{HEADER_LEN, STATUS_ERROR, STATUS_IN_FLIGHT, VERSION};
+use protocol::tdx::{TDREPORT_LEN, offset as tdreport};
 use simulated_platform::msr_exit::{self, MsrAnswer};
 use simulated_platform::tdx::module::TDX_SUCCESS;
 
@@ -129,13 +131,7 @@ fn map_gpa(memory: &mut PlatformMemory, gpa: u64, size: u64) -> Result<u64, RunE
     Ok(VMCALL_SUCCESS)
 }
 
-/// GetQuote's buffer header (GHCI 1.5): version u64 (1), status u64, in_len u32, out_len u32, then the data.
-const QUOTE_HEADER_LEN: usize = 24;
-/// The status a VMM writes when it failed the request, and while it is still serving it.
-const QUOTE_STATUS_ERROR: u64 = 0x8000_0000_0000_0000;
-const QUOTE_STATUS_IN_FLIGHT: u64 = u64::MAX;
-
-/// GetQuote: the TDREPORT in the shared buffer at `gpa` (`size` bytes) goes to the quote-generation service that
+/// GetQuote (GHCI 1.5; the buffer's format is `protocol::tdx::get_quote`'s): the TDREPORT in the shared buffer at `gpa` (`size` bytes) goes to the quote-generation service that
 /// xtask serves; its quote comes back into the buffer with status 0, or the status says the request failed. The
 /// simulated service answers at once, so the TD's first poll finds the quote.
 fn get_quote(memory: &mut PlatformMemory, gpa: u64, size: u64, hostile: &mut Misbehaviour) -> u64 {
@@ -143,23 +139,23 @@ fn get_quote(memory: &mut PlatformMemory, gpa: u64, size: u64, hostile: &mut Mis
     if !gpa.is_multiple_of(4096) || !(4096..=0x2_0000).contains(&size) || !shared(memory, gpa) {
         return VMCALL_INVALID_OPERAND;
     }
-    let mut header = [0u8; QUOTE_HEADER_LEN + 1024];
+    let mut header = [0u8; HEADER_LEN + TDREPORT_LEN];
     if !memory.memory.read(gpa, &mut header) {
         return VMCALL_INVALID_OPERAND;
     }
-    let well_formed = header[..8] == 1u64.to_le_bytes() && header[16..20] == 1024u32.to_le_bytes();
+    let well_formed = header[..8] == VERSION.to_le_bytes() && header[16..20] == (TDREPORT_LEN as u32).to_le_bytes();
     if well_formed && hostile.due(HostileKind::TdQuoteNeverCompletes) {
-        return quote_status(memory, gpa, QUOTE_STATUS_IN_FLIGHT, 0);
+        return quote_status(memory, gpa, STATUS_IN_FLIGHT, 0);
     }
     if well_formed && hostile.due(HostileKind::TdQuoteForAnotherTd) {
-        // REPORTDATA is at 128 in the TDREPORT: another TD's report, another TD's quote.
-        header[QUOTE_HEADER_LEN + 128] ^= 1;
+        // Another TD's REPORTDATA: another TD's report, another TD's quote.
+        header[HEADER_LEN + tdreport::REPORT_DATA] ^= 1;
     }
     let mut answer = [0u8; simulated_platform::firmware_channel::MAX_BODY];
     let quote = if well_formed {
         crate::firmware::exchange(
             simulated_platform::firmware_channel::Kind::TdQuote,
-            &header[QUOTE_HEADER_LEN..],
+            &header[HEADER_LEN..],
             &mut answer,
         )
         .ok()
@@ -167,15 +163,15 @@ fn get_quote(memory: &mut PlatformMemory, gpa: u64, size: u64, hostile: &mut Mis
         None
     };
     match quote {
-        Some((0, length)) if (QUOTE_HEADER_LEN + length) as u64 <= size => {
-            if !memory.memory.write(gpa + QUOTE_HEADER_LEN as u64, &answer[..length]) {
+        Some((0, length)) if (HEADER_LEN + length) as u64 <= size => {
+            if !memory.memory.write(gpa + HEADER_LEN as u64, &answer[..length]) {
                 return VMCALL_INVALID_OPERAND;
             }
             // An out_len past the buffer's end, if the host misbehaves so.
             let out_len = if hostile.due(HostileKind::TdQuoteOverflows) { size as u32 } else { length as u32 };
             quote_status(memory, gpa, 0, out_len)
         }
-        _ => quote_status(memory, gpa, QUOTE_STATUS_ERROR, 0),
+        _ => quote_status(memory, gpa, STATUS_ERROR, 0),
     }
 }
 
@@ -183,7 +179,7 @@ fn get_quote(memory: &mut PlatformMemory, gpa: u64, size: u64, hostile: &mut Mis
 fn quote_status(memory: &mut PlatformMemory, gpa: u64, status: u64, out_len: u32) -> u64 {
     let mut fields = [0u8; 16];
     fields[..8].copy_from_slice(&status.to_le_bytes());
-    fields[8..12].copy_from_slice(&1024u32.to_le_bytes());
+    fields[8..12].copy_from_slice(&(TDREPORT_LEN as u32).to_le_bytes());
     fields[12..16].copy_from_slice(&out_len.to_le_bytes());
     if memory.memory.write(gpa + 8, &fields) { VMCALL_SUCCESS } else { VMCALL_INVALID_OPERAND }
 }

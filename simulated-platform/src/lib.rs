@@ -7,6 +7,7 @@ pub mod cpuid_page;
 pub mod firmware_channel;
 pub mod ghcb_msr;
 pub mod hostile;
+pub mod ioio;
 pub mod launch;
 pub mod msr_exit;
 pub mod page_state;

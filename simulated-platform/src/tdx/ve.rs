@@ -2,42 +2,23 @@
 //! "Virtualization Exception"): the VMX exit reason, the exit qualification, the GPA and the instruction length,
 //! made here from what the simulated platform's SVM exits say.
 
+use ovmf::snp::ioio::IOIO_TYPE_IN;
+pub use ovmf::tdx::ve::VeInfo;
 use ovmf::tdx::ve::exit_reason;
+
+use crate::ioio::{IOIO_REP, IOIO_STR, exit_info_size};
 
 /// The #VE vector.
 pub const VECTOR_VE: u8 = 20;
 
-/// The #VE information of one exception.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VeInfo {
-    /// The VMX exit reason.
-    pub exit_reason: u32,
-    /// The exit qualification.
-    pub exit_qualification: u64,
-    /// The guest-physical address (EPT violations).
-    pub gpa: u64,
-    /// The instruction's length.
-    pub instruction_length: u32,
-}
-
-/// SVM's IOIO EXITINFO1 bits (AMD64 APM vol. 2, 15.10.2).
-const SVM_IOIO_IN: u64 = 1 << 0;
-const SVM_IOIO_STRING: u64 = 1 << 2;
-const SVM_IOIO_REP: u64 = 1 << 3;
-
 /// The #VE for an IN or OUT: SVM's EXITINFO1 turned into VMX's exit qualification (Intel SDM vol. 3C, table 28-5:
 /// size - 1 in 2:0, IN in 3, string in 4, REP in 5, port in 31:16) and the length from the next RIP.
 pub fn port_io(exit_info1: u64, rip: u64, next_rip: u64) -> Option<VeInfo> {
-    let size = match (exit_info1 >> 4) & 0x7 {
-        1 => 0,
-        2 => 1,
-        4 => 3,
-        _ => return None,
-    };
+    let size = u64::from(exit_info_size(exit_info1)?) - 1;
     let qualification = size
-        | (u64::from(exit_info1 & SVM_IOIO_IN != 0) << 3)
-        | (u64::from(exit_info1 & SVM_IOIO_STRING != 0) << 4)
-        | (u64::from(exit_info1 & SVM_IOIO_REP != 0) << 5)
+        | (u64::from(exit_info1 & IOIO_TYPE_IN != 0) << 3)
+        | (u64::from(exit_info1 & IOIO_STR != 0) << 4)
+        | (u64::from(exit_info1 & IOIO_REP != 0) << 5)
         | (exit_info1 & 0xffff_0000);
     let length = u32::try_from(next_rip.checked_sub(rip)?).ok().filter(|&l| (1..=15).contains(&l))?;
     Some(VeInfo {
@@ -91,7 +72,7 @@ mod tests {
 
     #[test]
     fn string_forms_and_impossible_lengths_are_kept_from_the_guest() {
-        let rep_outsb = port_io((0x3f8 << 16) | (1 << 4) | SVM_IOIO_STRING | SVM_IOIO_REP, 0x1000, 0x1002).unwrap();
+        let rep_outsb = port_io((0x3f8 << 16) | (1 << 4) | IOIO_STR | IOIO_REP, 0x1000, 0x1002).unwrap();
         assert_eq!(IoQualification::decode(rep_outsb.exit_qualification), None, "the guest refuses string I/O");
         assert_eq!(port_io(1 << 4, 0x1000, 0x1000), None);
         assert_eq!(port_io(1 << 4, 0x1000, 0x0fff), None);

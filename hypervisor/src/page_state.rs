@@ -41,12 +41,7 @@ fn change(
             page_state::set_current(buffer, index + 1);
             continue;
         }
-        let rmp = memory.rmp(gpa).ok_or(BAD_DESCRIPTOR)?;
-        let (first, frames) =
-            simulated_platform::page_state::apply(rmp, &entry, small_pages).map_err(|_| BAD_DESCRIPTOR)?;
-        for frame in 0..frames {
-            memory.sync(first + frame * 4096).map_err(|_| BAD_DESCRIPTOR)?;
-        }
+        memory.change_state(&entry, small_pages).map_err(|_| BAD_DESCRIPTOR)?;
         page_state::set_current(buffer, index + 1);
     }
     Ok(())

@@ -13,10 +13,21 @@
 //! access through a C-bit with CR0.PG set ends that view for good (`leave_paging_off_view`).
 
 use ovmf::layout::{GUEST_RAM_SIZE, IMAGE, PAGE_SIZE};
+use ovmf::snp::page_state::PageStateEntry;
+use simulated_platform::page_state;
 use simulated_platform::rmp::{Rmp, RmpEntry};
 
 use crate::guest_memory::{AliasBit, C_BIT, GuestMemory};
 use crate::nested_paging::{NestedTables, PoolExhausted};
+
+/// Why a state change did not happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateChangeError {
+    /// The range is not (wholly) guest memory the table covers: nothing changed.
+    NotGuestMemory,
+    /// The nested tables' pool ran out.
+    TablesFull,
+}
 
 /// The guest's memory, its RMP and the nested tables that enforce it.
 pub struct PlatformMemory {
@@ -28,8 +39,6 @@ pub struct PlatformMemory {
     paging_off_view: bool,
     /// The nested tables changed since the last VMRUN: the guest's TLB must be flushed.
     pub flush_tlb: bool,
-    /// Pages mapped for implicitly private accesses.
-    pub implicitly_private: u64,
 }
 
 impl PlatformMemory {
@@ -49,7 +58,6 @@ impl PlatformMemory {
             tables,
             paging_off_view,
             flush_tlb: true,
-            implicitly_private: 0,
         }
     }
 
@@ -127,9 +135,21 @@ impl PlatformMemory {
     pub fn allow_implicitly_private(&mut self, gpa: u64) -> Result<(), PoolExhausted> {
         let usable = self.entry(gpa).is_some_and(|e| e.assigned && e.validated);
         if let (true, Some(host)) = (usable, self.memory.backing(gpa)) {
-            self.implicitly_private += 1;
             self.tables.map(gpa, host)?;
             self.flush_tlb = true;
+        }
+        Ok(())
+    }
+
+    /// Changes the state of the range `entry` names (RMPUPDATE, by `simulated_platform::page_state::apply`;
+    /// `small_pages` backs a 2 MiB private range with small RMP entries) and maps its pages accordingly: the one
+    /// way the host's page-state changes and a TD's MapGPA reach the table.
+    pub fn change_state(&mut self, entry: &PageStateEntry, small_pages: bool) -> Result<(), StateChangeError> {
+        let rmp = self.rmp(entry.gfn << 12).ok_or(StateChangeError::NotGuestMemory)?;
+        let (first, frames) =
+            page_state::apply(rmp, entry, small_pages).map_err(|_| StateChangeError::NotGuestMemory)?;
+        for frame in 0..frames {
+            self.sync(first + frame * PAGE_SIZE).map_err(|_| StateChangeError::TablesFull)?;
         }
         Ok(())
     }

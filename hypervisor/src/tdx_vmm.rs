@@ -3,6 +3,8 @@
 //! on QEMU's real devices, as the untrusted host.
 
 use ovmf::layout::PCI_MMIO;
+use ovmf::snp::ghcb_msr::PageState;
+use ovmf::snp::page_state::PageStateEntry;
 use ovmf::tdx::tdvmcall::subfunction;
 use protocol::console::Value;
 use protocol::tdx::get_quote::{HEADER_LEN, STATUS_ERROR, STATUS_IN_FLIGHT, VERSION};
@@ -14,7 +16,7 @@ use simulated_platform::hostile::HostileKind;
 
 use crate::guest_memory::SHARED_BIT;
 use crate::misbehaviour::Misbehaviour;
-use crate::platform_memory::PlatformMemory;
+use crate::platform_memory::{PlatformMemory, StateChangeError};
 use crate::td_vcpu::TdVcpu;
 use crate::vcpu::RunEnd;
 use crate::{log, port};
@@ -121,12 +123,13 @@ fn map_gpa(memory: &mut PlatformMemory, gpa: u64, size: u64) -> Result<u64, RunE
     if !start.is_multiple_of(4096) || !size.is_multiple_of(4096) || size == 0 {
         return Ok(VMCALL_INVALID_OPERAND);
     }
+    let state = if private { PageState::Private } else { PageState::Shared };
     for page in (start..start + size).step_by(4096) {
-        let Some(rmp) = memory.rmp(page) else { return Ok(VMCALL_INVALID_OPERAND) };
-        if rmp.update(page, private).is_err() {
-            return Ok(VMCALL_INVALID_OPERAND);
+        match memory.change_state(&PageStateEntry { gfn: page >> 12, state, large: false }, false) {
+            Ok(()) => {}
+            Err(StateChangeError::NotGuestMemory) => return Ok(VMCALL_INVALID_OPERAND),
+            Err(StateChangeError::TablesFull) => return Err(RunEnd::Stopped("nested page tables full")),
         }
-        memory.sync(page).map_err(|_| RunEnd::Stopped("nested page tables full"))?;
     }
     Ok(VMCALL_SUCCESS)
 }

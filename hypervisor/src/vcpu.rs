@@ -10,8 +10,9 @@
 //! | nested page fault | the paging-off view ends, or #VC PAGE_NOT_VALIDATED after the host's implicit conversion |
 //! | HLT, shutdown | the end of the run |
 
-use ovmf::exit::ExitCode;
 use ovmf::snp::ghcb::Ghcb;
+use ovmf::snp::ghcb_msr::PageState;
+use ovmf::snp::page_state::PageStateEntry;
 use protocol::console::Value;
 use simulated_platform::ghcb_msr::{self, MsrRequest};
 use simulated_platform::rmp::PageSize;
@@ -320,11 +321,8 @@ impl Vcpu {
 
 /// The host's answer to a page-state change: RMPUPDATE and the nested tables (0 = success).
 fn page_state_change(memory: &mut PlatformMemory, gpa: u64, private: bool) -> u32 {
-    let Some(rmp) = memory.rmp(gpa) else { return 1 };
-    if rmp.update(gpa, private).is_err() {
-        return 1;
-    }
-    match memory.sync(gpa) {
+    let state = if private { PageState::Private } else { PageState::Shared };
+    match memory.change_state(&PageStateEntry { gfn: gpa >> 12, state, large: false }, false) {
         Ok(()) => 0,
         Err(_) => 1,
     }
@@ -347,5 +345,4 @@ pub fn log_counts(counts: &ExitCounts, validated: usize) {
             ("validated_pages", Value::U64(validated as u64)),
         ],
     );
-    let _ = ExitCode::Success;
 }

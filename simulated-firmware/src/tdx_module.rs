@@ -1,13 +1,29 @@
 //! A simulated TDX platform for the guest's quote path: the TDX module's TDG.MR.REPORT (a TDREPORT of the real
-//! layout carrying the TD's measurements and the report data) and a VMM with a quote-generation service answering
-//! GetQuote in the shared buffer, after a configurable number of polls, or failing as QEMU and a QGS can.
+//! layout carrying the module's TCB, the TD's measurements and the report data) and a VMM with a quote-generation
+//! service answering GetQuote in the shared buffer, after a configurable number of polls, or failing as QEMU and a
+//! QGS can.
 //!
-//! Its quotes have the real layout (a version-4 TD quote whose body is the TDREPORT's) but no Intel signature: no
-//! test can make one, so they are refused by the broker's verifier, which the tests show. The published quotes of
-//! dcap-qvl are the signed test data.
+//! Its quotes are DCAP quotes, version 4, signed by the simulated platform's quoting enclave under the simulated
+//! Intel PKI ([`crate::dcap`]): the broker's real verifier accepts them when given that PKI's root CA and
+//! collateral, and refuses them otherwise.
 
 use protocol::tdx::get_quote::{HEADER_LEN, STATUS_ERROR, STATUS_IN_FLIGHT, STATUS_QGS_UNAVAILABLE, VERSION};
 use protocol::tdx::{TDREPORT_LEN, offset};
+
+use crate::dcap::pki::SimulatedIntelPki;
+use crate::dcap::quoting_enclave::{QuotingEnclave, TD_QUOTE_BODY_LEN};
+use crate::dcap::{MRSEAM, MRSIGNERSEAM, SIMULATED_PLATFORM};
+
+/// TEE_TCB_INFO in TDREPORT_STRUCT (Intel TDX module ABI, "TEE_TCB_INFO", at offset 256): VALID (8 bytes), then
+/// TEE_TCB_SVN, MRSEAM, MRSIGNERSEAM and ATTRIBUTES, the module's part of a quote's body.
+mod tee_tcb_info {
+    pub const VALID: usize = 256;
+    pub const TEE_TCB_SVN: usize = VALID + 8;
+    pub const MRSEAM: usize = TEE_TCB_SVN + 16;
+    pub const MRSIGNERSEAM: usize = MRSEAM + 48;
+    /// SEAMATTRIBUTES ends the quoted part.
+    pub const END: usize = MRSIGNERSEAM + 48 + 8;
+}
 
 /// How the simulated VMM answers GetQuote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,15 +64,8 @@ pub struct SimulatedTdx {
     polls_left: u32,
     /// How many times the TD waited.
     pub waits: u32,
-}
-
-/// A TD quote's header (48 bytes): version 4, ECDSA P-256 attestation key, TEE type TDX.
-fn quote_header() -> [u8; 48] {
-    let mut header = [0u8; 48];
-    header[0..2].copy_from_slice(&4u16.to_le_bytes());
-    header[2..4].copy_from_slice(&2u16.to_le_bytes());
-    header[4..8].copy_from_slice(&0x81u32.to_le_bytes());
-    header
+    /// The platform's quoting enclave.
+    quoting_enclave: QuotingEnclave,
 }
 
 impl SimulatedTdx {
@@ -72,33 +81,40 @@ impl SimulatedTdx {
             buffer: vec![0; buffer_len],
             polls_left: 0,
             waits: 0,
+            quoting_enclave: QuotingEnclave::new(&SimulatedIntelPki::new(&SIMULATED_PLATFORM), &SIMULATED_PLATFORM),
         }
+    }
+
+    /// The same platform with its quoting enclave certified by `pki` (a test's PKI, wrong in one way).
+    pub fn certified_by(self, pki: &SimulatedIntelPki) -> SimulatedTdx {
+        SimulatedTdx { quoting_enclave: QuotingEnclave::new(pki, &SIMULATED_PLATFORM), ..self }
     }
 
     /// TDG.MR.REPORT.
     pub fn report(&self, report_data: &[u8; 64]) -> [u8; TDREPORT_LEN] {
+        use tee_tcb_info as tcb;
         let mut report = [0u8; TDREPORT_LEN];
         report[offset::REPORT_DATA..offset::REPORT_DATA + 64].copy_from_slice(report_data);
+        report[tcb::VALID..tcb::VALID + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        report[tcb::TEE_TCB_SVN..tcb::TEE_TCB_SVN + 16].copy_from_slice(&SIMULATED_PLATFORM.tee_tcb_svn);
+        report[tcb::MRSEAM..tcb::MRSEAM + 48].copy_from_slice(&MRSEAM);
+        report[tcb::MRSIGNERSEAM..tcb::MRSIGNERSEAM + 48].copy_from_slice(&MRSIGNERSEAM);
         report[offset::ATTRIBUTES..offset::ATTRIBUTES + 8].copy_from_slice(&self.attributes.to_le_bytes());
         report[offset::XFAM..offset::XFAM + 8].copy_from_slice(&self.xfam.to_le_bytes());
         report[offset::MRTD..offset::MRTD + 48].copy_from_slice(&self.mrtd);
         report
     }
 
-    /// The quote a QGS would make of `report` (layout only: its signature data is zeros).
+    /// The quote a QGS makes of `report`: the TD 1.0 quote body (TEE_TCB_SVN, MRSEAM, MRSIGNERSEAM and
+    /// SEAMATTRIBUTES from TEE_TCB_INFO; ATTRIBUTES through RTMR3 from TDINFO; REPORTDATA), signed by the
+    /// platform's quoting enclave.
     pub fn quote(&self, report: &[u8; TDREPORT_LEN]) -> Vec<u8> {
-        // TDREPORT 1.0 body: TEE_TCB_SVN, MRSEAM, MRSIGNERSEAM, SEAMATTRIBUTES (zeros here), then TDINFO's
-        // ATTRIBUTES, XFAM, MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG, RTMR0..3, and REPORTDATA.
-        let mut body = vec![0u8; 120];
+        let mut body = Vec::with_capacity(TD_QUOTE_BODY_LEN);
+        body.extend_from_slice(&report[tee_tcb_info::TEE_TCB_SVN..tee_tcb_info::END]);
         body.extend_from_slice(&report[offset::ATTRIBUTES..offset::RTMR0 + 4 * 48]);
         body.extend_from_slice(&report[offset::REPORT_DATA..offset::REPORT_DATA + 64]);
-        assert_eq!(body.len(), 584, "TDREPORT 1.0 quote body");
-        let signature_data = vec![0u8; 128];
-        let mut quote = quote_header().to_vec();
-        quote.extend_from_slice(&body);
-        quote.extend_from_slice(&(signature_data.len() as u32).to_le_bytes());
-        quote.extend_from_slice(&signature_data);
-        quote
+        let body: [u8; TD_QUOTE_BODY_LEN] = body.try_into().expect("a TD 1.0 quote body");
+        self.quoting_enclave.quote(&body)
     }
 
     fn set_status(&mut self, status: u64, out_len: u32) {

@@ -199,4 +199,6 @@ impl Verifier for TdxVerifier {
 }
 
 #[cfg(test)]
+mod simulated_tests;
+#[cfg(test)]
 mod tests;

@@ -242,30 +242,6 @@ fn a_broker_configuration_with_a_tdx_table_loads_and_refuses_stale_collateral_to
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The guest's quote path meets the verifier: a quote the simulated TDX platform makes for the guest's TDREPORT
-/// (with the published quote's signature data, so that it parses) reads, in dcap-qvl, with the TD's MRTD, report
-/// data, ATTRIBUTES and XFAM where the guest's layout puts them, and is refused: nobody signed that body.
-#[test]
-fn a_quote_of_the_simulated_platform_reads_right_and_is_refused() {
-    use simulated_firmware::{QuoteService, SimulatedTdx};
-
-    let platform = SimulatedTdx::new([0x3d; 48], QuoteService::AnswersAfter(0), 0);
-    let simulated = platform.quote(&platform.report(&[0x57; 64]));
-    let published = published_quote();
-    let mut quote = simulated[..48 + 584].to_vec();
-    quote.extend_from_slice(&published[48 + 584..]);
-    let td = td_of(&quote);
-    assert_eq!((td.mr_td, td.report_data), ([0x3d; 48], [0x57; 64]));
-    assert_eq!(
-        (u64::from_le_bytes(td.td_attributes), u64::from_le_bytes(td.xfam)),
-        (platform.attributes, platform.xfam)
-    );
-    let verifier = verifier(rules_of(&quote, "UpToDate"));
-    assert_eq!(verifier.verify_at(&quote, SAMPLE_TIME).unwrap_err(), RefusalCode::BadSignature);
-    // The simulated quote as the platform returns it (no signature data at all) is refused too.
-    assert!(verifier.verify_at(&simulated, SAMPLE_TIME).is_err());
-}
-
 /// The broker's policy on a real quote, at a time its collateral is valid: the quote is accepted only with the
 /// report data it carries (the binding to the broker's nonce and the guest's key) and an MRTD allowlisted for TDX.
 #[test]

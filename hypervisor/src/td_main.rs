@@ -5,6 +5,7 @@ use ovmf::exit::ExitCode;
 use ovmf::layout::TD_HOB;
 use ovmf::metadata::Metadata;
 use protocol::console::Value;
+use simulated_platform::tdx::TD_XFAM;
 use simulated_platform::tdx::reset::{self, TdVcpuReset};
 use simulated_platform::vmsa::offset;
 
@@ -21,8 +22,6 @@ use crate::{log, td_launch, tdx_module};
 
 /// GPAW: 48 bits, so the shared bit is 47.
 const GPAW: u8 = 48;
-/// XFAM: x87, SSE and AVX, the state the guest enables (DESIGN.md §9: XCR0 must stay within XFAM).
-const TD_XFAM: u64 = 0x7;
 
 /// Flat 32-bit segments: code (present, execute/read, accessed, D, G) and data (read/write, accessed, B, G).
 const FLAT_CODE: Segment = Segment { selector: 0x08, attributes: 0xc9b, limit: 0xffff_ffff, base: 0 };

@@ -16,8 +16,9 @@
 //! For a TD the same channel reaches the TDX module's reporting and the quote-generation service that xtask
 //! serves with `simulated_firmware::SimulatedTdx`.
 
-/// The largest body: a guest message page plus the status word.
-pub const MAX_BODY: usize = 4096 + 4;
+/// The largest body: 16 KiB plus the status word. A guest message is a page; a TD quote with its PCK certificate
+/// chain is about 5 KiB (Intel's, and the simulated platform's).
+pub const MAX_BODY: usize = 16 * 1024 + 4;
 /// The header: kind and length.
 pub const HEADER_LEN: usize = 5;
 

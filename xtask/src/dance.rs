@@ -52,6 +52,8 @@ pub struct TdxBroker {
     pub xfam: u64,
     /// The MRTD the allowlist names: `cargo xtask measure`.
     pub mrtd: [u8; 48],
+    /// The root CA (DER) instead of Intel's: the simulated platform's.
+    pub root_ca: Option<PathBuf>,
 }
 
 /// What the broker needs to verify an SNP guest's reports.
@@ -136,8 +138,12 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
                 .collateral
                 .canonicalize()
                 .with_context(|| format!("the TDX collateral {}", tdx.collateral.display()))?;
-            let table =
+            let mut table =
                 format!("\n[tdx]\ncollateral = {:?}\nxfam = {:#x}\n", collateral.display().to_string(), tdx.xfam);
+            if let Some(root_ca) = &tdx.root_ca {
+                let root_ca = root_ca.canonicalize().with_context(|| format!("the root CA {}", root_ca.display()))?;
+                table.push_str(&format!("root_ca = {:?}\n", root_ca.display().to_string()));
+            }
             ("tdx", options.allowed_measurement.unwrap_or(tdx.mrtd), false, table)
         }
         (None, None) => {

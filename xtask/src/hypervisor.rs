@@ -7,7 +7,7 @@ use anyhow::{Context, Result, ensure};
 
 use simulated_platform::hostile::HostileKind;
 
-use crate::dance::SnpBroker;
+use crate::dance::{BrokerOptions, SnpBroker, TdxBroker};
 use crate::measure::{SnpLaunch, VcpuType};
 use crate::paths;
 use crate::qemu::RunReport;
@@ -139,18 +139,37 @@ pub fn check_launch_digest(report: &RunReport, expected: &str) -> Result<()> {
     Ok(())
 }
 
-/// What the broker needs for a guest on the simulated platform: the platform's chain (written into `dir`), the
-/// launch digest `measure` computes (hex, also returned), the TCB the platform reports as the minimum.
-pub fn simulated_broker(dir: &Path, image: &[u8], launch: &SimulatedLaunch) -> Result<(SnpBroker, String)> {
-    let chain = crate::simulated_psp::write_chain(dir)?;
+/// Tells the broker of `options` what it needs for a guest on the simulated platform, and returns the measurement
+/// `measure` computes (hex), which the broker allowlists. SNP: the platform's VCEK chain (written into `dir`), the
+/// launch digest and the TCB the platform reports as the minimum. TDX: the simulated Intel root CA and collateral
+/// (written into `dir`, dated around now: the broker judges them at its clock), the TD's XFAM and MRTD.
+pub fn simulated_broker(
+    dir: &Path,
+    image: &[u8],
+    launch: &SimulatedLaunch,
+    options: &mut BrokerOptions,
+) -> Result<String> {
     let digest = expected_digest(image, launch)?;
-    let launch_digest = hex::decode(&digest)?.try_into().map_err(|_| anyhow::anyhow!("a 48-byte digest"))?;
-    let broker = SnpBroker {
-        product: "milan".into(),
-        vcek: chain.vcek,
-        launch_digest,
-        min_tcb: crate::simulated_psp::TCB_SVNS,
-        ca: Some((chain.ark, chain.ask)),
-    };
-    Ok((broker, digest))
+    let measurement: [u8; 48] =
+        hex::decode(&digest)?.try_into().map_err(|_| anyhow::anyhow!("a 48-byte measurement"))?;
+    if launch.tee == crate::qemu::Tee::Tdx {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let files = crate::simulated_psp::write_tdx_collateral(dir, now)?;
+        options.tdx = Some(TdxBroker {
+            collateral: files.collateral,
+            xfam: simulated_platform::tdx::TD_XFAM,
+            mrtd: measurement,
+            root_ca: Some(files.root_ca),
+        });
+    } else {
+        let chain = crate::simulated_psp::write_chain(dir)?;
+        options.snp = Some(SnpBroker {
+            product: "milan".into(),
+            vcek: chain.vcek,
+            launch_digest: measurement,
+            min_tcb: crate::simulated_psp::TCB_SVNS,
+            ca: Some((chain.ark, chain.ask)),
+        });
+    }
+    Ok(digest)
 }

@@ -3,7 +3,9 @@
 //! `simulated_firmware::SimulatedPsp`: the one implementation of the firmware's guest-message service, tested
 //! against the guest's request code and the broker. The hypervisor tells it what the launch produced (measurement,
 //! policy, HOST_DATA, VMPCK0) and passes it the guest's messages; it answers with reports signed by the platform's
-//! VCEK, whose chain (ARK -> ASK -> VCEK, in AMD's shape) it writes as files for the broker.
+//! VCEK, whose chain (ARK -> ASK -> VCEK, in AMD's shape) it writes as files for the broker. For a TD it answers
+//! with TDREPORTs and with quotes its quoting enclave signs under the simulated Intel PKI, whose root CA and
+//! collateral it writes as files for the broker.
 //!
 //! Decided here rather than in the hypervisor: the VCEK's private key and its curve arithmetic stay out of the
 //! bare-metal image (as a real PSP keeps them out of the host), and the PSP that answers the simulated guest is the
@@ -19,6 +21,9 @@ use anyhow::{Context, Result};
 use p384::ecdsa::SigningKey;
 use protocol::tdx::TDREPORT_LEN;
 use simulated_firmware::certificates::{TestChain, VcekSubject};
+use simulated_firmware::dcap::collateral::{Collateral, CollateralSpec};
+use simulated_firmware::dcap::pki::SimulatedIntelPki;
+use simulated_firmware::dcap::{Dates, SIMULATED_PLATFORM};
 use simulated_firmware::{QuoteService, SimulatedPsp, SimulatedTdx};
 use simulated_platform::firmware_channel::{self, HEADER_LEN, Kind, Launched, TdLaunched};
 
@@ -52,6 +57,30 @@ pub fn write_chain(dir: &Path) -> Result<ChainFiles> {
     let files = ChainFiles { ark: dir.join("ark.der"), ask: dir.join("ask.der"), vcek: dir.join("vcek.der") };
     for (path, der) in [(&files.ark, &chain.ark), (&files.ask, &chain.ask), (&files.vcek, &chain.vcek)] {
         std::fs::write(path, der).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(files)
+}
+
+/// The simulated Intel platform's files for the broker: its root CA and its collateral.
+#[derive(Clone, Debug)]
+pub struct TdxCollateralFiles {
+    /// The root CA (DER): the broker's `root_ca`.
+    pub root_ca: PathBuf,
+    /// The collateral (JSON, as dcap-qvl reads it): the broker's `collateral`.
+    pub collateral: PathBuf,
+}
+
+/// Writes the simulated Intel platform's root CA and collateral into `dir`; the collateral is issued an hour before
+/// `now` (Unix seconds) and valid for 30 days, as Intel's PCS dates it.
+pub fn write_tdx_collateral(dir: &Path, now: u64) -> Result<TdxCollateralFiles> {
+    std::fs::create_dir_all(dir)?;
+    let pki = SimulatedIntelPki::new(&SIMULATED_PLATFORM);
+    let collateral = Collateral::new(&pki, &SIMULATED_PLATFORM, &CollateralSpec::current(Dates::current(now)));
+    let files = TdxCollateralFiles { root_ca: dir.join("sgx-root-ca.der"), collateral: dir.join("collateral.json") };
+    for (path, bytes) in
+        [(&files.root_ca, pki.root.certificate.as_slice()), (&files.collateral, collateral.to_json().as_bytes())]
+    {
+        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(files)
 }

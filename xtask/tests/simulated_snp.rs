@@ -44,8 +44,8 @@ fn boot(launch: &SimulatedLaunch) -> RunReport {
 fn main_job(name: &str, hostile: Option<HostileKind>, client: impl FnOnce(u16) + Send + 'static) -> (Run, u64) {
     let launch = launch(hostile);
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
-    let (snp, _) = hypervisor::simulated_broker(&broker_dir(&format!("{name}-platform")), &bytes, &launch).unwrap();
-    let options = BrokerOptions { snp: Some(snp), ..BrokerOptions::for_checkout(&paths::repo_root()) };
+    let mut options = BrokerOptions::for_checkout(&paths::repo_root());
+    hypervisor::simulated_broker(&broker_dir(&format!("{name}-platform")), &bytes, &launch, &mut options).unwrap();
     let psp = PspService::start(Duration::from_secs(120)).unwrap();
     let serial = psp.serial_args();
     let run = run_serving_with(

@@ -6,12 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{image, run_serving_with};
+use common::{broker_dir, image, run_serving_with};
 use ovmf::exit::ExitCode;
 use ovmf::tdx::tdvmcall::fatal;
-use simulated_firmware::published::dcap_qvl_sample_path;
 use simulated_platform::hostile::HostileKind;
-use xtask::dance::{BrokerOptions, TdxBroker};
+use xtask::dance::BrokerOptions;
 use xtask::hypervisor::{self, SimulatedLaunch};
 use xtask::image::Variant;
 use xtask::paths;
@@ -109,20 +108,14 @@ fn a_page_already_accepted_ends_the_td() {
     misbehave(HostileKind::TdAlreadyAccepted, fatal::ACCEPT_FAILED);
 }
 
-/// The TD's quote path runs on the simulated platform: TDG.MR.REPORT reaches the module's reporting, GetQuote the
-/// quote service (both over the firmware channel), and the guest sends its quote to the broker's real TDX verifier.
-/// The simulated quotes carry no Intel signature data yet, so the broker refuses them and releases nothing.
-/// The main job of a TD against a broker with the published collateral, the host misbehaving as `hostile`; the
-/// run and the quotes the simulated quote service made.
-fn main_job(name: &str, hostile: Option<HostileKind>) -> (common::Run, u64) {
+/// The main job of a TD against a broker given the simulated platform's root CA and collateral (dated now), the
+/// host misbehaving as `hostile`; `client` runs once the guest serves. The run and the quotes the simulated quote
+/// service made.
+fn main_job(name: &str, hostile: Option<HostileKind>, client: impl FnOnce(u16) + Send + 'static) -> (common::Run, u64) {
     let launch = launch_with(hostile);
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
-    let mrtd: [u8; 48] =
-        hex::decode(hypervisor::expected_digest(&bytes, &launch).unwrap()).unwrap().try_into().unwrap();
-    let options = BrokerOptions {
-        tdx: Some(TdxBroker { collateral: dcap_qvl_sample_path("tdx_quote_collateral.json"), xfam: 0x7, mrtd }),
-        ..BrokerOptions::for_checkout(&paths::repo_root())
-    };
+    let mut options = BrokerOptions::for_checkout(&paths::repo_root());
+    hypervisor::simulated_broker(&broker_dir(&format!("{name}-platform")), &bytes, &launch, &mut options).unwrap();
     let service = PspService::start(Duration::from_secs(120)).unwrap();
     let serial = service.serial_args();
     let run = run_serving_with(
@@ -133,30 +126,48 @@ fn main_job(name: &str, hostile: Option<HostileKind>) -> (common::Run, u64) {
             c.simulated = Some(launch);
             c.extra_args.extend(serial);
         },
-        |_| panic!("a TD without a key must not serve"),
+        client,
     );
     let quotes = service.finish().unwrap();
     (run, quotes)
 }
 
+fn released(run: &common::Run) -> u64 {
+    run.broker.broker.stats().get("released").copied().unwrap_or(0)
+}
+
+/// The whole main job as a TD: TDG.MR.REPORT reaches the module's reporting and GetQuote the quote service (both
+/// over the firmware channel); the broker's real TDX verifier checks the quote through dcap-qvl under the
+/// simulated root CA, releases the key, and the TD unseals the model and serves the reference inputs.
 #[test]
-fn the_td_reports_and_quotes_and_an_unsigned_quote_gets_no_key() {
-    let (run, quotes) = main_job("simulated-tdx-quote", None);
-    assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
-    // The simulated quote's signature data is empty: the verifier cannot even parse it as signed.
-    assert_eq!(field(&run.report, "key refused", "reason"), "malformed_evidence");
-    assert_eq!(field(&run.report, "attested", "tee"), "tdx");
-    assert_eq!(quotes, 1, "one quote made by the simulated quote service");
-    assert_eq!(run.broker.broker.stats().get("released").copied().unwrap_or(0), 0);
+fn the_main_job_attests_with_a_quote_gets_its_key_and_serves_as_a_td() {
+    let root = paths::repo_root();
+    let policy_file = broker_dir("simulated-tdx-main-job").join("broker.toml");
+    let (run, quotes) = main_job("simulated-tdx-main-job", None, move |port| {
+        let policy = xtask::serve::policy_of(&policy_file).unwrap();
+        let cases = xtask::serve::reference_cases(&root).unwrap();
+        let guest = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let summary = xtask::serve::check_reference_cases(guest, &policy, &cases).expect("the reference inputs");
+        assert_eq!(summary.predictions.len(), 24);
+    });
+    let report = &run.report;
+    assert_eq!(report.outcome, Outcome::Stopped, "{:#?}", report.lines);
+    for step in ["booted", "attested", "key released", "model unsealed", "serving"] {
+        assert!(report.record(step).is_some(), "no {step} record: {:#?}", report.lines);
+    }
+    assert_eq!(field(report, "attested", "tee"), "tdx");
+    assert_eq!(released(&run), 1);
+    // The key dance's quote and the client's evidence: each a quote the service made.
+    assert!(quotes >= 2, "{quotes} quotes made");
 }
 
 /// The TD ends its key dance without a key, and the broker released nothing.
 fn no_key(kind: HostileKind) -> common::Run {
-    let (run, _) = main_job(&format!("simulated-tdx-{}", kind.name()), Some(kind));
+    let (run, _) = main_job(&format!("simulated-tdx-{}", kind.name()), Some(kind), |_| panic!("no key, no serving"));
     assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
     assert_eq!(field(&run.report, "misbehaving", "hostile"), kind.name());
     assert!(run.report.record("key released").is_none());
-    assert_eq!(run.broker.broker.stats().get("released").copied().unwrap_or(0), 0);
+    assert_eq!(released(&run), 0);
     run
 }
 
@@ -168,7 +179,11 @@ fn a_quote_whose_length_overflows_the_buffer_is_refused_by_the_td() {
 
 #[test]
 fn a_quote_for_another_td_gets_no_key() {
-    no_key(HostileKind::TdQuoteForAnotherTd);
+    // A valid quote, signed by the platform, for another TD's report data: the TD reads the report data back,
+    // sees that the quote does not bind its key and nonce, and sends nothing.
+    let run = no_key(HostileKind::TdQuoteForAnotherTd);
+    assert_eq!(field(&run.report, "key dance failed", "reason"), "no-evidence");
+    assert!(run.report.record("attested").is_none());
 }
 
 #[test]

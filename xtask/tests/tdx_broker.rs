@@ -28,7 +28,12 @@ fn the_tdx_run_broker_allowlists_the_mrtd_and_releases_nothing_to_replays_or_sim
     let options = BrokerOptions {
         allowed_key_id: Some(KEY_ID),
         key: Some([0x43; 32]),
-        tdx: Some(TdxBroker { collateral: dcap_qvl_sample_path("tdx_quote_collateral.json"), xfam, mrtd }),
+        tdx: Some(TdxBroker {
+            collateral: dcap_qvl_sample_path("tdx_quote_collateral.json"),
+            xfam,
+            mrtd,
+            root_ca: None,
+        }),
         ..BrokerOptions::for_checkout(&xtask::paths::repo_root())
     };
     let broker = start_broker(&dir, &[0; 4096], &options).expect("the published collateral loads");

@@ -12,3 +12,7 @@ pub mod mrtd;
 pub mod reset;
 pub mod td_hob;
 pub mod ve;
+
+/// The simulated TD's XFAM: x87, SSE and AVX, the state the guest enables (DESIGN.md §9: XCR0 must stay within
+/// XFAM). Its TDREPORT says so, and the broker that verifies the simulated TD requires exactly this.
+pub const TD_XFAM: u64 = 0x7;

@@ -38,9 +38,8 @@ fn main_job(root: &std::path::Path, image: &[u8], simulated: Option<&SimulatedLa
     config.timeout = Duration::from_secs(120);
     let mut psp = None;
     if let Some(launch) = simulated {
-        let (snp, _) = hypervisor::simulated_broker(&dir.join("platform"), image, launch)?;
-        options.snp = Some(snp);
-        config.tee = Tee::Snp;
+        hypervisor::simulated_broker(&dir.join("platform"), image, launch, &mut options)?;
+        config.tee = launch.tee;
         config.simulated = Some(launch.clone());
         let service = PspService::start(config.timeout)?;
         config.extra_args.extend(service.serial_args());

@@ -76,7 +76,8 @@ pub struct RunArgs {
     /// With `--tee snp` or `--tee tdx`: launch on the simulated platform (a nested SVM hypervisor of this
     /// project's under QEMU's TCG, on any x86-64 Linux machine) instead of a real SNP or TDX host. Under SNP its
     /// PSP signs reports with a VCEK under a simulated ARK -> ASK chain, which the broker is given instead of
-    /// AMD's; the simulated TD boots only (`--no-broker`) for now.
+    /// AMD's; under TDX its quoting enclave signs quotes under a simulated Intel PKI, whose root CA and collateral
+    /// the broker is given instead of Intel's.
     #[arg(long)]
     pub simulated: bool,
     /// With `--simulated`: the simulated host misbehaves once, deliberately. SNP: cpuid-page, ghcb-io-reply,
@@ -160,11 +161,6 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
             "the simulated SNP platform launches one vCPU (a simulated TD always has two)"
         );
         anyhow::ensure!(
-            tee == Tee::Snp || !with_broker,
-            "the simulated TDX platform does not make quotes yet, so no evidence can reach a broker: boot only with \
-             --no-broker"
-        );
-        anyhow::ensure!(
             hostile.is_none_or(|kind| kind.is_tdx() == (tee == Tee::Tdx)),
             "that --hostile kind is the other platform's (td-* kinds are a TDX host's)"
         );
@@ -202,13 +198,17 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     let mut psp = None;
     let mut expected_digest = None;
     if let Some(launch) = &config.simulated {
-        let (snp, launch_digest) = xtask::hypervisor::simulated_broker(&broker_dir.join("platform"), &bytes, launch)?;
-        eprintln!("xtask: measure: snp launch digest {launch_digest} (vcpus=1 vcpu-type={})", launch.vcpu_type.name);
-        options.snp = Some(snp);
+        let digest = xtask::hypervisor::simulated_broker(&broker_dir.join("platform"), &bytes, launch, &mut options)?;
+        match tee {
+            Tee::Tdx => {
+                eprintln!("xtask: measure: tdx mrtd {digest} (the simulated platform's root CA and collateral)")
+            }
+            _ => eprintln!("xtask: measure: snp launch digest {digest} (vcpus=1 vcpu-type={})", launch.vcpu_type.name),
+        }
         let service = xtask::simulated_psp::PspService::start(config.timeout)?;
         config.extra_args.extend(service.serial_args());
         psp = Some(service);
-        expected_digest = Some(launch_digest);
+        expected_digest = Some(digest);
     } else if tee == Tee::Snp {
         let vcek = vcek.context(
             "the broker needs this host's VCEK to verify the guest's reports: pass --vcek FILE (AMD's key \
@@ -227,7 +227,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         }
         options.snp = Some(SnpBroker { product, vcek, launch_digest, min_tcb, ca: None });
     }
-    if tee == Tee::Tdx {
+    if tee == Tee::Tdx && config.simulated.is_none() {
         let collateral = collateral.context(
             "the broker needs Intel's collateral for this host to verify the TD's quotes: pass --collateral FILE \
              (TCB info, QE identity and CRLs for the host's FMSPC, from Intel's PCS or the host's PCCS), or \
@@ -241,7 +241,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
             guest_features: xtask::measure::DEFAULT_GUEST_FEATURES,
         };
         let mrtd = xtask::measure::measure(&bytes, &launch)?.mrtd;
-        options.tdx = Some(TdxBroker { collateral, xfam, mrtd });
+        options.tdx = Some(TdxBroker { collateral, xfam, mrtd, root_ca: None });
     }
     let broker = step("broker", || xtask::dance::start_broker(&broker_dir, &bytes, &options))?;
     if tee == Tee::Plain {
@@ -266,7 +266,10 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     };
     if let Some(psp) = psp {
         let answered = psp.finish()?;
-        eprintln!("xtask: simulated PSP: {answered} guest messages answered");
+        match tee {
+            Tee::Tdx => eprintln!("xtask: simulated quote service: {answered} quotes made"),
+            _ => eprintln!("xtask: simulated PSP: {answered} guest messages answered"),
+        }
     }
     let stats = broker.broker.stats();
     eprintln!(

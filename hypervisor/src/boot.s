@@ -6,7 +6,9 @@
 #    the modules and the devices' MMIO all lie below 4 GiB).
 # 2. x87/SSE/AVX state (CR0.MP, CR4.OSFXSR/OSXMMEXCPT/OSXSAVE, XCR0 = 7): compiled Rust uses SSE, and the
 #    world switch saves the guest's AVX state with XSAVE.
-# 3. PAE, EFER.LME, paging; a far jump to 64-bit code; `hypervisor_main(multiboot_info)`.
+# 3. PAE, 5-level paging (CR4.LA57, a PML5 above the PML4) where the CPU has it, EFER.LME, paging; a far jump to
+#    64-bit code; `hypervisor_main(multiboot_info)`. With LA57 the nested tables have 5 levels too, which a TD with
+#    GPAW 52 needs: its shared bit (51) is beyond the 48 bits 4-level tables translate.
 
 .set MULTIBOOT_MAGIC, 0x1badb002
 # Flags: modules page-aligned (0), memory information (1), load addresses in the header (16).
@@ -18,6 +20,9 @@
 .set CR4_OSFXSR, 1 << 9
 .set CR4_OSXMMEXCPT, 1 << 10
 .set CR4_OSXSAVE, 1 << 18
+.set CR4_LA57, 1 << 12
+# CPUID.(EAX=7,ECX=0):ECX[16]: 5-level paging.
+.set CPUID_7_ECX_LA57, 1 << 16
 .set MSR_EFER, 0xc0000080
 .set EFER_LME, 1 << 8
 .set PTE_PRESENT_WRITABLE, 0x3
@@ -72,9 +77,20 @@ multiboot_entry:
     movl $7, %eax
     xsetbv
 
-    # 3. Long mode.
+    # 3. Long mode, with 5 levels where the CPU has them.
+    movl $7, %eax
+    xorl %ecx, %ecx
+    cpuid
     movl $boot_pml4, %eax
-    movl %eax, %cr3
+    testl $CPUID_7_ECX_LA57, %ecx
+    jz 1f
+    orl $PTE_PRESENT_WRITABLE, %eax
+    movl %eax, boot_pml5
+    movl %cr4, %eax
+    orl $CR4_LA57, %eax
+    movl %eax, %cr4
+    movl $boot_pml5, %eax
+1:  movl %eax, %cr3
     movl $MSR_EFER, %ecx
     rdmsr
     orl $EFER_LME, %eax
@@ -114,6 +130,8 @@ gdt_descriptor:
 
 .section .bss.pages, "aw", @nobits
 .balign 4096
+boot_pml5:
+    .skip 4096
 boot_pml4:
     .skip 4096
 boot_pdpt:

@@ -21,6 +21,9 @@ pub struct Config {
     pub trace_exits: u64,
     /// The TD's ATTRIBUTES (`attributes=`; QEMU's default sets SEPT_VE_DISABLE, bit 28).
     pub td_attributes: u64,
+    /// The TD's guest physical address width (`gpaw=48` or `gpaw=52`): its shared bit is GPA[GPAW - 1]. GPAW 52
+    /// needs 5-level nested tables, so a host paging with LA57 (QEMU's `-cpu max` has it).
+    pub gpaw: u8,
     /// Back 2 MiB page-state changes with 512 small RMP entries (`small_rmp_pages=1`), as a host may (GHCB
     /// specification §4.1.6): the guest must then validate page by page.
     pub small_rmp_pages: bool,
@@ -42,6 +45,7 @@ pub fn parse(cmdline: &str) -> Result<Config, &str> {
         tdx: false,
         vcpus: 1,
         td_attributes: 1 << 28,
+        gpaw: 48,
         trace_exits: 0,
         small_rmp_pages: false,
     };
@@ -69,6 +73,7 @@ pub fn parse(cmdline: &str) -> Result<Config, &str> {
             "small_rmp_pages" => config.small_rmp_pages = value != 0,
             "vcpus" if (1..=2).contains(&value) => config.vcpus = value as u32,
             "attributes" => config.td_attributes = value,
+            "gpaw" if value == 48 || value == 52 => config.gpaw = value as u8,
             "trace_exits" => config.trace_exits = value,
             _ => return Err(word),
         }

@@ -10,12 +10,15 @@ use crate::svm::Vmcb;
 use simulated_platform::vmsa::offset;
 
 /// The C-bit: the CPUID page says bit 47, and QEMU runs with 48 physical address bits, so the private alias of a
-/// page is a distinct guest-physical address under 4-level nested tables (DESIGN.md §10).
+/// page is a distinct guest-physical address under the nested tables (DESIGN.md §10).
 pub const C_BIT: u64 = 1 << 47;
-/// The TDX shared bit for GPAW 48: GPA[47] (GHCI 1.5, "TD shared memory"), the same bit with the opposite meaning.
-pub const SHARED_BIT: u64 = 1 << 47;
 
-/// Which way the alias bit (47) reads in the guest's page tables.
+/// The TDX shared bit: GPA[GPAW - 1] (GHCI 1.5, "TD shared memory"), bit 47 for GPAW 48 and bit 51 for GPAW 52.
+pub const fn shared_bit(gpaw: u8) -> u64 {
+    1 << (gpaw - 1)
+}
+
+/// Which way the alias bit reads in the guest's page tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AliasBit {
     /// SEV-SNP: set means private (the C-bit).
@@ -32,13 +35,14 @@ pub struct ImageBacking(pub [u8; IMAGE.size as usize]);
 pub struct GuestMemory {
     image: &'static mut ImageBacking,
     alias: AliasBit,
+    alias_mask: u64,
 }
 
 /// Page-table entry bits (APM vol. 2, 5.3).
 const PRESENT: u64 = 1 << 0;
 const LARGE: u64 = 1 << 7;
-/// Physical address bits of an entry below the C-bit.
-const ADDRESS_BELOW_C_BIT: u64 = (C_BIT - 1) & !0xfff;
+/// Physical address bits of an entry (51:12).
+const ADDRESS: u64 = 0x000f_ffff_ffff_f000;
 const CR0_PG: u64 = 1 << 31;
 const EFER_LMA: u64 = 1 << 10;
 
@@ -53,14 +57,19 @@ pub struct Translation {
 }
 
 impl GuestMemory {
-    /// The guest's memory with the image backed by `image`.
-    pub fn new(image: &'static mut ImageBacking, alias: AliasBit) -> GuestMemory {
-        GuestMemory { image, alias }
+    /// The guest's memory with the image backed by `image`, its alias bit `alias_mask` read as `alias` says.
+    pub fn new(image: &'static mut ImageBacking, alias: AliasBit, alias_mask: u64) -> GuestMemory {
+        GuestMemory { image, alias, alias_mask }
     }
 
-    /// What bit 47 means for this guest.
+    /// What the alias bit means for this guest.
     pub fn alias(&self) -> AliasBit {
         self.alias
+    }
+
+    /// The alias bit: the C-bit (SNP) or the shared bit (TDX).
+    pub fn alias_mask(&self) -> u64 {
+        self.alias_mask
     }
 
     /// The host address backing guest-physical `gpa` (without the C-bit), if it is guest memory.
@@ -116,17 +125,18 @@ impl GuestMemory {
         if vmcb.state(offset::EFER) & EFER_LMA == 0 {
             return None;
         }
-        let mut table = vmcb.state(offset::CR3) & ADDRESS_BELOW_C_BIT;
+        let address_bits = ADDRESS & !self.alias_mask;
+        let mut table = vmcb.state(offset::CR3) & address_bits;
         for (level, shift) in [(4, 39), (3, 30), (2, 21), (1, 12)] {
             let entry = self.read_u64(table + ((linear >> shift) & 0x1ff) * 8)?;
             if entry & PRESENT == 0 {
                 return None;
             }
-            let address = entry & ADDRESS_BELOW_C_BIT;
+            let address = entry & address_bits;
             if level == 1 || (level <= 3 && entry & LARGE != 0) {
                 let page_mask = (1u64 << shift) - 1;
                 let gpa = (address & !page_mask) | (linear & page_mask);
-                let set = entry & C_BIT != 0;
+                let set = entry & self.alias_mask != 0;
                 return Some(Translation { gpa, private: set == (self.alias == AliasBit::Private) });
             }
             table = address;

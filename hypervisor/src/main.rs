@@ -74,7 +74,7 @@ extern "C" fn hypervisor_main(multiboot_info: u64) -> ! {
         td_main::run(modules.image, &metadata, &config, statics);
     }
     let mut memory = platform_memory::PlatformMemory::new(
-        guest_memory::GuestMemory::new(statics.image, guest_memory::AliasBit::Private),
+        guest_memory::GuestMemory::new(statics.image, guest_memory::AliasBit::Private, guest_memory::C_BIT),
         statics.ram_rmp,
         statics.image_rmp,
         nested_paging::NestedTables::new(statics.nested_tables),

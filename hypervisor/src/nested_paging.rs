@@ -3,13 +3,20 @@
 //! (C-bit) alias only while the RMP says it is assigned and validated, and at its shared alias only while it is
 //! hypervisor-owned; every other access faults to the hypervisor, which turns it into what SNP hardware does.
 //!
-//! Four levels, 4 KiB leaves, tables from a fixed pool. Entries need U = 1 and RW = 1 (DESIGN.md §10).
+//! The walk has as many levels as the host's paging (APM vol. 2, 15.25.3): five when the hypervisor runs with
+//! CR4.LA57 (boot.s sets it where the CPU has it), else four. 4 KiB leaves, tables from a fixed pool. Entries need
+//! U = 1 and RW = 1 (DESIGN.md §10).
 
 /// Present, writable, user: every nested entry.
 const ENTRY_FLAGS: u64 = 0x7;
 const PRESENT: u64 = 1;
 const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 const ENTRIES: usize = 512;
+/// CR4.LA57: the host pages with five levels.
+const CR4_LA57: u64 = 1 << 12;
+/// The shifts of the table indices above a leaf table, from the root: five levels, four levels.
+const FIVE_LEVELS: &[u32] = &[48, 39, 30, 21];
+const FOUR_LEVELS: &[u32] = &[39, 30, 21];
 
 /// One table.
 #[repr(C, align(4096))]
@@ -27,6 +34,7 @@ pub const POOL_TABLES: usize = 320;
 pub struct NestedTables {
     pool: &'static mut [Table; POOL_TABLES],
     used: usize,
+    levels: &'static [u32],
 }
 
 /// The pool ran out: a layout larger than `POOL_TABLES` allows.
@@ -37,7 +45,16 @@ impl NestedTables {
     /// Empty tables; the first pool entry is the root.
     pub fn new(pool: &'static mut [Table; POOL_TABLES]) -> NestedTables {
         pool[0].0.fill(0);
-        NestedTables { pool, used: 1 }
+        let cr4: u64;
+        // SAFETY: reading CR4 has no side effect; the hypervisor runs at CPL 0.
+        unsafe { core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack, preserves_flags)) };
+        let levels = if cr4 & CR4_LA57 != 0 { FIVE_LEVELS } else { FOUR_LEVELS };
+        NestedTables { pool, used: 1, levels }
+    }
+
+    /// The highest guest-physical address bit the walk translates plus one: 57 with five levels, 48 with four.
+    pub fn address_bits(&self) -> u32 {
+        self.levels[0] + 9
     }
 
     /// N_CR3: the root's physical address (identity-mapped).
@@ -52,7 +69,7 @@ impl NestedTables {
     /// The leaf entry for `gpa`, creating the tables above it.
     fn leaf(&mut self, gpa: u64) -> Result<&mut u64, PoolExhausted> {
         let mut table = 0;
-        for level in [39, 30, 21] {
+        for &level in self.levels {
             let slot = ((gpa >> level) & 0x1ff) as usize;
             let entry = self.pool[table].0[slot];
             table = if entry & PRESENT != 0 {

@@ -2,7 +2,7 @@
 //! with them, page by page.
 //!
 //! - Private alias (SNP: `gpa | C_BIT`; TDX: `gpa`): mapped while the page is assigned and validated (accepted).
-//! - Shared alias (SNP: `gpa`; TDX: `gpa | SHARED_BIT`): mapped while the page is hypervisor-owned.
+//! - Shared alias (SNP: `gpa`; TDX: `gpa | shared_bit(GPAW)`): mapped while the page is hypervisor-owned.
 //!
 //! Under TDX the same table is the secure EPT: "assigned" is a private page (added, or pending), "validated" is
 //! accepted.
@@ -17,7 +17,7 @@ use ovmf::snp::page_state::PageStateEntry;
 use simulated_platform::page_state;
 use simulated_platform::rmp::{Rmp, RmpEntry};
 
-use crate::guest_memory::{AliasBit, C_BIT, GuestMemory};
+use crate::guest_memory::{AliasBit, GuestMemory};
 use crate::nested_paging::{NestedTables, PoolExhausted};
 
 /// Why a state change did not happen.
@@ -98,8 +98,8 @@ impl PlatformMemory {
             (usable_private, !entry.assigned)
         };
         let (private_gpa, shared_gpa) = match self.memory.alias() {
-            AliasBit::Private => (gpa | C_BIT, gpa),
-            AliasBit::Shared => (gpa, gpa | C_BIT),
+            AliasBit::Private => (gpa | self.memory.alias_mask(), gpa),
+            AliasBit::Shared => (gpa, gpa | self.memory.alias_mask()),
         };
         if private {
             self.tables.map(private_gpa, host)?

@@ -11,7 +11,7 @@ use simulated_platform::vmsa::offset;
 
 use crate::config::Config;
 use crate::guest_cpu::GuestCpu;
-use crate::guest_memory::{AliasBit, GuestMemory};
+use crate::guest_memory::{AliasBit, GuestMemory, shared_bit};
 use crate::nested_paging::NestedTables;
 use crate::platform_memory::PlatformMemory;
 use crate::statics::{self, Statics};
@@ -19,9 +19,6 @@ use crate::svm::{Segment, misc1};
 use crate::td_vcpu::{TdCounts, TdVcpu};
 use crate::vcpu::RunEnd;
 use crate::{log, td_launch, tdx_module};
-
-/// GPAW: 48 bits, so the shared bit is 47.
-const GPAW: u8 = 48;
 
 /// Flat 32-bit segments: code (present, execute/read, accessed, D, G) and data (read/write, accessed, B, G).
 const FLAT_CODE: Segment = Segment { selector: 0x08, attributes: 0xc9b, limit: 0xffff_ffff, base: 0 };
@@ -83,11 +80,20 @@ pub fn log_counts(counts: &TdCounts, memory: &PlatformMemory) {
 
 /// Builds and runs the TD.
 pub fn run(image: &[u8], metadata: &Metadata, config: &Config, statics: Statics) -> ! {
+    let tables = NestedTables::new(statics.nested_tables);
+    let nested_address_bits = tables.address_bits();
+    if u32::from(config.gpaw) > nested_address_bits {
+        log::error(
+            "TD build refused",
+            &[("why", Value::Str("GPAW 52 needs 5-level nested tables: the CPU lacks LA57"))],
+        );
+        log::exit(ExitCode::PlatformStopped)
+    }
     let mut memory = PlatformMemory::new(
-        GuestMemory::new(statics.image, AliasBit::Shared),
+        GuestMemory::new(statics.image, AliasBit::Shared, shared_bit(config.gpaw)),
         statics.ram_rmp,
         statics.image_rmp,
-        NestedTables::new(statics.nested_tables),
+        tables,
     );
     let mut hostile = crate::misbehaviour::Misbehaviour::new(config.hostile);
     let built = match td_launch::build(image, metadata, &mut memory, &mut hostile) {
@@ -108,8 +114,9 @@ pub fn run(image: &[u8], metadata: &Metadata, config: &Config, statics: Statics)
             ("mrtd", Value::Str(log::hex(&built.mrtd, &mut hex))),
             ("pages", Value::U64(built.pages.into())),
             ("nested_tables", Value::U64(memory.tables_used() as u64)),
+            ("nested_address_bits", Value::U64(nested_address_bits.into())),
             ("vcpus", Value::U64(config.vcpus.into())),
-            ("gpaw", Value::U64(GPAW.into())),
+            ("gpaw", Value::U64(config.gpaw.into())),
             ("attributes", Value::Hex(config.td_attributes)),
         ],
     );
@@ -121,17 +128,17 @@ pub fn run(image: &[u8], metadata: &Metadata, config: &Config, statics: Statics)
     // Without a channel (a boot-only run) no report or quote can be made.
     let _ = crate::firmware::td_launched(&launched);
     let mut td = tdx_module::Td {
-        gpaw: GPAW,
+        gpaw: config.gpaw,
         attributes: config.td_attributes,
         vcpus: config.vcpus,
         trace_exits: config.trace_exits,
         hostile,
     };
     let root = memory.nested_root();
-    let mut boot = vcpu(statics.vmcb, statics.extended, reset::vcpu(0, GPAW, TD_HOB.base), 0);
+    let mut boot = vcpu(statics.vmcb, statics.extended, reset::vcpu(0, config.gpaw, TD_HOB.base), 0);
     statics::intercepts(boot.cpu.vmcb, statics.iopm, statics.msrpm, root, 0);
     if config.vcpus == 2 {
-        let mut application = vcpu(statics.vmcb_ap, statics.extended_ap, reset::vcpu(1, GPAW, TD_HOB.base), 1);
+        let mut application = vcpu(statics.vmcb_ap, statics.extended_ap, reset::vcpu(1, config.gpaw, TD_HOB.base), 1);
         statics::intercepts(application.cpu.vmcb, statics.iopm, statics.msrpm, root, misc1::PAUSE);
         if let Err(end) = application.park(&mut memory) {
             finish(end, &boot, &memory);

@@ -14,7 +14,6 @@ use simulated_platform::tdx::ve::{self, VeInfo};
 use simulated_platform::vmsa::offset;
 
 use crate::guest_cpu::GuestCpu;
-use crate::guest_memory::SHARED_BIT;
 use crate::platform_memory::PlatformMemory;
 use crate::svm::{control, exit};
 use crate::vcpu::RunEnd;
@@ -171,9 +170,10 @@ impl TdVcpu {
             exit::NPF => {
                 let address = self.cpu.vmcb.get(control::EXITINFO2);
                 let error = self.cpu.vmcb.get(control::EXITINFO1);
-                let gpa = address & !SHARED_BIT;
+                let shared_bit = memory.memory.alias_mask();
+                let gpa = address & !shared_bit;
                 let pending = memory.entry(gpa).is_some_and(|e| e.assigned && !e.validated);
-                if address & SHARED_BIT == 0 && pending {
+                if address & shared_bit == 0 && pending {
                     self.raise_ve(ve::ept_violation(address, error & NPF_WRITE != 0, error & NPF_FETCH != 0));
                     return Ok(());
                 }

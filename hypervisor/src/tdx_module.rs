@@ -90,7 +90,7 @@ pub fn tdcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, td: &mut Td) -> Re
 
 fn accept(vcpu: &mut TdVcpu, memory: &mut PlatformMemory) -> Result<u64, RunEnd> {
     let rcx = vcpu.cpu.registers.rcx;
-    let gpa = rcx & !0xfff & !crate::guest_memory::SHARED_BIT;
+    let gpa = rcx & !0xfff & !memory.memory.alias_mask();
     let large = rcx & 0x7 == 1;
     let Some(table) = memory.rmp(gpa) else { return Ok(TDX_OPERAND_INVALID) };
     let status = module::accept(table, rcx);

@@ -14,7 +14,6 @@ use simulated_platform::tdx::module::TDX_SUCCESS;
 
 use simulated_platform::hostile::HostileKind;
 
-use crate::guest_memory::SHARED_BIT;
 use crate::misbehaviour::Misbehaviour;
 use crate::platform_memory::{PlatformMemory, StateChangeError};
 use crate::td_vcpu::TdVcpu;
@@ -75,7 +74,7 @@ pub fn vmcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, hostile: &mut Misb
             }
         }
         subfunction::HLT => return Err(RunEnd::Stopped("the TD halted")),
-        subfunction::REQUEST_MMIO => match mmio(r12, r13, r14 & !SHARED_BIT, r15) {
+        subfunction::REQUEST_MMIO => match mmio(r12, r13, r14 & !memory.memory.alias_mask(), r15) {
             Some(value) => {
                 r11 = value;
                 VMCALL_SUCCESS
@@ -89,7 +88,7 @@ pub fn vmcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, hostile: &mut Misb
             VMCALL_RETRY
         }
         subfunction::MAP_GPA => map_gpa(memory, r12, r13)?,
-        subfunction::GET_QUOTE => get_quote(memory, r12 & !SHARED_BIT, r13, hostile),
+        subfunction::GET_QUOTE => get_quote(memory, r12 & !memory.memory.alias_mask(), r13, hostile),
         subfunction::REPORT_FATAL_ERROR => return Err(RunEnd::TdFatal(r12 & 0xffff_ffff)),
         other => {
             log::error("unknown TDG.VP.VMCALL", &[("subfunction", Value::Hex(other))]);
@@ -118,8 +117,9 @@ fn mmio(size: u64, direction: u64, gpa: u64, value: u64) -> Option<u64> {
 
 /// MapGPA: the range becomes shared (the shared bit set in `gpa`) or private and pending.
 fn map_gpa(memory: &mut PlatformMemory, gpa: u64, size: u64) -> Result<u64, RunEnd> {
-    let private = gpa & SHARED_BIT == 0;
-    let start = gpa & !SHARED_BIT;
+    let shared_bit = memory.memory.alias_mask();
+    let private = gpa & shared_bit == 0;
+    let start = gpa & !shared_bit;
     if !start.is_multiple_of(4096) || !size.is_multiple_of(4096) || size == 0 {
         return Ok(VMCALL_INVALID_OPERAND);
     }

@@ -12,9 +12,11 @@ use crate::measure::{SnpLaunch, VcpuType};
 use crate::paths;
 use crate::qemu::RunReport;
 
-/// QEMU's CPU for the simulated platform: TCG's SVM with nested paging, and 48 physical address bits so that the
-/// platform's C-bit (47) is a legal page-table bit.
+/// QEMU's CPU for the simulated platform: TCG's SVM with nested paging and LA57, and 48 physical address bits so
+/// that the platform's C-bit (47) or a GPAW-48 TD's shared bit is a legal page-table bit.
 pub const SIMULATED_CPU: &str = "max,phys-bits=48";
+/// The same CPU with 52 physical address bits, for a TD whose GPAW is 52 (its shared bit is 51).
+pub const SIMULATED_CPU_GPAW_52: &str = "max,phys-bits=52";
 /// A TD on the simulated platform has two vCPUs, so the stub's parking path runs.
 pub const TD_VCPUS: u32 = 2;
 /// QEMU's RAM for the simulated platform: the guest's RAM identity-backed below the hypervisor (at 512 MiB).
@@ -60,6 +62,8 @@ pub struct SimulatedLaunch {
     /// The host backs the guest's 2 MiB page-state changes with small RMP entries (legitimate: the guest must
     /// then validate page by page).
     pub small_rmp_pages: bool,
+    /// A TD's guest physical address width: 48 (QEMU's default) or 52. Its shared bit is GPA[GPAW - 1].
+    pub gpaw: u8,
 }
 
 impl SimulatedLaunch {
@@ -74,6 +78,7 @@ impl SimulatedLaunch {
             policy: crate::qemu::SNP_POLICY,
             hostile: None,
             small_rmp_pages: false,
+            gpaw: 48,
         })
     }
 
@@ -81,7 +86,7 @@ impl SimulatedLaunch {
     pub fn command_line(&self) -> String {
         if self.tee == crate::qemu::Tee::Tdx {
             let hostile = self.hostile.map(|kind| format!(" hostile={}", kind.name())).unwrap_or_default();
-            return format!("tee=tdx vcpus={TD_VCPUS}{hostile}");
+            return format!("tee=tdx vcpus={TD_VCPUS} gpaw={}{hostile}", self.gpaw);
         }
         let mut line = format!(
             "signature={:#x} guest_features={:#x} policy={:#x}",
@@ -96,6 +101,13 @@ impl SimulatedLaunch {
             line.push_str(&format!(" hostile={}", kind.name()));
         }
         line
+    }
+
+    /// QEMU's `-cpu` for this launch.
+    pub fn cpu(&self) -> String {
+        let cpu =
+            if self.tee == crate::qemu::Tee::Tdx && self.gpaw == 52 { SIMULATED_CPU_GPAW_52 } else { SIMULATED_CPU };
+        cpu.into()
     }
 
     /// QEMU's arguments that boot the hypervisor with `image` as its guest (instead of `-bios image`).

@@ -189,7 +189,7 @@ impl RunConfig {
             "-machine".into(),
             "q35,accel=tcg".into(),
             "-cpu".into(),
-            crate::hypervisor::SIMULATED_CPU.into(),
+            simulated.cpu(),
             "-m".into(),
             format!("{}M", crate::hypervisor::SIMULATED_MEMORY >> 20),
             "-smp".into(),

@@ -108,11 +108,9 @@ fn a_page_already_accepted_ends_the_td() {
     misbehave(HostileKind::TdAlreadyAccepted, fatal::ACCEPT_FAILED);
 }
 
-/// The main job of a TD against a broker given the simulated platform's root CA and collateral (dated now), the
-/// host misbehaving as `hostile`; `client` runs once the guest serves. The run and the quotes the simulated quote
-/// service made.
-fn main_job(name: &str, hostile: Option<HostileKind>, client: impl FnOnce(u16) + Send + 'static) -> (common::Run, u64) {
-    let launch = launch_with(hostile);
+/// The main job of `launch` against a broker given the simulated platform's root CA and collateral (dated now);
+/// `client` runs once the guest serves. The run and the quotes the simulated quote service made.
+fn main_job(name: &str, launch: SimulatedLaunch, client: impl FnOnce(u16) + Send + 'static) -> (common::Run, u64) {
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
     let mut options = BrokerOptions::for_checkout(&paths::repo_root());
     hypervisor::simulated_broker(&broker_dir(&format!("{name}-platform")), &bytes, &launch, &mut options).unwrap();
@@ -136,34 +134,59 @@ fn released(run: &common::Run) -> u64 {
     run.broker.broker.stats().get("released").copied().unwrap_or(0)
 }
 
-/// The whole main job as a TD: TDG.MR.REPORT reaches the module's reporting and GetQuote the quote service (both
-/// over the firmware channel); the broker's real TDX verifier checks the quote through dcap-qvl under the
-/// simulated root CA, releases the key, and the TD unseals the model and serves the reference inputs.
-#[test]
-fn the_main_job_attests_with_a_quote_gets_its_key_and_serves_as_a_td() {
+/// A client that checks the 24 reference inputs against the policy of the broker `name` runs with.
+fn reference_client(name: &str) -> impl FnOnce(u16) + Send + 'static {
     let root = paths::repo_root();
-    let policy_file = broker_dir("simulated-tdx-main-job").join("broker.toml");
-    let (run, quotes) = main_job("simulated-tdx-main-job", None, move |port| {
+    let policy_file = broker_dir(name).join("broker.toml");
+    move |port| {
         let policy = xtask::serve::policy_of(&policy_file).unwrap();
         let cases = xtask::serve::reference_cases(&root).unwrap();
         let guest = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let summary = xtask::serve::check_reference_cases(guest, &policy, &cases).expect("the reference inputs");
         assert_eq!(summary.predictions.len(), 24);
-    });
+    }
+}
+
+/// The run went booted -> attested (as a TD) -> key released -> model unsealed -> serving, with one key released.
+fn served(run: &common::Run) {
     let report = &run.report;
     assert_eq!(report.outcome, Outcome::Stopped, "{:#?}", report.lines);
     for step in ["booted", "attested", "key released", "model unsealed", "serving"] {
         assert!(report.record(step).is_some(), "no {step} record: {:#?}", report.lines);
     }
     assert_eq!(field(report, "attested", "tee"), "tdx");
-    assert_eq!(released(&run), 1);
+    assert_eq!(released(run), 1);
+}
+
+/// The whole main job as a TD: TDG.MR.REPORT reaches the module's reporting and GetQuote the quote service (both
+/// over the firmware channel); the broker's real TDX verifier checks the quote through dcap-qvl under the
+/// simulated root CA, releases the key, and the TD unseals the model and serves the reference inputs.
+#[test]
+fn the_main_job_attests_with_a_quote_gets_its_key_and_serves_as_a_td() {
+    let name = "simulated-tdx-main-job";
+    let (run, quotes) = main_job(name, launch_with(None), reference_client(name));
+    served(&run);
+    assert_eq!(field(&run.report, "launched", "gpaw"), "48");
     // The key dance's quote and the client's evidence: each a quote the service made.
     assert!(quotes >= 2, "{quotes} quotes made");
 }
 
+/// GPAW 52: the shared bit is 51, which only 5-level nested tables translate (the hypervisor pages with LA57).
+/// The TD's shared pages (virtio, the GetQuote buffer) and MapGPA all go through bit 51, and the job still serves.
+#[test]
+fn a_td_with_gpaw_52_shares_through_bit_51_and_serves() {
+    let name = "simulated-tdx-gpaw-52";
+    let launch = SimulatedLaunch { gpaw: 52, ..launch_with(None) };
+    let (run, _) = main_job(name, launch, reference_client(name));
+    served(&run);
+    assert_eq!(field(&run.report, "launched", "gpaw"), "52");
+    assert_eq!(field(&run.report, "launched", "nested_address_bits"), "57");
+}
+
 /// The TD ends its key dance without a key, and the broker released nothing.
 fn no_key(kind: HostileKind) -> common::Run {
-    let (run, _) = main_job(&format!("simulated-tdx-{}", kind.name()), Some(kind), |_| panic!("no key, no serving"));
+    let name = format!("simulated-tdx-{}", kind.name());
+    let (run, _) = main_job(&name, launch_with(Some(kind)), |_| panic!("no key, no serving"));
     assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
     assert_eq!(field(&run.report, "misbehaving", "hostile"), kind.name());
     assert!(run.report.record("key released").is_none());

@@ -87,6 +87,10 @@ pub struct RunArgs {
     /// td-quote-never-completes. The guest must end itself or be refused, and get no key.
     #[arg(long, value_parser = parse_hostile)]
     pub hostile: Option<HostileKind>,
+    /// With `--tee tdx --simulated`: the TD's guest physical address width, 48 or 52 (its shared bit is 47 or 51;
+    /// 52 runs QEMU's CPU with 52 physical address bits and the hypervisor's nested tables with 5 levels).
+    #[arg(long, default_value_t = 48, value_parser = parse_gpaw)]
+    pub gpaw: u8,
 }
 
 fn parse_hostile(name: &str) -> Result<HostileKind, String> {
@@ -94,6 +98,14 @@ fn parse_hostile(name: &str) -> Result<HostileKind, String> {
         let kinds: Vec<&str> = HostileKind::ALL.iter().map(|k| k.name()).collect();
         format!("not a misbehaviour; one of: {}", kinds.join(", "))
     })
+}
+
+fn parse_gpaw(text: &str) -> Result<u8, String> {
+    match text {
+        "48" => Ok(48),
+        "52" => Ok(52),
+        _ => Err("a TD's GPAW is 48 or 52".into()),
+    }
 }
 
 fn parse_hex_u64(text: &str) -> Result<u64, String> {
@@ -122,6 +134,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         qgs_port,
         simulated,
         hostile,
+        gpaw,
     } = args;
     let with_broker = !no_broker && inject.is_none() && !print_cmdline;
     let cpu = cpu.unwrap_or_else(|| {
@@ -166,6 +179,10 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         );
     }
     anyhow::ensure!(hostile.is_none() || simulated, "--hostile makes the simulated host misbehave: pass --simulated");
+    anyhow::ensure!(
+        gpaw == 48 || (simulated && tee == Tee::Tdx),
+        "--gpaw 52 is for a simulated TD: pass --tee tdx --simulated"
+    );
     if !print_cmdline && !simulated {
         qemu::check_tee_host(tee, igvm)?;
         step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
@@ -179,6 +196,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         config.simulated = Some(xtask::hypervisor::SimulatedLaunch {
             vcpu_type: xtask::measure::VcpuType::by_name(vcpu_type)?,
             hostile,
+            gpaw,
             ..xtask::hypervisor::SimulatedLaunch::new(tee, hypervisor)?
         });
     }

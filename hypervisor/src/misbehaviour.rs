@@ -34,6 +34,11 @@ impl Misbehaviour {
         due
     }
 
+    /// Whether this run's host misbehaves as `kind` (done or not).
+    pub fn is(&self, kind: HostileKind) -> bool {
+        self.kind == Some(kind)
+    }
+
     /// Before a GHCB exit is served: once the heap is validated, take its first page away from the guest.
     pub fn before_ghcb_exit(&mut self, memory: &mut PlatformMemory) {
         let heap_ready = memory.entry(HEAP.end() - 4096).is_some_and(|e| e.assigned && e.validated);

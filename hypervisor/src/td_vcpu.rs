@@ -10,6 +10,7 @@
 
 use ovmf::tdx::ve::exit_reason;
 use protocol::console::Value;
+use simulated_platform::hostile::HostileKind;
 use simulated_platform::tdx::ve::{self, VeInfo};
 use simulated_platform::vmsa::offset;
 
@@ -129,7 +130,11 @@ impl TdVcpu {
         match code {
             exit::CPUID => {
                 let (leaf, subleaf) = (self.cpu.vmcb.state(offset::RAX) as u32, self.cpu.registers.rcx as u32);
-                match tdx_module::virtualized_cpuid(leaf, subleaf) {
+                let answer = match tdx_module::virtualized_cpuid(leaf, subleaf) {
+                    Some(_) if leaf == 7 && td.hostile.due(HostileKind::TdCpuidVe) => None,
+                    answer => answer,
+                };
+                match answer {
                     Some([eax, ebx, ecx, edx]) => {
                         self.counts.cpuid_virtualized += 1;
                         self.cpu.vmcb.set_state(offset::RAX, eax.into());

@@ -56,7 +56,11 @@ pub fn vmcall(vcpu: &mut TdVcpu, memory: &mut PlatformMemory, hostile: &mut Misb
             _ => VMCALL_INVALID_OPERAND,
         },
         subfunction::CPUID => {
-            let r = core::arch::x86_64::__cpuid_count(r12 as u32, r13 as u32);
+            let mut r = core::arch::x86_64::__cpuid_count(r12 as u32, r13 as u32);
+            if r12 == 7 && hostile.is(HostileKind::TdCpuidVe) {
+                // The lie: no AVX2 (leaf 7 EBX bit 5), which the image is built for.
+                r.ebx &= !(1 << 5);
+            }
             (regs.r[4], regs.r[5], regs.r[6], regs.r[7]) = (r.eax.into(), r.ebx.into(), r.ecx.into(), r.edx.into());
             VMCALL_SUCCESS
         }

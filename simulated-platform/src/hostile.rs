@@ -46,11 +46,16 @@ pub enum HostileKind {
     TdQuoteForAnotherTd,
     /// TDX: GetQuote never completes (in flight for good): the guest's bounded polling gives up, no evidence.
     TdQuoteNeverCompletes,
+    /// TDX: CPUID leaf 7 (which the stub reads for AVX2, BMI1 and BMI2) goes to the VMM by #VE instead of being
+    /// answered by the module, and the VMM would answer without AVX2. No module the VMM can configure does this
+    /// (it answers leaf 7 itself); the test shows the guest never acts on a CPUID answer from the VMM: every CPUID
+    /// it executes comes before it has a #VE handler, so the #VE shuts the TD down (triple fault).
+    TdCpuidVe,
 }
 
 impl HostileKind {
     /// Every kind.
-    pub const ALL: [HostileKind; 17] = [
+    pub const ALL: [HostileKind; 18] = [
         HostileKind::CpuidPage,
         HostileKind::GhcbIoReply,
         HostileKind::ReplayedResponse,
@@ -68,6 +73,7 @@ impl HostileKind {
         HostileKind::TdQuoteOverflows,
         HostileKind::TdQuoteForAnotherTd,
         HostileKind::TdQuoteNeverCompletes,
+        HostileKind::TdCpuidVe,
     ];
 
     /// The name on the command lines.
@@ -90,6 +96,7 @@ impl HostileKind {
             HostileKind::TdQuoteOverflows => "td-quote-overflows",
             HostileKind::TdQuoteForAnotherTd => "td-quote-for-another-td",
             HostileKind::TdQuoteNeverCompletes => "td-quote-never-completes",
+            HostileKind::TdCpuidVe => "td-cpuid-ve",
         }
     }
 
@@ -106,6 +113,7 @@ impl HostileKind {
                 | HostileKind::TdQuoteOverflows
                 | HostileKind::TdQuoteForAnotherTd
                 | HostileKind::TdQuoteNeverCompletes
+                | HostileKind::TdCpuidVe
         )
     }
 

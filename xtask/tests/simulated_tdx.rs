@@ -103,6 +103,18 @@ fn a_map_gpa_resuming_backwards_ends_the_td() {
     misbehave(HostileKind::TdMapGpaBackwards, fatal::VMCALL_FAILED);
 }
 
+/// A CPUID leaf the guest needs, sent to the VMM by #VE: the guest takes the #VE in the reset stub, before any
+/// handler exists, and the TD shuts down; it never runs on the VMM's answer (which denies AVX2).
+#[test]
+fn a_cpuid_leaf_sent_to_the_vmm_shuts_the_td_down_before_it_believes_the_answer() {
+    let (_, report) = boot_with(Some(HostileKind::TdCpuidVe));
+    assert_eq!(report.outcome, Outcome::Guest(ExitCode::PlatformStopped), "{:#?}", report.lines);
+    assert_eq!(field(&report, "misbehaving", "hostile"), "td-cpuid-ve");
+    assert_eq!(field(&report, "guest stopped", "why"), "the TD shut down (triple fault)");
+    assert!(report.record("booted").is_none());
+    assert_eq!(field(&report, "exits", "vmcalls"), "0", "the VMM was never asked");
+}
+
 #[test]
 fn a_page_already_accepted_ends_the_td() {
     misbehave(HostileKind::TdAlreadyAccepted, fatal::ACCEPT_FAILED);

@@ -84,7 +84,7 @@ pub struct RunArgs {
     /// replayed-response, corrupted-response, heap-page-shared, heap-page-remapped, prevalidated,
     /// refused-page-state-change. TDX: td-hob-ram-in-image, td-hob-heap-accepted, td-ept-violation,
     /// td-map-gpa-fails, td-map-gpa-backwards, td-already-accepted, td-quote-overflows, td-quote-for-another-td,
-    /// td-quote-never-completes. The guest must end itself or be refused, and get no key.
+    /// td-quote-never-completes, td-cpuid-ve. The guest must end itself or be refused, and get no key.
     #[arg(long, value_parser = parse_hostile)]
     pub hostile: Option<HostileKind>,
     /// With `--tee tdx --simulated`: the TD's guest physical address width, 48 or 52 (its shared bit is 47 or 51;

@@ -12,12 +12,13 @@
 //!   latency and throughput end to end (`inference.rs`).
 //! - `snp_sim`: the main job on the simulated SNP platform vs plain mode, and the platform's exits at boot by kind
 //!   (`snp_sim.rs`).
-//! - `tdx_sim`: a boot-only TD on the simulated platform vs plain mode, and its #VE and TDCALL counts by kind
-//!   (`tdx_sim.rs`).
+//! - `tdx_sim`: the main job as a TD on the simulated platform vs plain mode, and its #VE and TDCALL counts by
+//!   kind (`tdx_sim.rs`); both simulated areas share `simulated_main_job.rs`.
 
 mod broker;
 mod dance;
 mod inference;
+mod simulated_main_job;
 mod snp_sim;
 mod tdx_sim;
 
@@ -96,7 +97,7 @@ pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> 
         figures.extend(snp_sim::figures(root, &built.bytes, runs)?);
     }
     if wanted("tdx_sim") {
-        figures.extend(tdx_sim::figures(root, runs)?);
+        figures.extend(tdx_sim::figures(root, &built.bytes, runs)?);
     }
     if wanted("image") {
         figures.extend(image_figures(&built.bytes)?);

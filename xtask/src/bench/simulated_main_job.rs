@@ -8,13 +8,13 @@ use anyhow::{Context, Result};
 use super::{Figure, median, round};
 use crate::dance::{BrokerOptions, attach, free_port, start_broker};
 use crate::hypervisor::{self, SimulatedLaunch};
-use crate::qemu::{RunConfig, RunReport};
+use crate::qemu::{self, RunConfig, RunReport};
 use crate::simulated_psp::PspService;
 
 /// The names of the six figures: booted plain, booted simulated, their ratio; the same for serving.
 pub(super) type FigureNames = [&'static str; 6];
 
-pub(super) fn figure(name: &'static str, value: f64, unit: &'static str, how: String) -> Figure {
+fn figure(name: &'static str, value: f64, unit: &'static str, how: String) -> Figure {
     Figure { name, value, unit, goal: None, meets_goal: None, how }
 }
 
@@ -71,6 +71,35 @@ pub(super) fn versus_plain(
         figures.push(figure(names[0], round(plain, 1), "ms", how(&format!("{step} (plain)"))));
         figures.push(figure(names[1], round(simulated, 1), "ms", how(&format!("{step} ({label})"))));
         figures.push(figure(names[2], round(simulated / plain, 2), "x", "the two medians above".into()));
+    }
+    Ok(figures)
+}
+
+/// A boot-only run of `launch` (reset -> self-checks -> exit); each of `counts` (figure name, field of the
+/// platform's `exits` record) as a figure.
+pub(super) fn boot_counts(
+    root: &std::path::Path,
+    launch: SimulatedLaunch,
+    counts: &[(&'static str, &'static str)],
+) -> Result<Vec<Figure>> {
+    let tee = launch.tee;
+    let platform = if tee == crate::qemu::Tee::Tdx { "TD" } else { "SNP guest" };
+    let boot_only = RunConfig {
+        tee,
+        simulated: Some(launch),
+        timeout: Duration::from_secs(120),
+        ..RunConfig::new(crate::paths::image_dir(root).join("ampoule.bin"))
+    };
+    let report = qemu::run(&boot_only)?;
+    anyhow::ensure!(report.outcome.is_success(), "the boot-only run failed: {}", report.outcome.name());
+    let (exits, _) = report.record("exits").context("the platform printed no exit counts")?;
+    let mut figures = Vec::new();
+    for &(name, field) in counts {
+        let value: f64 = exits.field(field).and_then(|v| v.parse().ok()).context("an exit count")?;
+        let how = format!(
+            "the platform's `exits` record ({field}) of a boot-only {platform} run: reset -> self-checks -> exit"
+        );
+        figures.push(figure(name, value, "exits", how));
     }
     Ok(figures)
 }

@@ -2,14 +2,12 @@
 //! main job (`simulated_main_job.rs`); and the exits the platform counts while the guest boots (a boot-only run
 //! ends right after the self-checks), by kind.
 
-use std::time::Duration;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::Figure;
-use super::simulated_main_job::{figure, versus_plain};
+use super::simulated_main_job::{boot_counts, versus_plain};
 use crate::hypervisor::{self, SimulatedLaunch};
-use crate::qemu::{self, RunConfig, Tee};
+use crate::qemu::Tee;
 
 /// The exit kinds of the platform's `exits` record, each a figure.
 const EXIT_KINDS: [(&str, &str); 9] = [
@@ -35,27 +33,12 @@ pub(super) fn figures(root: &std::path::Path, image: &[u8], runs: usize) -> Resu
         "snp_sim.simulated_over_plain_serving",
     ];
     let mut figures = versus_plain(root, image, &launch, runs, names, "simulated SNP")?;
-    let boot_only = RunConfig {
-        tee: Tee::Snp,
-        simulated: Some(launch),
-        timeout: Duration::from_secs(120),
-        ..RunConfig::new(crate::paths::image_dir(root).join("ampoule.bin"))
-    };
-    let report = qemu::run(&boot_only)?;
-    let (exits, _) = report.record("exits").context("the platform printed no exit counts")?;
-    for (name, field) in EXIT_KINDS {
-        let value: f64 = exits.field(field).and_then(|v| v.parse().ok()).context("an exit count")?;
-        let mut counted = figure(
-            name,
-            value,
-            "exits",
-            format!("the platform's `exits` record ({field}) of a boot-only run: reset -> self-checks -> exit"),
-        );
-        if field == "page_state_changes" {
+    for mut counted in boot_counts(root, launch, &EXIT_KINDS)? {
+        if counted.name == "snp_sim.boot_page_state_change_exits" {
             counted.goal = Some("< 100");
-            counted.meets_goal = Some(value < 100.0);
+            counted.meets_goal = Some(counted.value < 100.0);
         }
-        if field == "validated_pages" {
+        if counted.name == "snp_sim.boot_validated_pages" {
             counted.unit = "pages";
             counted.how = "pages validated when the guest exits: the launch's 2,322 and the guest's heap".into();
         }

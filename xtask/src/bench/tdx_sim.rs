@@ -2,14 +2,12 @@
 //! main job, the TD attesting with a quote the broker verifies through dcap-qvl (`simulated_main_job.rs`); and the
 //! TD's #VE and TDCALL counts at boot, by kind (accepts of 2 MiB and of 4 KiB pages apart).
 
-use std::time::Duration;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::Figure;
-use super::simulated_main_job::{figure, versus_plain};
+use super::simulated_main_job::{boot_counts, versus_plain};
 use crate::hypervisor::{self, SimulatedLaunch};
-use crate::qemu::{self, RunConfig, Tee};
+use crate::qemu::Tee;
 
 /// The counts of the platform's `exits` record for a TD, each a figure.
 const COUNTS: [(&str, &str); 9] = [
@@ -35,20 +33,6 @@ pub(super) fn figures(root: &std::path::Path, image: &[u8], runs: usize) -> Resu
         "tdx_sim.simulated_over_plain_serving",
     ];
     let mut figures = versus_plain(root, image, &launch, runs, names, "simulated TD, two vCPUs")?;
-    let boot_only = RunConfig {
-        tee: Tee::Tdx,
-        simulated: Some(launch),
-        timeout: Duration::from_secs(120),
-        ..RunConfig::new(crate::paths::image_dir(root).join("ampoule.bin"))
-    };
-    let report = qemu::run(&boot_only)?;
-    anyhow::ensure!(report.outcome.is_success(), "the boot-only TD failed: {}", report.outcome.name());
-    let (exits, _) = report.record("exits").context("the platform printed no counts")?;
-    for (name, field) in COUNTS {
-        let value: f64 = exits.field(field).and_then(|v| v.parse().ok()).context("a count")?;
-        let how =
-            format!("the platform's `exits` record ({field}) of a boot-only TD run: reset -> self-checks -> exit");
-        figures.push(figure(name, value, "exits", how));
-    }
+    figures.extend(boot_counts(root, launch, &COUNTS)?);
     Ok(figures)
 }

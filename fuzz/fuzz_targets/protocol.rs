@@ -2,14 +2,16 @@
 //! the client service's requests and replies (each with a re-encode round trip), an Infer request's plaintext and
 //! a result's values (round trips too), frames (with the bound), the SNP report view (with the simulated signature
 //! check), the sealed model's parsers, of a blob and of the image's slot (with an open under a fixed key, which
-//! must fail for anything the fuzzer makes), and SNP guest-message responses (which must never authenticate and must
-//! retire the key). The first byte picks the decoder.
+//! must fail for anything the fuzzer makes), the chunked sealed blob's header and chunks (under a fixed key, no chunk
+//! may open), and SNP guest-message responses (which must never authenticate and must retire the key). The first
+//! byte picks the decoder.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use protocol::frame::{MAX_FRAME_LEN, read_frame};
 use protocol::message::Message;
 use protocol::report::SnpReport;
+use protocol::sealed_blob::{BlobHeader, ChunkOpener, HEADER_LEN};
 use protocol::sealed_model::SealedModel;
 use protocol::service::{InferInput, ServiceReply, ServiceRequest, decode_values, encode_values};
 use protocol::snp_guest_message::{
@@ -18,7 +20,7 @@ use protocol::snp_guest_message::{
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, data)) = data.split_first() else { return };
-    match selector % 9 {
+    match selector % 10 {
         0 => {
             if let Ok(message) = Message::decode(data) {
                 let encoded = message.encode().expect("a decoded message encodes");
@@ -71,6 +73,18 @@ fuzz_target!(|data: &[u8]| {
             let _ = channel.request(MSG_REPORT_REQ, REPORT_REQ_VERSION, &report_request(&[0; 64], 0));
             assert!(channel.response(data).is_err(), "a fuzzed response authenticated");
             assert!(channel.is_retired());
+        }
+        9 => {
+            let Some((header, mut rest)) = data.split_at_checked(HEADER_LEN) else { return };
+            let Ok(header) = BlobHeader::parse(header) else { return };
+            assert!(header.sealed_len() >= HEADER_LEN as u64 + header.plaintext_len);
+            let mut opener = ChunkOpener::new(header, &[0x5a; 32]);
+            let mut index = 0;
+            while let Some(len) = header.sealed_chunk_len(index) {
+                let Some((chunk, after)) = rest.split_at_checked(len) else { break };
+                assert!(opener.open_next(&mut chunk.to_vec()).is_err(), "a fuzzed chunk opened");
+                (rest, index) = (after, index + 1);
+            }
         }
         _ => {
             if let Ok(report) = SnpReport::new(data) {

@@ -5,6 +5,7 @@
 //! - [`binding`]: the report data that ties evidence to a nonce and a key.
 //! - [`seal`]: HPKE sealing (RFC 9180).
 //! - [`sealed_model`]: the model weights as compiled into the image, AES-256-GCM under the model key.
+//! - [`sealed_blob`]: the model weights as a deploy artifact outside the image, in authenticated chunks.
 //! - [`service`]: what clients and the serving guest say to each other.
 //! - [`report`]: the SEV-SNP report layout and the simulated report of plain mode.
 //! - [`snp_guest_message`]: SEV-SNP guest messages to the PSP (MSG_REPORT_REQ), protected under VMPCK0.
@@ -22,6 +23,7 @@ pub mod message;
 pub mod refusal;
 pub mod report;
 pub mod seal;
+pub mod sealed_blob;
 pub mod sealed_model;
 pub mod service;
 pub mod snp_guest_message;

@@ -99,11 +99,15 @@ fn seeds(target: &str) -> Result<Vec<Vec<u8>>> {
             let input = InferInput { reply_public_key: [7; 32], values: vec![1.5; 30] }.encode()?;
             let infer = ServiceRequest::Infer { encapped_key: [3; 32], sealed_input: vec![0xa5; input.len() + 16] };
             let result = ServiceReply::Result { encapped_key: [4; 32], sealed_output: vec![0x5a; 8 + 2 + 16] };
+            let weights: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+            let blob = protocol::sealed_blob::seal(&weights, [1; 16], [2; 16], &[0xa5; 32], [3; 7], 4096)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(vec![
                 [&[0u8][..], &hello].concat(),
                 [&[4u8][..], &infer.encode()?].concat(),
                 [&[5u8][..], &result.encode()?].concat(),
                 [&[6u8][..], &input].concat(),
+                [&[9u8][..], &blob].concat(),
             ])
         }
         // A connection's stream: a framed Hello, then a framed Attest with simulated evidence.

@@ -20,10 +20,12 @@
 //! min_abi = [1, 51]
 //! min_tcb = { bootloader = 3, tee = 0, snp = 8, microcode = 115 }
 //!
-//! [[allow]]                        # one entry per measurement: it gets exactly one key
+//! [[allow]]                        # one entry per (measurement, model digest): it gets exactly one key
 //! tee = "plain"
 //! measurement = "<96 hex digits>"
 //! key_id = "<32 hex digits>"
+//! model_digest = "<96 hex digits>" # optional: the sealed blob the launch must be bound to (its HOST_DATA or
+//!                                  # MRCONFIGID); without it, a launch bound to no blob (all zero)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use protocol::frame::MAX_FRAME_LEN;
 use protocol::message::KeyId;
+use protocol::sealed_blob::{BlobDigest, launch_binding};
 use protocol::tee::Tee;
 use serde::Deserialize;
 
@@ -118,6 +121,10 @@ pub struct AllowEntry {
     pub measurement: String,
     /// The key this measurement gets, hex.
     pub key_id: String,
+    /// The sealed blob's digest the launch must carry (`protocol::sealed_blob`), hex; none: a launch bound to no
+    /// blob.
+    #[serde(default)]
+    pub model_digest: Option<String>,
 }
 
 /// One allowlist entry, checked.
@@ -129,6 +136,22 @@ pub struct Allowed {
     pub measurement: Vec<u8>,
     /// Its key.
     pub key_id: KeyId,
+    /// The sealed blob the launch must be bound to (HOST_DATA / MRCONFIGID), if any.
+    pub model_digest: Option<BlobDigest>,
+}
+
+impl Allowed {
+    /// What this entry's launch must report as its HOST_DATA (SNP, plain) or MRCONFIGID (TDX), zero-extended to 48
+    /// bytes: its blob's binding, or zeros for a launch bound to no blob.
+    pub fn expected_host_data(&self) -> [u8; 48] {
+        self.model_digest.map_or([0; 48], |digest| launch_binding(self.tee, &digest))
+    }
+}
+
+/// Parses a model digest: 96 hex digits.
+fn parse_digest(text: &str) -> Result<BlobDigest> {
+    let bytes = hex::decode(text).with_context(|| format!("model_digest {text:?} is not hex"))?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("model_digest {text} is not 48 bytes"))
 }
 
 /// Parses a TEE name.
@@ -202,7 +225,7 @@ impl Config {
         Ok(())
     }
 
-    /// The allowlist, checked: known TEEs, hex of the right lengths, each measurement once.
+    /// The allowlist, checked: known TEEs, hex of the right lengths, each (measurement, model digest) once.
     pub fn allowlist(&self) -> Result<Vec<Allowed>> {
         let mut out: Vec<Allowed> = Vec::new();
         for entry in &self.allow {
@@ -212,10 +235,14 @@ impl Config {
             if measurement.len() != 48 {
                 bail!("measurement {} is {} bytes, expected 48", entry.measurement, measurement.len());
             }
-            if out.iter().any(|a| a.measurement == measurement) {
-                bail!("measurement {} appears twice: a measurement gets exactly one key", entry.measurement);
+            let model_digest = entry.model_digest.as_deref().map(parse_digest).transpose()?;
+            if out.iter().any(|a| a.measurement == measurement && a.model_digest == model_digest) {
+                bail!(
+                    "measurement {} appears twice for the same model: a launch gets exactly one key",
+                    entry.measurement
+                );
             }
-            out.push(Allowed { tee, measurement, key_id: parse_key_id(&entry.key_id)? });
+            out.push(Allowed { tee, measurement, key_id: parse_key_id(&entry.key_id)?, model_digest });
         }
         Ok(out)
     }

@@ -1,6 +1,7 @@
 //! The evidence policy, one function shared by the broker (before it releases a key) and `ampoule-client` (before
 //! it sends a guest anything): the evidence verifies, binds the expected report data, comes from a guest launched
-//! without debugging (unless allowed) and measures as an allowlisted image of that TEE.
+//! without debugging (unless allowed), measures as an allowlisted image of that TEE, and was launched bound to the
+//! sealed model that entry names (or to none).
 
 use protocol::refusal::RefusalCode;
 use protocol::tee::Tee;
@@ -36,7 +37,8 @@ impl Policy {
 
     /// Checks `evidence` of `tee` that must carry `report_data`, in this order: a verifier for the TEE accepts it
     /// (format, signature, simulation allowed), the report data matches, debugging is off (or allowed), the
-    /// measurement is allowlisted for this TEE. Returns the facts and the allowlist entry.
+    /// measurement is allowlisted for this TEE, the launch's HOST_DATA / MRCONFIGID is that entry's model binding.
+    /// Returns the facts and the allowlist entry.
     pub fn check(
         &self,
         tee: Tee,
@@ -62,11 +64,13 @@ impl Policy {
         if verified.debug && !self.allow_debug {
             return Err(RefusalCode::DebugPolicy);
         }
-        let allowed = self.allowlist.iter().find(|a| a.measurement == verified.measurement);
-        let allowed = allowed.ok_or(RefusalCode::UnknownMeasurement)?;
-        if allowed.tee != verified.tee {
-            return Err(RefusalCode::WrongTee);
-        }
-        Ok(allowed)
+        let mut same = self.allowlist.iter().filter(|a| a.measurement == verified.measurement).peekable();
+        same.peek().ok_or(RefusalCode::UnknownMeasurement)?;
+        let mut same_tee = same.filter(|a| a.tee == verified.tee).peekable();
+        same_tee.peek().ok_or(RefusalCode::WrongTee)?;
+        same_tee.find(|a| a.expected_host_data() == verified.host_data).ok_or(RefusalCode::HostDataMismatch)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -46,6 +46,7 @@ fn serve(name: &str, max_connections: usize) -> Served {
             tee: "plain".into(),
             measurement: hex::encode(MEASUREMENT_A),
             key_id: hex::encode(KEY_ID_A),
+            model_digest: None,
         }],
         ..Config::with_defaults("127.0.0.1:0", dir.join("audit.jsonl"))
     };

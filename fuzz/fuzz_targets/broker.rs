@@ -48,7 +48,12 @@ fn broker() -> &'static Broker {
             message_timeout_ms: 1000,
             session_timeout_ms: 1000,
             max_connections: 1,
-            allow: vec![AllowEntry { tee: "plain".into(), measurement: "a1".repeat(48), key_id: "0a".repeat(16) }],
+            allow: vec![AllowEntry {
+                tee: "plain".into(),
+                measurement: "a1".repeat(48),
+                key_id: "0a".repeat(16),
+                model_digest: None,
+            }],
             ..Config::with_defaults("127.0.0.1:0", audit_log)
         };
         let mut keys = KeyStore::default();

@@ -42,11 +42,14 @@ pub enum RefusalCode {
     GuestPolicy = 18,
     /// The report was requested from a VMPL other than the one required.
     WrongVmpl = 19,
+    /// The launch's HOST_DATA (SNP, plain) or MRCONFIGID (TDX) is not the sealed model's digest the allowlist binds
+    /// to this measurement: the guest was launched for another model, or for none.
+    HostDataMismatch = 20,
 }
 
 impl RefusalCode {
     /// Every code.
-    pub const ALL: [RefusalCode; 19] = [
+    pub const ALL: [RefusalCode; 20] = [
         RefusalCode::UnknownMeasurement,
         RefusalCode::NonceUnknown,
         RefusalCode::NonceExpired,
@@ -66,6 +69,7 @@ impl RefusalCode {
         RefusalCode::TcbTooLow,
         RefusalCode::GuestPolicy,
         RefusalCode::WrongVmpl,
+        RefusalCode::HostDataMismatch,
     ];
 
     /// The code for a wire value.
@@ -95,6 +99,7 @@ impl RefusalCode {
             RefusalCode::TcbTooLow => "tcb_too_low",
             RefusalCode::GuestPolicy => "guest_policy",
             RefusalCode::WrongVmpl => "wrong_vmpl",
+            RefusalCode::HostDataMismatch => "host_data_mismatch",
         }
     }
 }

@@ -20,6 +20,7 @@ const VMPL: usize = 0x030;
 const SIGNATURE_ALGO: usize = 0x034;
 const REPORT_DATA: usize = 0x050;
 const MEASUREMENT: usize = 0x090;
+const HOST_DATA: usize = 0x0c0;
 const REPORTED_TCB: usize = 0x180;
 const CHIP_ID: usize = 0x1a0;
 
@@ -101,6 +102,12 @@ impl<'a> SnpReport<'a> {
         self.0[MEASUREMENT..MEASUREMENT + 48].try_into().expect("48 bytes")
     }
 
+    /// HOST_DATA: 32 bytes the host gave at launch, which the guest cannot change (Ampoule: the sealed model's
+    /// digest, `protocol::sealed_blob::launch_binding`).
+    pub fn host_data(&self) -> &'a [u8; 32] {
+        self.0[HOST_DATA..HOST_DATA + 32].try_into().expect("32 bytes")
+    }
+
     /// REPORTED_TCB: the TCB version the report's signing key (VCEK) was derived for, as 8 raw bytes (their
     /// layout depends on the processor generation).
     pub fn reported_tcb(&self) -> [u8; 8] {
@@ -150,9 +157,21 @@ fn simulation_mac() -> Hmac<Sha384> {
     Hmac::<Sha384>::new_from_slice(SIMULATION_KEY).expect("HMAC takes keys of any length")
 }
 
-/// A simulated report for `measurement`, `report_data` and `policy`, at VMPL 0, signed under [`SIMULATION_KEY`].
+/// A simulated report for `measurement`, `report_data` and `policy`, at VMPL 0, with no HOST_DATA, signed under
+/// [`SIMULATION_KEY`].
 pub fn simulated_report(measurement: &[u8; 48], report_data: &[u8; 64], policy: u64) -> [u8; REPORT_LEN] {
+    simulated_launch_report(measurement, &[0; 32], report_data, policy)
+}
+
+/// A simulated report of a launch given `host_data` (plain mode's stand-in for SNP's HOST_DATA).
+pub fn simulated_launch_report(
+    measurement: &[u8; 48],
+    host_data: &[u8; 32],
+    report_data: &[u8; 64],
+    policy: u64,
+) -> [u8; REPORT_LEN] {
     let mut report = [0u8; REPORT_LEN];
+    report[HOST_DATA..HOST_DATA + 32].copy_from_slice(host_data);
     report[VERSION..VERSION + 4].copy_from_slice(&SIMULATED_REPORT_VERSION.to_le_bytes());
     report[POLICY..POLICY + 8].copy_from_slice(&policy.to_le_bytes());
     report[SIGNATURE_ALGO..SIGNATURE_ALGO + 4].copy_from_slice(&SIGNATURE_ALGO_SIMULATED.to_le_bytes());
@@ -186,6 +205,11 @@ mod tests {
         assert_eq!(view.policy(), 0x30000);
         assert_eq!(view.vmpl(), 0);
         assert!(view.is_simulated());
+        view.verify_simulated().unwrap();
+        assert_eq!(view.host_data(), &[0; 32]);
+        let launched = simulated_launch_report(&[3; 48], &[6; 32], &[4; 64], POLICY_DEFAULT);
+        let view = SnpReport::new(&launched).unwrap();
+        assert_eq!((view.host_data(), view.measurement()), (&[6; 32], &[3; 48]));
         view.verify_simulated().unwrap();
     }
 

@@ -22,6 +22,7 @@ use aes_gcm::{Aes256Gcm, KeyInit, Tag};
 use sha2::{Digest, Sha384};
 
 use crate::message::KeyId;
+use crate::tee::Tee;
 
 /// The format's magic and version.
 pub const MAGIC: [u8; 8] = *b"AMPBLOB1";
@@ -38,6 +39,17 @@ pub const MAX_PLAINTEXT_LEN: u64 = 512 * 1024 * 1024;
 
 /// The digest that binds a blob to a launch: SHA-384 of its header.
 pub type BlobDigest = [u8; 48];
+
+/// What a launch bound to the blob with `digest` reports, as 48 bytes: SNP's (and plain mode's simulated) HOST_DATA
+/// holds 32 bytes, the digest's first 32 (the rest zero here); TDX's MRCONFIGID holds all 48. The guest compares
+/// its own report's field with this before it decrypts anything; the broker, before it releases a key.
+pub fn launch_binding(tee: Tee, digest: &BlobDigest) -> [u8; 48] {
+    let mut binding = *digest;
+    if tee != Tee::Tdx {
+        binding[32..].fill(0);
+    }
+    binding
+}
 
 /// Why a blob, or one of its chunks, is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,6 +23,16 @@ pub struct Verified {
     pub report_data: [u8; 64],
     /// Whether the guest was launched with debugging allowed.
     pub debug: bool,
+    /// What the host gave the launch, which the guest cannot change: HOST_DATA (SNP; plain mode's simulated report)
+    /// zero-extended from 32 bytes, or MRCONFIGID (TDX). Ampoule binds the sealed model's digest there.
+    pub host_data: [u8; 48],
+}
+
+/// An SNP report's 32-byte HOST_DATA as [`Verified::host_data`].
+pub fn snp_host_data(host_data: &[u8; 32]) -> [u8; 48] {
+    let mut extended = [0u8; 48];
+    extended[..32].copy_from_slice(host_data);
+    extended
 }
 
 /// A verifier for one TEE's evidence.

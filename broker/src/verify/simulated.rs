@@ -39,6 +39,7 @@ impl Verifier for SimulatedVerifier {
             measurement: report.measurement().to_vec(),
             report_data: *report.report_data(),
             debug: report.policy() & policy::DEBUG != 0,
+            host_data: super::snp_host_data(report.host_data()),
         })
     }
 }

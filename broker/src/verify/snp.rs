@@ -342,6 +342,7 @@ impl SnpVerifier {
             measurement: report.measurement().to_vec(),
             report_data: *report.report_data(),
             debug: guest_policy & policy::DEBUG != 0,
+            host_data: super::snp_host_data(report.host_data()),
         })
     }
 }

@@ -14,7 +14,8 @@
 //!    debug bit: DESIGN.md §9);
 //! 5. RTMR0..3 equal the configured values (default all zero: Ampoule extends no RTMR).
 //!
-//! The measurement is MRTD; the debug bit (ATTRIBUTES.TUD) is returned for the common policy to judge.
+//! The measurement is MRTD; the debug bit (ATTRIBUTES.TUD) and MRCONFIGID (the sealed model's binding) are returned
+//! for the common policy to judge.
 
 use std::path::{Path, PathBuf};
 
@@ -171,6 +172,7 @@ impl TdxVerifier {
             measurement: td.mr_td.to_vec(),
             report_data: td.report_data,
             debug: td_attributes & TD_ATTRIBUTES_DEBUG != 0,
+            host_data: td.mr_config_id,
         })
     }
 }

@@ -61,6 +61,7 @@ pub fn test_broker(allow_simulated: bool) -> TestBroker {
         tee: tee.into(),
         measurement: hex::encode(m),
         key_id: hex::encode(k),
+        model_digest: None,
     };
     let config = Config {
         allow_simulated,

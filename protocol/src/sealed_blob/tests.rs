@@ -154,3 +154,13 @@ fn malformed_headers_are_refused() {
     assert_eq!(seal(&[], [1; 16], [2; 16], &KEY, [3; 7], CHUNK), Err(BlobError::Malformed));
     assert_eq!(seal(&weights(), [1; 16], [2; 16], &KEY, [3; 7], 16), Err(BlobError::Malformed));
 }
+
+#[test]
+fn a_launch_carries_as_much_of_the_digest_as_its_field_holds() {
+    let digest: BlobDigest = core::array::from_fn(|i| i as u8 + 1);
+    assert_eq!(launch_binding(Tee::Tdx, &digest), digest);
+    for tee in [Tee::Snp, Tee::Plain] {
+        let binding = launch_binding(tee, &digest);
+        assert_eq!((&binding[..32], &binding[32..]), (&digest[..32], &[0u8; 16][..]));
+    }
+}

@@ -256,7 +256,12 @@ fn the_policy_refuses_the_published_quote_for_other_report_data_or_an_mrtd_not_a
         allow_debug: false,
         allowlist,
     };
-    let allowed = |tee, measurement: &[u8]| Allowed { tee, measurement: measurement.to_vec(), key_id: [0x5a; 16] };
+    let allowed = |tee, measurement: &[u8]| Allowed {
+        tee,
+        measurement: measurement.to_vec(),
+        key_id: [0x5a; 16],
+        model_digest: None,
+    };
 
     let good = policy(vec![allowed(Tee::Tdx, &td.mr_td)]);
     let (verified, entry) = good.check(Tee::Tdx, &quote, &td.report_data).unwrap();

@@ -15,6 +15,7 @@ extern crate alloc;
 mod attester;
 pub mod connection;
 mod dance;
+pub mod model_load;
 mod service;
 pub mod snp_attester;
 #[cfg(feature = "std")]

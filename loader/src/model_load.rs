@@ -1,0 +1,127 @@
+//! The guest's load of a sealed model from the untrusted host (DESIGN.md §11): the blob (`protocol::sealed_blob`) is
+//! outside the measured image, and the host hands it over through a [`BlobSource`] (fw_cfg or the network). Two
+//! steps, so that nothing is decrypted for a blob this launch was not made for:
+//!
+//! 1. [`read_header`], before the key dance: the header, strictly parsed; the model it holds; the blob's size as
+//!    the host declares it, equal to the header's; and the header's digest against what the launch reports as its
+//!    HOST_DATA / MRCONFIGID. Its key id is the key to ask the broker for.
+//! 2. [`load`], with the released key: chunk by chunk, each read into private memory and opened in place there,
+//!    in order, until the last. Any failure returns no plaintext; what was opened is erased.
+
+use alloc::vec::Vec;
+
+use protocol::sealed_blob::{BlobError, BlobHeader, ChunkOpener, HEADER_LEN, MAX_CHUNK_LEN, TAG_LEN, launch_binding};
+use protocol::tee::Tee;
+use zeroize::Zeroizing;
+
+/// The host did not deliver: no blob, or a read past its end or that the device refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotDelivered;
+
+/// Where the blob comes from: the host, so every answer may be a lie, and each read is bounded by its buffer.
+pub trait BlobSource {
+    /// The blob's size as the host declares it.
+    fn declared_len(&mut self) -> Result<u64, NotDelivered>;
+    /// Copies the blob's bytes at `offset` into `into`, all of them or an error.
+    fn read(&mut self, offset: u64, into: &mut [u8]) -> Result<(), NotDelivered>;
+}
+
+/// Why no model was loaded. Each has its own reason in the guest's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The host gave no blob, or a read failed.
+    Unreadable,
+    /// The header is not one, or the declared size is not the header's.
+    Malformed,
+    /// The blob holds another model than the image's graph.
+    OtherModel,
+    /// The blob is larger than the guest may hold.
+    TooLarge,
+    /// The header's digest is not what this launch reports: the host gave another blob than it launched for.
+    NotThisLaunch,
+    /// A chunk did not open at its place, or had the wrong length.
+    Chunk(BlobError),
+    /// The memory for the weights could not be had.
+    OutOfMemory,
+}
+
+impl LoadError {
+    /// The reason, as the guest logs it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            LoadError::Unreadable => "blob-unreadable",
+            LoadError::Malformed => "blob-malformed",
+            LoadError::OtherModel => "blob-for-another-model",
+            LoadError::TooLarge => "blob-too-large",
+            LoadError::NotThisLaunch => "blob-not-this-launch",
+            LoadError::Chunk(BlobError::ChunkLength) => "blob-chunk-length",
+            LoadError::Chunk(BlobError::TooManyChunks) => "blob-too-many-chunks",
+            LoadError::Chunk(_) => "blob-chunk-did-not-open",
+            LoadError::OutOfMemory => "blob-out-of-memory",
+        }
+    }
+}
+
+/// What the launch says the blob must be: the model the image serves, the most plaintext it may hold, and the
+/// launch's HOST_DATA / MRCONFIGID (zero-extended to 48 bytes) for its TEE.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected {
+    /// The image's model id.
+    pub model_id: [u8; 16],
+    /// The largest plaintext the guest accepts (its heap's bound).
+    pub max_plaintext_len: u64,
+    /// The TEE the launch reports from.
+    pub tee: Tee,
+    /// What the launch reports.
+    pub host_data: [u8; 48],
+}
+
+/// Step 1: the header, checked against the launch, before any key exists.
+pub fn read_header(source: &mut impl BlobSource, expected: &Expected) -> Result<BlobHeader, LoadError> {
+    let declared = source.declared_len().map_err(|_| LoadError::Unreadable)?;
+    let mut bytes = [0u8; HEADER_LEN];
+    source.read(0, &mut bytes).map_err(|_| LoadError::Unreadable)?;
+    let header = BlobHeader::parse(&bytes).map_err(|_| LoadError::Malformed)?;
+    if declared != header.sealed_len() {
+        return Err(LoadError::Malformed);
+    }
+    if header.model_id != expected.model_id {
+        return Err(LoadError::OtherModel);
+    }
+    if header.plaintext_len > expected.max_plaintext_len {
+        return Err(LoadError::TooLarge);
+    }
+    if launch_binding(expected.tee, header.digest()) != expected.host_data {
+        return Err(LoadError::NotThisLaunch);
+    }
+    Ok(header)
+}
+
+/// Step 2: every chunk, read into private memory and opened there, in order. The weights, or nothing.
+pub fn load(
+    source: &mut impl BlobSource,
+    header: &BlobHeader,
+    key: &[u8; 32],
+) -> Result<Zeroizing<Vec<u8>>, LoadError> {
+    let mut weights = Zeroizing::new(Vec::new());
+    weights.try_reserve_exact(header.plaintext_len as usize).map_err(|_| LoadError::OutOfMemory)?;
+    let mut chunk = Zeroizing::new(Vec::new());
+    chunk.try_reserve_exact(MAX_CHUNK_LEN as usize + TAG_LEN).map_err(|_| LoadError::OutOfMemory)?;
+    let mut opener = ChunkOpener::new(*header, key);
+    let mut offset = HEADER_LEN as u64;
+    let mut index = 0;
+    while let Some(len) = header.sealed_chunk_len(index) {
+        chunk.resize(len, 0);
+        source.read(offset, &mut chunk).map_err(|_| LoadError::Unreadable)?;
+        let opened = opener.open_next(&mut chunk).map_err(LoadError::Chunk)?;
+        weights.extend_from_slice(&chunk[..opened]);
+        (offset, index) = (offset + len as u64, index + 1);
+    }
+    if !opener.finished() {
+        return Err(LoadError::Chunk(BlobError::ChunkOpen));
+    }
+    Ok(weights)
+}
+
+#[cfg(test)]
+mod tests;

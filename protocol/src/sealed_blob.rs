@@ -147,6 +147,19 @@ impl BlobHeader {
         HEADER_LEN as u64 + self.plaintext_len + u64::from(self.chunk_count) * TAG_LEN as u64
     }
 
+    /// The sealed chunks of a whole blob in memory (`blob` from its first byte), in order, as far as the bytes
+    /// reach: for host tools, tests and the fuzzer; the guest reads chunk by chunk instead.
+    pub fn sealed_chunks<'a>(&self, blob: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        let header = *self;
+        let mut at = HEADER_LEN;
+        (0..self.chunk_count).map_while(move |index| {
+            let len = header.sealed_chunk_len(index)?;
+            let chunk = blob.get(at..at.checked_add(len)?)?;
+            at += len;
+            Some(chunk)
+        })
+    }
+
     fn nonce(&self, index: u32) -> [u8; 12] {
         let mut nonce = [0u8; 12];
         nonce[..7].copy_from_slice(&self.nonce_prefix);

@@ -110,15 +110,7 @@ fn a_blob_this_launch_was_not_made_for_is_refused_from_its_header() {
 
 /// The sealed chunks of `blob`.
 fn chunks(blob: &[u8]) -> Vec<Vec<u8>> {
-    let header = BlobHeader::parse(&blob[..HEADER_LEN]).unwrap();
-    let mut at = HEADER_LEN;
-    (0..header.chunk_count)
-        .map(|i| {
-            let len = header.sealed_chunk_len(i).unwrap();
-            at += len;
-            blob[at - len..at].to_vec()
-        })
-        .collect()
+    BlobHeader::parse(&blob[..HEADER_LEN]).unwrap().sealed_chunks(blob).map(<[u8]>::to_vec).collect()
 }
 
 fn reassembled(header_of: &[u8], chunks: &[Vec<u8>]) -> Vec<u8> {

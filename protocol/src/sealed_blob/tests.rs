@@ -21,14 +21,9 @@ fn blob() -> Vec<u8> {
 /// The sealed chunks of `blob`, in order.
 fn chunks(blob: &[u8]) -> Vec<Vec<u8>> {
     let header = BlobHeader::parse(&blob[..HEADER_LEN]).unwrap();
-    let mut at = HEADER_LEN;
-    (0..header.chunk_count)
-        .map(|i| {
-            let len = header.sealed_chunk_len(i).unwrap();
-            at += len;
-            blob[at - len..at].to_vec()
-        })
-        .collect()
+    let chunks: Vec<Vec<u8>> = header.sealed_chunks(blob).map(<[u8]>::to_vec).collect();
+    assert_eq!(chunks.len(), header.chunk_count as usize);
+    chunks
 }
 
 /// Opens `chunks` in the order given as the chunks of `blob`'s header; the plaintext, or the first error.

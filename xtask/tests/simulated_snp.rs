@@ -9,15 +9,14 @@ mod common;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{Run, broker_dir, image, run_serving_with};
+use common::simulated::{field, main_job, reference_client, released, served};
+use common::{Run, image};
 use ovmf::exit::ExitCode;
 use simulated_platform::hostile::HostileKind;
-use xtask::dance::BrokerOptions;
 use xtask::hypervisor::{self, SimulatedLaunch};
 use xtask::image::Variant;
 use xtask::paths;
 use xtask::qemu::{self, Outcome, RunConfig, RunReport, Tee};
-use xtask::simulated_psp::PspService;
 
 fn launch(hostile: Option<HostileKind>) -> SimulatedLaunch {
     static HYPERVISOR: OnceLock<std::path::PathBuf> = OnceLock::new();
@@ -36,39 +35,6 @@ fn boot(launch: &SimulatedLaunch) -> RunReport {
     let report = qemu::run(&config).expect("QEMU runs");
     assert!(report.non_records().next().is_none(), "lines that are not records: {:?}", report.lines);
     report
-}
-
-/// The main job on the simulated platform, against a broker that trusts the platform's chain and allowlists the
-/// digest `measure` computes; `client` runs once the guest serves. Returns the run and the guest messages the
-/// PSP answered.
-fn main_job(name: &str, hostile: Option<HostileKind>, client: impl FnOnce(u16) + Send + 'static) -> (Run, u64) {
-    let launch = launch(hostile);
-    let bytes = std::fs::read(image(Variant::Release)).unwrap();
-    let mut options = BrokerOptions::for_checkout(&paths::repo_root());
-    hypervisor::simulated_broker(&broker_dir(&format!("{name}-platform")), &bytes, &launch, &mut options).unwrap();
-    let psp = PspService::start(Duration::from_secs(120)).unwrap();
-    let serial = psp.serial_args();
-    let run = run_serving_with(
-        name,
-        options,
-        |c| {
-            c.tee = Tee::Snp;
-            c.simulated = Some(launch);
-            c.extra_args.extend(serial);
-        },
-        client,
-    );
-    let answered = psp.finish().unwrap();
-    (run, answered)
-}
-
-fn field<'a>(report: &'a RunReport, msg: &str, key: &str) -> &'a str {
-    let (record, _) = report.record(msg).unwrap_or_else(|| panic!("no {msg} record: {:#?}", report.lines));
-    record.field(key).unwrap_or_else(|| panic!("{msg} has no {key}"))
-}
-
-fn released(run: &Run) -> u64 {
-    run.broker.broker.stats().get("released").copied().unwrap_or(0)
 }
 
 #[test]
@@ -108,29 +74,16 @@ fn a_host_that_backs_large_ranges_with_small_pages_gets_them_validated_page_by_p
 
 #[test]
 fn the_main_job_attests_gets_its_key_and_serves_on_the_simulated_platform() {
-    let root = paths::repo_root();
-    let policy_file = broker_dir("simulated-snp-main-job").join("broker.toml");
-    let (run, answered) = main_job("simulated-snp-main-job", None, move |port| {
-        let policy = xtask::serve::policy_of(&policy_file).unwrap();
-        let cases = xtask::serve::reference_cases(&root).unwrap();
-        let guest = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let summary = xtask::serve::check_reference_cases(guest, &policy, &cases).expect("the reference inputs");
-        assert_eq!(summary.predictions.len(), 24);
-    });
-    let report = &run.report;
-    assert_eq!(report.outcome, Outcome::Stopped, "{:#?}", report.lines);
-    for step in ["booted", "attested", "key released", "model unsealed", "serving"] {
-        assert!(report.record(step).is_some(), "no {step} record: {:#?}", report.lines);
-    }
-    assert_eq!(field(report, "attested", "tee"), "snp");
-    assert_eq!(released(&run), 1);
+    let name = "simulated-snp-main-job";
+    let (run, answered) = main_job(name, launch(None), reference_client(name));
+    served(&run, "snp");
     // The key dance's report and the client's evidence: each a guest message the PSP answered.
     assert!(answered >= 2, "{answered} guest messages answered");
 }
 
 /// Runs the main job with `kind` and checks that the guest ended with `outcome` and released nothing.
 fn misbehave(kind: HostileKind, outcome: ExitCode) -> Run {
-    let (run, _) = main_job(&format!("simulated-snp-{}", kind.name()), Some(kind), |_| {
+    let (run, _) = main_job(&format!("simulated-snp-{}", kind.name()), launch(Some(kind)), |_| {
         panic!("a guest whose host misbehaved must not serve")
     });
     assert_eq!(run.report.outcome, Outcome::Guest(outcome), "{:#?}", run.report.lines);

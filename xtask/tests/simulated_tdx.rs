@@ -6,16 +6,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{broker_dir, image, run_serving_with};
+use common::image;
+use common::simulated::{field, main_job, reference_client, released, served};
 use ovmf::exit::ExitCode;
 use ovmf::tdx::tdvmcall::fatal;
 use simulated_platform::hostile::HostileKind;
-use xtask::dance::BrokerOptions;
 use xtask::hypervisor::{self, SimulatedLaunch};
 use xtask::image::Variant;
 use xtask::paths;
 use xtask::qemu::{self, Outcome, RunConfig, RunReport, Tee};
-use xtask::simulated_psp::PspService;
 
 fn boot() -> (SimulatedLaunch, RunReport) {
     boot_with(None)
@@ -37,11 +36,6 @@ fn boot_with(hostile: Option<HostileKind>) -> (SimulatedLaunch, RunReport) {
     let report = qemu::run(&config).expect("QEMU runs");
     assert!(report.non_records().next().is_none(), "lines that are not records: {:?}", report.lines);
     (launch, report)
-}
-
-fn field<'a>(report: &'a RunReport, msg: &str, key: &str) -> &'a str {
-    let (record, _) = report.record(msg).unwrap_or_else(|| panic!("no {msg} record: {:#?}", report.lines));
-    record.field(key).unwrap_or_else(|| panic!("{msg} has no {key}"))
 }
 
 #[test]
@@ -120,56 +114,6 @@ fn a_page_already_accepted_ends_the_td() {
     misbehave(HostileKind::TdAlreadyAccepted, fatal::ACCEPT_FAILED);
 }
 
-/// The main job of `launch` against a broker given the simulated platform's root CA and collateral (dated now);
-/// `client` runs once the guest serves. The run and the quotes the simulated quote service made.
-fn main_job(name: &str, launch: SimulatedLaunch, client: impl FnOnce(u16) + Send + 'static) -> (common::Run, u64) {
-    let bytes = std::fs::read(image(Variant::Release)).unwrap();
-    let mut options = BrokerOptions::for_checkout(&paths::repo_root());
-    hypervisor::simulated_broker(&broker_dir(&format!("{name}-platform")), &bytes, &launch, &mut options).unwrap();
-    let service = PspService::start(Duration::from_secs(120)).unwrap();
-    let serial = service.serial_args();
-    let run = run_serving_with(
-        name,
-        options,
-        |c| {
-            c.tee = Tee::Tdx;
-            c.simulated = Some(launch);
-            c.extra_args.extend(serial);
-        },
-        client,
-    );
-    let quotes = service.finish().unwrap();
-    (run, quotes)
-}
-
-fn released(run: &common::Run) -> u64 {
-    run.broker.broker.stats().get("released").copied().unwrap_or(0)
-}
-
-/// A client that checks the 24 reference inputs against the policy of the broker `name` runs with.
-fn reference_client(name: &str) -> impl FnOnce(u16) + Send + 'static {
-    let root = paths::repo_root();
-    let policy_file = broker_dir(name).join("broker.toml");
-    move |port| {
-        let policy = xtask::serve::policy_of(&policy_file).unwrap();
-        let cases = xtask::serve::reference_cases(&root).unwrap();
-        let guest = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let summary = xtask::serve::check_reference_cases(guest, &policy, &cases).expect("the reference inputs");
-        assert_eq!(summary.predictions.len(), 24);
-    }
-}
-
-/// The run went booted -> attested (as a TD) -> key released -> model unsealed -> serving, with one key released.
-fn served(run: &common::Run) {
-    let report = &run.report;
-    assert_eq!(report.outcome, Outcome::Stopped, "{:#?}", report.lines);
-    for step in ["booted", "attested", "key released", "model unsealed", "serving"] {
-        assert!(report.record(step).is_some(), "no {step} record: {:#?}", report.lines);
-    }
-    assert_eq!(field(report, "attested", "tee"), "tdx");
-    assert_eq!(released(run), 1);
-}
-
 /// The whole main job as a TD: TDG.MR.REPORT reaches the module's reporting and GetQuote the quote service (both
 /// over the firmware channel); the broker's real TDX verifier checks the quote through dcap-qvl under the
 /// simulated root CA, releases the key, and the TD unseals the model and serves the reference inputs.
@@ -177,7 +121,7 @@ fn served(run: &common::Run) {
 fn the_main_job_attests_with_a_quote_gets_its_key_and_serves_as_a_td() {
     let name = "simulated-tdx-main-job";
     let (run, quotes) = main_job(name, launch_with(None), reference_client(name));
-    served(&run);
+    served(&run, "tdx");
     assert_eq!(field(&run.report, "launched", "gpaw"), "48");
     // The key dance's quote and the client's evidence: each a quote the service made.
     assert!(quotes >= 2, "{quotes} quotes made");
@@ -190,7 +134,7 @@ fn a_td_with_gpaw_52_shares_through_bit_51_and_serves() {
     let name = "simulated-tdx-gpaw-52";
     let launch = SimulatedLaunch { gpaw: 52, ..launch_with(None) };
     let (run, _) = main_job(name, launch, reference_client(name));
-    served(&run);
+    served(&run, "tdx");
     assert_eq!(field(&run.report, "launched", "gpaw"), "52");
     assert_eq!(field(&run.report, "launched", "nested_address_bits"), "57");
 }

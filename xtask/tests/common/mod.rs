@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod simulated;
+
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;

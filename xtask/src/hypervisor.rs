@@ -165,7 +165,8 @@ pub fn simulated_broker(
     let measurement: [u8; 48] =
         hex::decode(&digest)?.try_into().map_err(|_| anyhow::anyhow!("a 48-byte measurement"))?;
     if launch.tee == crate::qemu::Tee::Tdx {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        // Dated by the clock the broker judges collateral by.
+        let now = broker::system_seconds()();
         let files = crate::simulated_psp::write_tdx_collateral(dir, now)?;
         options.tdx = Some(TdxBroker {
             collateral: files.collateral,

@@ -24,6 +24,9 @@ pub struct Config {
     /// The TD's guest physical address width (`gpaw=48` or `gpaw=52`): its shared bit is GPA[GPAW - 1]. GPAW 52
     /// needs 5-level nested tables, so a host paging with LA57 (QEMU's `-cpu max` has it).
     pub gpaw: u8,
+    /// What the host binds the launch to (`host_data=HEX`): SNP's HOST_DATA (64 hex digits, 32 bytes) or a TD's
+    /// MRCONFIGID (96 hex digits, 48 bytes); zero-extended to 48 bytes, zero unless given.
+    pub host_data: [u8; 48],
     /// Back 2 MiB page-state changes with 512 small RMP entries (`small_rmp_pages=1`), as a host may (GHCB
     /// specification §4.1.6): the guest must then validate page by page.
     pub small_rmp_pages: bool,
@@ -34,6 +37,18 @@ fn number(text: &str) -> Option<u64> {
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
         None => text.parse().ok(),
     }
+}
+
+/// 32 or 48 bytes from 64 or 96 hex digits, zero-extended to 48.
+fn hex_bytes(text: &str) -> Option<[u8; 48]> {
+    if !matches!(text.len(), 64 | 96) {
+        return None;
+    }
+    let mut bytes = [0u8; 48];
+    for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(core::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(bytes)
 }
 
 /// Parses the command line; `Err` names the word that is wrong.
@@ -48,6 +63,7 @@ pub fn parse(cmdline: &str) -> Result<Config, &str> {
         gpaw: 48,
         trace_exits: 0,
         small_rmp_pages: false,
+        host_data: [0; 48],
     };
     let mut signature = None;
     // QEMU's multiboot loader puts the kernel's file name first.
@@ -59,6 +75,10 @@ pub fn parse(cmdline: &str) -> Result<Config, &str> {
                 "tdx" => true,
                 _ => return Err(word),
             };
+            continue;
+        }
+        if key == "host_data" {
+            config.host_data = hex_bytes(value).ok_or(word)?;
             continue;
         }
         if key == "hostile" {

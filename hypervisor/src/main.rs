@@ -99,12 +99,13 @@ extern "C" fn hypervisor_main(multiboot_info: u64) -> ! {
             ("signature", Value::Hex(config.vcpu.signature.into())),
             ("guest_features", Value::Hex(config.vcpu.sev_features)),
             ("policy", Value::Hex(config.policy)),
+            ("host_data", Value::Str(log::hex(&config.host_data[..32], &mut [0u8; 96]))),
         ],
     );
     let report_context = simulated_platform::firmware_channel::Launched {
         measurement: digest,
         policy: config.policy,
-        host_data: [0; 32],
+        host_data: config.host_data[..32].try_into().expect("32 of 48 bytes"),
         vmpck0: launched.vmpck[0],
     };
     // Without a channel (a boot-only run) the PSP never hears of the launch, and guest requests fail.

@@ -118,12 +118,14 @@ pub fn run(image: &[u8], metadata: &Metadata, config: &Config, statics: Statics)
             ("vcpus", Value::U64(config.vcpus.into())),
             ("gpaw", Value::U64(config.gpaw.into())),
             ("attributes", Value::Hex(config.td_attributes)),
+            ("mrconfigid", Value::Str(log::hex(&config.host_data, &mut [0u8; 96]))),
         ],
     );
     let launched = simulated_platform::firmware_channel::TdLaunched {
         mrtd: built.mrtd,
         attributes: config.td_attributes,
         xfam: TD_XFAM,
+        mr_config_id: config.host_data,
     };
     // Without a channel (a boot-only run) no report or quote can be made.
     let _ = crate::firmware::td_launched(&launched);

@@ -36,4 +36,12 @@ impl Attester for GuestAttester {
             GuestAttester::Tdx(attester) => attester.evidence(report_data),
         }
     }
+
+    fn launch_binding(&mut self) -> Result<[u8; 48], AttestError> {
+        match self {
+            GuestAttester::Simulated(attester) => attester.launch_binding(),
+            GuestAttester::Snp(attester) => attester.launch_binding(),
+            GuestAttester::Tdx(attester) => attester.launch_binding(),
+        }
+    }
 }

@@ -17,7 +17,6 @@ mod attester;
 mod exit;
 #[cfg(feature = "fault-injection")]
 mod fault_injection;
-#[cfg(feature = "fault-injection")]
 mod fw_cfg;
 mod gdt;
 mod heap;
@@ -48,7 +47,11 @@ use ovmf::exit::ExitCode;
 use ovmf::layout::boot_scratch::BootInfo;
 
 use crate::attester::GuestAttester;
+use loader::model_load;
+use protocol::sealed_blob::FW_CFG_HOST_DATA;
+
 use crate::exit::exit;
+use crate::fw_cfg::FwCfg;
 use crate::logger::Hex;
 use crate::paging::Encryption;
 use crate::platform::Tee;
@@ -113,8 +116,9 @@ extern "C" fn ampoule_main(boot_info: *const BootInfo) -> ! {
 /// smoltcp's own request).
 const GATEWAY_ARP_TIMEOUT_MS: u64 = 500;
 
-/// The attester for `tee`; ends the run if the platform cannot make evidence.
-fn guest_attester(tee: Tee) -> GuestAttester {
+/// The attester for `tee`; ends the run if the platform cannot make evidence. In plain mode the simulated
+/// report's HOST_DATA is what the host hands over in `fw_cfg` (zero if nothing).
+fn guest_attester(tee: Tee, fw_cfg: &mut FwCfg) -> GuestAttester {
     if tee == Tee::Tdx {
         return GuestAttester::Tdx(tdx::attester());
     }
@@ -125,23 +129,40 @@ fn guest_attester(tee: Tee) -> GuestAttester {
     // Plain mode: the measurement is the image's SHA-384, which `cargo xtask measure` prints too.
     let measurement = image::measurement();
     log::info!(target: "kernel", measurement:% = key_dance::HexBytes(&measurement); "measured");
-    GuestAttester::Simulated(SimulatedAttester::new(measurement))
+    let mut host_data = [0u8; 32];
+    if let Some(file) = fw_cfg.find(FW_CFG_HOST_DATA) {
+        let mut text = [0u8; 64];
+        let read = file.size as usize == text.len() && fw_cfg.read(file, 0, &mut text).is_ok();
+        match model_load::parse_host_data_hex(&text).filter(|_| read) {
+            Some(parsed) => host_data = parsed,
+            None => key_dance::fail("no evidence", "host-data-malformed"),
+        }
+    }
+    GuestAttester::Simulated(SimulatedAttester::new(measurement).with_host_data(host_data))
 }
 
-/// The main job: attest to the broker for the key the sealed model names, unseal the model, serve clients.
+/// The main job: check the host's sealed model against the launch's binding, attest to the broker for the key it
+/// names, unseal the model, serve clients.
 fn attest_unseal_and_serve(nic: virtio_net::VirtioNet, tee: Tee) -> ! {
     // A 10 ms PIT interval: after the booted record, and only when timers are needed.
     let tsc_hz = time::calibrate();
     log::info!(target: "kernel", tsc_hz = tsc_hz; "calibrated");
-    let mut attester = guest_attester(tee);
-    let sealed = match model::sealed() {
-        Ok(sealed) => sealed,
-        Err(reason) => key_dance::fail("the image's sealed model is unusable", reason),
+    let Some(mut fw_cfg) = FwCfg::probe() else { key_dance::fail("no sealed model", "no-fw-cfg-device") };
+    let mut attester = guest_attester(tee, &mut fw_cfg);
+    let mut blob = match model::FwCfgBlob::open(fw_cfg) {
+        Ok(blob) => blob,
+        Err(e) => key_dance::fail("no sealed model", e.reason()),
     };
+    let header = match model::read_header(&mut blob, &mut attester) {
+        Ok(header) => header,
+        Err(reason) => key_dance::fail("sealed model refused", reason),
+    };
+    log::info!(target: "loader", digest:% = key_dance::HexBytes(header.digest()), key_id:% = key_dance::HexBytes(&header.key_id),
+        sealed_bytes = header.sealed_len(); "sealed model found");
     let mut network = net::Network::up(nic);
-    let key = key_dance::obtain(&mut network, &mut attester, sealed.key_id);
+    let key = key_dance::obtain(&mut network, &mut attester, header.key_id);
     let started = time::rdtsc();
-    let (classifier, weight_bytes) = match model::unseal(&sealed, &key) {
+    let (classifier, weight_bytes) = match model::unseal(&mut blob, &header, &key) {
         Ok(loaded) => loaded,
         Err(reason) => key_dance::fail("model not unsealed", reason),
     };

@@ -1,33 +1,66 @@
-//! The sealed model in the image's slot (`ovmf::layout::SEALED_MODEL`, ROM, mapped read-only): which key it needs,
-//! and unsealing it with the released key into the compiled-in graph. The unsealed weights are in an erasing buffer
-//! until burn has loaded them (burn's own copies are freed unerased; see `inference::Classifier::from_weights`); the
-//! key is erased when the caller's `ReleasedKey` drops.
+//! The sealed model: a deploy artifact outside the measured image (DESIGN.md §11), handed over by the untrusted
+//! host as the fw_cfg file `protocol::sealed_blob::FW_CFG_MODEL` and loaded by `loader::model_load`: the header
+//! is checked against the launch's binding before any key is asked for, and the chunks are read into private memory
+//! and authenticated one by one with the released key. The unsealed weights are in an erasing buffer until burn has
+//! loaded them (burn's own copies are freed unerased; see `inference::Classifier::from_weights`); the key is erased
+//! when the caller's `ReleasedKey` drops.
 
 use inference::Classifier;
 use inference::limits::CLASSES;
-use loader::ReleasedKey;
-use ovmf::layout::SEALED_MODEL;
-use protocol::sealed_model::SealedModel;
+use loader::model_load::{self, BlobSource, Expected, LoadError, NotDelivered};
+use loader::{Attester, ReleasedKey};
+use ovmf::layout::HEAP;
+use protocol::sealed_blob::{BlobHeader, FW_CFG_MODEL};
 use protocol::service::ServiceErrorCode;
 use zeroize::Zeroizing;
 
 use alloc::vec::Vec;
 
-/// The sealed model as the image carries it, or why it is unusable.
-pub fn sealed() -> Result<SealedModel<'static>, &'static str> {
-    // SAFETY: paging::init maps the whole image read-only, SEALED_MODEL included; it is ROM, which nothing writes,
-    // so a shared 'static view of it is sound.
-    let slot = unsafe { core::slice::from_raw_parts(SEALED_MODEL.base as *const u8, SEALED_MODEL.size as usize) };
-    let sealed = SealedModel::from_slot(slot).map_err(|_| "sealed-model-malformed")?;
-    if sealed.model_id != inference::MODEL_ID {
-        return Err("sealed-model-is-for-another-model");
-    }
-    Ok(sealed)
+use crate::fw_cfg::{FwCfg, FwCfgFile};
+
+/// The largest plaintext the guest takes: the weights and burn's copy of them must both fit the heap.
+const MAX_PLAINTEXT_LEN: u64 = HEAP.size / 4;
+
+/// The blob as the host hands it over.
+pub struct FwCfgBlob {
+    device: FwCfg,
+    file: FwCfgFile,
 }
 
-/// Opens `sealed` with `key` and loads the weights into the graph.
-pub fn unseal(sealed: &SealedModel<'_>, key: &ReleasedKey) -> Result<(Classifier, usize), &'static str> {
-    let weights = sealed.open(&key.key).map_err(|_| "sealed-model-did-not-open")?;
+impl FwCfgBlob {
+    /// The host's blob, if it handed one over.
+    pub fn open(mut device: FwCfg) -> Result<FwCfgBlob, LoadError> {
+        let file = device.find(FW_CFG_MODEL).ok_or(LoadError::Unreadable)?;
+        Ok(FwCfgBlob { device, file })
+    }
+}
+
+impl BlobSource for FwCfgBlob {
+    fn declared_len(&mut self) -> Result<u64, NotDelivered> {
+        Ok(self.file.size.into())
+    }
+
+    fn read(&mut self, offset: u64, into: &mut [u8]) -> Result<(), NotDelivered> {
+        self.device.read(self.file, offset, into)
+    }
+}
+
+/// The blob's header, if it holds the image's model and is the blob this launch is bound to (the binding from
+/// `attester`, the platform's own report).
+pub fn read_header(blob: &mut FwCfgBlob, attester: &mut impl Attester) -> Result<BlobHeader, &'static str> {
+    let host_data = attester.launch_binding().map_err(|_| "launch-binding-unavailable")?;
+    let expected =
+        Expected { model_id: inference::MODEL_ID, max_plaintext_len: MAX_PLAINTEXT_LEN, tee: attester.tee(), host_data };
+    model_load::read_header(blob, &expected).map_err(LoadError::reason)
+}
+
+/// Loads every chunk with `key` and the weights into the graph.
+pub fn unseal(
+    blob: &mut FwCfgBlob,
+    header: &BlobHeader,
+    key: &ReleasedKey,
+) -> Result<(Classifier, usize), &'static str> {
+    let weights = model_load::load(blob, header, &key.key).map_err(LoadError::reason)?;
     let classifier = Classifier::from_weights(&weights).map_err(|_| "weights-did-not-load")?;
     Ok((classifier, weights.len()))
 }

@@ -11,7 +11,8 @@ use spin::Mutex;
 static NEXT: Mutex<u64> = Mutex::new(SHARED.base + PAGE_SIZE);
 
 /// Takes `count` zeroed, page-aligned shared pages; returns the address of the first. Panics if `SHARED` is
-/// exhausted: its size is fixed by the kernel's own needs (GHCB, two guest-message pages, two virtqueues).
+/// exhausted: its size is fixed by the kernel's own needs (GHCB, two guest-message pages or the TDX quote buffer, two
+/// virtqueues, the fw_cfg DMA window).
 pub fn pages(count: u64) -> u64 {
     let mut next = NEXT.lock();
     let base = *next;

@@ -76,6 +76,20 @@ pub struct Expected {
     pub host_data: [u8; 48],
 }
 
+/// Plain mode's HOST_DATA as run-qemu hands it over (`protocol::sealed_blob::FW_CFG_HOST_DATA`): exactly 64 hex
+/// digits, else nothing.
+pub fn parse_host_data_hex(text: &[u8]) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut bytes = [0u8; 32];
+    for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(bytes)
+}
+
 /// Step 1: the header, checked against the launch, before any key exists.
 pub fn read_header(source: &mut impl BlobSource, expected: &Expected) -> Result<BlobHeader, LoadError> {
     let declared = source.declared_len().map_err(|_| LoadError::Unreadable)?;

@@ -76,6 +76,13 @@ impl<C: TdxCalls> Attester for TdxAttester<C> {
         }
         Err(AttestError::Platform)
     }
+
+    /// MRCONFIGID from a TDREPORT (the TDX module's own, no quote needed).
+    fn launch_binding(&mut self) -> Result<[u8; 48], AttestError> {
+        let report = self.calls.report(&[0; 64]).map_err(|_| AttestError::Platform)?;
+        let view = TdReport::new(&report).ok_or(AttestError::Platform)?;
+        Ok(*view.mr_config_id())
+    }
 }
 
 /// The quote alone (the VMM may leave padding after it), if it is a TD quote carrying `report_data`.

@@ -69,13 +69,10 @@ pub const METADATA: Region = Region { name: "METADATA", base: IMAGE_END - 0x20 -
 /// VMM starts every AP here (the SEV-ES reset block in the metadata points to it) in real mode; Ampoule parks them.
 pub const AP_ENTRY: Region = Region { name: "AP_ENTRY", base: IMAGE_END - 0x20, size: 0x10 };
 
-/// The sealed model slot, below the reset page: `cargo xtask build --sealed` writes the sealed weights here (the rest
-/// stays zero), so the image is a function of the source tree and the sealed blob without recompiling, and the blob
-/// is measured with the rest of the image. The guest reads it in place (ROM, mapped read-only).
-pub const SEALED_MODEL: Region = Region { name: "SEALED_MODEL", base: RESET_PAGE.base - 64 * KIB, size: 64 * KIB };
-
 /// The part of the image that holds the Rust kernel's load image (text, rodata, data), copied to [`RAM_IMAGE`].
-pub const PAYLOAD: Region = Region { name: "PAYLOAD", base: IMAGE.base, size: SEALED_MODEL.base - IMAGE.base };
+/// The image is code only: the sealed model is a deploy artifact the host hands over at run time (DESIGN.md §11),
+/// so the measurement changes with the code alone.
+pub const PAYLOAD: Region = Region { name: "PAYLOAD", base: IMAGE.base, size: RESET_PAGE.base - IMAGE.base };
 
 /// Where the kernel runs: linked here, copied from [`PAYLOAD`] by the 32-bit stub, `.bss` after it.
 pub const RAM_IMAGE: Region = Region { name: "RAM_IMAGE", base: MIB, size: 7 * MIB };
@@ -92,7 +89,8 @@ pub const SNP_CPUID: Region = Region { name: "SNP_CPUID", base: SNP_SECRETS.end(
 /// The TD HOB (TDVF section TD_HOB): QEMU writes the hand-off block list describing RAM here. Untrusted input.
 pub const TD_HOB: Region = Region { name: "TD_HOB", base: SNP_CPUID.end(), size: 2 * PAGE_SIZE };
 
-/// Pages shared with the VMM: the GHCB, the SNP guest-message pages and the virtio rings and buffers. Outside
+/// Pages shared with the VMM: the GHCB, the SNP guest-message pages, the virtio rings and buffers and the fw_cfg
+/// DMA window. Outside
 /// every pre-validated range, so under SNP they are never validated: the kernel changes them to shared and maps
 /// them without the C-bit before first use (DESIGN.md §4: data is copied out of them before it is decoded).
 pub const SHARED: Region = Region { name: "SHARED", base: 9 * MIB, size: 256 * KIB };
@@ -147,7 +145,7 @@ pub mod boot_scratch {
 }
 
 /// Every region with a fixed address, in address order: the input of the invariant tests and of `layout.ld`.
-pub const REGIONS: [Region; 15] = [
+pub const REGIONS: [Region; 14] = [
     RAM_IMAGE,
     BOOT_SCRATCH,
     SNP_SECRETS,
@@ -158,7 +156,6 @@ pub const REGIONS: [Region; 15] = [
     PCI_MMIO,
     IMAGE,
     PAYLOAD,
-    SEALED_MODEL,
     RESET_PAGE,
     METADATA,
     AP_ENTRY,

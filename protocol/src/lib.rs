@@ -4,8 +4,7 @@
 //! - [`frame`], [`message`], [`refusal`], [`tee`]: the key dance's wire format (DESIGN.md §5).
 //! - [`binding`]: the report data that ties evidence to a nonce and a key.
 //! - [`seal`]: HPKE sealing (RFC 9180).
-//! - [`sealed_model`]: the model weights as compiled into the image, AES-256-GCM under the model key.
-//! - [`sealed_blob`]: the model weights as a deploy artifact outside the image, in authenticated chunks.
+//! - [`sealed_blob`]: the model weights, a deploy artifact outside the image, in authenticated chunks.
 //! - [`service`]: what clients and the serving guest say to each other.
 //! - [`report`]: the SEV-SNP report layout and the simulated report of plain mode.
 //! - [`snp_guest_message`]: SEV-SNP guest messages to the PSP (MSG_REPORT_REQ), protected under VMPCK0.
@@ -24,7 +23,6 @@ pub mod refusal;
 pub mod report;
 pub mod seal;
 pub mod sealed_blob;
-pub mod sealed_model;
 pub mod service;
 pub mod snp_guest_message;
 pub mod tdx;

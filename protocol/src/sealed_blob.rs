@@ -37,6 +37,12 @@ pub const MAX_CHUNK_LEN: u32 = 1024 * 1024;
 /// The largest model a blob may hold (a 69 MB sentence-embedding model fits with room).
 pub const MAX_PLAINTEXT_LEN: u64 = 512 * 1024 * 1024;
 
+/// The fw_cfg file (QEMU's `-fw_cfg name=...,file=...`) through which the host hands the guest its blob.
+pub const FW_CFG_MODEL: &str = "opt/ampoule/model";
+/// Plain mode only: the fw_cfg file with the launch's simulated HOST_DATA, 64 hex digits (real platforms put
+/// HOST_DATA / MRCONFIGID in the report, where the host cannot change it after launch).
+pub const FW_CFG_HOST_DATA: &str = "opt/ampoule/host-data";
+
 /// The digest that binds a blob to a launch: SHA-384 of its header.
 pub type BlobDigest = [u8; 48];
 

@@ -23,6 +23,8 @@ pub mod offset {
     pub const XFAM: usize = TD_INFO + 8;
     /// MRTD.
     pub const MRTD: usize = TD_INFO + 16;
+    /// MRCONFIGID: 48 bytes the host sets at launch (QEMU's `mrconfigid`); Ampoule's sealed-model binding.
+    pub const MRCONFIGID: usize = TD_INFO + 16 + 48;
     /// RTMR0 (RTMR1..3 follow, 48 bytes each).
     pub const RTMR0: usize = TD_INFO + 16 + 4 * 48;
 }
@@ -76,6 +78,11 @@ impl<'a> TdReport<'a> {
     /// MRTD: the build-time measurement.
     pub fn mrtd(&self) -> &'a [u8; 48] {
         self.field(offset::MRTD)
+    }
+
+    /// MRCONFIGID: what the host configured the TD with at launch.
+    pub fn mr_config_id(&self) -> &'a [u8; 48] {
+        self.field(offset::MRCONFIGID)
     }
 
     /// RTMR `index` (0..4).

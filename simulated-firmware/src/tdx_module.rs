@@ -54,6 +54,8 @@ pub struct SimulatedTdx {
     pub attributes: u64,
     /// XFAM.
     pub xfam: u64,
+    /// MRCONFIGID, as the host configured the TD (zero unless set).
+    pub mr_config_id: [u8; 48],
     /// How GetQuote is answered.
     pub service: QuoteService,
     /// Zero bytes the VMM leaves after the quote (a QGS's padding).
@@ -76,6 +78,7 @@ impl SimulatedTdx {
             mrtd,
             attributes: 1 << 28,
             xfam: 0x7,
+            mr_config_id: [0; 48],
             service,
             padding: 0,
             buffer: vec![0; buffer_len],
@@ -102,6 +105,7 @@ impl SimulatedTdx {
         report[offset::ATTRIBUTES..offset::ATTRIBUTES + 8].copy_from_slice(&self.attributes.to_le_bytes());
         report[offset::XFAM..offset::XFAM + 8].copy_from_slice(&self.xfam.to_le_bytes());
         report[offset::MRTD..offset::MRTD + 48].copy_from_slice(&self.mrtd);
+        report[offset::MRCONFIGID..offset::MRCONFIGID + 48].copy_from_slice(&self.mr_config_id);
         report
     }
 

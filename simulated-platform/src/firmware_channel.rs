@@ -130,30 +130,32 @@ pub struct TdLaunched {
     pub attributes: u64,
     /// XFAM.
     pub xfam: u64,
+    /// MRCONFIGID, as the host configured the TD.
+    pub mr_config_id: [u8; 48],
 }
 
 impl TdLaunched {
     /// The body's length.
-    pub const LEN: usize = 48 + 8 + 8;
+    pub const LEN: usize = 48 + 8 + 8 + 48;
 
     /// The body's bytes.
     pub fn to_bytes(&self) -> [u8; Self::LEN] {
         let mut bytes = [0u8; Self::LEN];
         bytes[..48].copy_from_slice(&self.mrtd);
         bytes[48..56].copy_from_slice(&self.attributes.to_le_bytes());
-        bytes[56..].copy_from_slice(&self.xfam.to_le_bytes());
+        bytes[56..64].copy_from_slice(&self.xfam.to_le_bytes());
+        bytes[64..].copy_from_slice(&self.mr_config_id);
         bytes
     }
 
     /// Reads a body; `None` unless it is exactly [`TdLaunched::LEN`] bytes.
     pub fn parse(bytes: &[u8]) -> Option<TdLaunched> {
         let bytes: &[u8; Self::LEN] = bytes.try_into().ok()?;
-        let mut mrtd = [0u8; 48];
-        mrtd.copy_from_slice(&bytes[..48]);
         Some(TdLaunched {
-            mrtd,
+            mrtd: bytes[..48].try_into().ok()?,
             attributes: u64::from_le_bytes(bytes[48..56].try_into().ok()?),
-            xfam: u64::from_le_bytes(bytes[56..].try_into().ok()?),
+            xfam: u64::from_le_bytes(bytes[56..64].try_into().ok()?),
+            mr_config_id: bytes[64..].try_into().ok()?,
         })
     }
 }
@@ -171,7 +173,7 @@ mod tests {
 
     #[test]
     fn td_launched_round_trips() {
-        let launched = TdLaunched { mrtd: [9; 48], attributes: 1 << 28, xfam: 0x7 };
+        let launched = TdLaunched { mrtd: [9; 48], attributes: 1 << 28, xfam: 0x7, mr_config_id: [4; 48] };
         assert_eq!(TdLaunched::parse(&launched.to_bytes()), Some(launched));
         assert_eq!(TdLaunched::parse(&[0; 10]), None);
         assert_eq!(parse_header(header(Kind::TdQuote, 1024)), Ok((Kind::TdQuote, 1024)));

@@ -1,5 +1,6 @@
-//! The key dance under run-qemu: a broker in process on 127.0.0.1 with a fresh model key (in memory only) bound
-//! to the image's plain-mode measurement, and QEMU user networking whose only way out is a forward to it.
+//! The key dance under run-qemu: a broker in process on 127.0.0.1 with the sealed model's key (in memory only)
+//! bound to the image's measurement and the blob's digest, and QEMU user networking whose only way out is a
+//! forward to it.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -13,9 +14,11 @@ use broker::config::Config;
 use broker::keys::KeyStore;
 use protocol::endpoint::{BROKER_GUEST_ADDRESS, BROKER_GUEST_PORT, SERVICE_GUEST_PORT};
 use protocol::message::KeyId;
+use protocol::sealed_blob::BlobDigest;
 use sha2::{Digest, Sha384};
 use zeroize::Zeroizing;
 
+use crate::model_delivery::ModelDelivery;
 use crate::qemu::RunConfig;
 
 /// Plain mode's measurement: the SHA-384 of the image (what the guest computes over itself at boot).
@@ -30,10 +33,15 @@ pub struct BrokerOptions {
     pub allow_simulated: bool,
     /// The measurement the allowlist names (default: the image's own).
     pub allowed_measurement: Option<[u8; 48]>,
-    /// The key id the allowlist binds to it (default: the one the image's sealed model names).
+    /// The key id the allowlist binds to it (default: the one the sealed model names).
     pub allowed_key_id: Option<KeyId>,
-    /// The key released (default: the image's key, from the broker state `cargo xtask seal` wrote).
+    /// The blob digest the allowlist binds to it (default: the sealed model's own).
+    pub allowed_model_digest: Option<BlobDigest>,
+    /// The key released (default: the sealed model's key, from the broker state `cargo xtask seal` wrote).
     pub key: Option<[u8; 32]>,
+    /// The sealed model the guest is launched with (default: the MLP's, sealed first when missing). Without one
+    /// (broker-only runs with a made-up key), the allowlist admits launches bound to no blob.
+    pub sealed_model: Option<PathBuf>,
     /// The broker state whose key store holds the image's key.
     pub state_dir: PathBuf,
     /// Verify real SEV-SNP evidence instead (the allowlist then names the SNP launch digest).
@@ -78,7 +86,9 @@ impl BrokerOptions {
             allow_simulated: true,
             allowed_measurement: None,
             allowed_key_id: None,
+            allowed_model_digest: None,
             key: None,
+            sealed_model: Some(crate::sealing::default_sealed_model(root, &crate::sealing::MLP)),
             state_dir: crate::sealing::default_broker_state(root),
             snp: None,
             tdx: None,
@@ -94,6 +104,8 @@ pub struct RunningBroker {
     pub port: u16,
     /// The key the allowlist binds to the measurement.
     pub key_id: KeyId,
+    /// The sealed model the broker holds the key of, bound to its own digest: what the guest is launched with.
+    pub model: Option<ModelDelivery>,
     /// The audit log.
     pub audit_log: PathBuf,
     /// The broker's own log.
@@ -114,13 +126,24 @@ impl RunningBroker {
 }
 
 /// Writes `dir/broker.toml` for `image` and starts a broker from it in process: the allowlist binds the image's
-/// measurement to the key its sealed model names, and the key comes from the broker state (held in memory).
+/// measurement and the sealed model's digest to the key the model names, and the key comes from the broker state
+/// (held in memory). The default sealed model is sealed first when missing.
 pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result<RunningBroker> {
     std::fs::create_dir_all(dir)?;
-    let key_id = match options.allowed_key_id {
-        Some(id) => id,
-        None => crate::sealing::key_id_of_image(image)?,
+    let root = crate::paths::repo_root();
+    let model = match &options.sealed_model {
+        Some(path) if *path == crate::sealing::default_sealed_model(&root, &crate::sealing::MLP) => {
+            Some(ModelDelivery::of(&crate::sealing::ensure_sealed(&root, &crate::sealing::MLP)?)?)
+        }
+        Some(path) => Some(ModelDelivery::of(path)?),
+        None => None,
     };
+    let key_id = match (options.allowed_key_id, &model) {
+        (Some(id), _) => id,
+        (None, Some(model)) => crate::model_delivery::header_of(&model.blob)?.key_id,
+        (None, None) => anyhow::bail!("a broker without a sealed model needs an explicit key id"),
+    };
+    let model_digest = options.allowed_model_digest.or(model.as_ref().map(|m| m.digest));
     let key = Zeroizing::new(match options.key {
         Some(key) => key,
         None => *crate::sealing::load_keys(&options.state_dir)?
@@ -176,20 +199,27 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
          listen = \"127.0.0.1:0\"\n\
          allow_simulated = {allow_simulated}  # plain-mode guests prove nothing: development only\n\
          audit_log = \"audit.jsonl\"\n\n\
-         [[allow]]\ntee = \"{tee}\"\nmeasurement = \"{}\"\nkey_id = \"{}\"\n{snp_table}",
+         [[allow]]\ntee = \"{tee}\"\nmeasurement = \"{}\"\n{}key_id = \"{}\"\n{snp_table}",
         hex::encode(measurement),
+        model_digest.map(|d| format!("model_digest = \"{}\"\n", hex::encode(d))).unwrap_or_default(),
         hex::encode(key_id),
     );
     std::fs::write(&config_path, config_text)?;
     let config = Config::load(&config_path)?;
     let mut keys = KeyStore::default();
     keys.insert(key_id, key);
-    serve_in_process(dir, config, keys, key_id)
+    serve_in_process(dir, config, keys, key_id, model)
 }
 
 /// Serves a broker with `config` and `keys` on a loopback port, its own log in `dir/broker.log`. `key_id` is the
-/// key the caller's guest will ask for (kept for the caller).
-pub fn serve_in_process(dir: &Path, config: Config, keys: KeyStore, key_id: KeyId) -> Result<RunningBroker> {
+/// key the caller's guest will ask for, and `model` the sealed model it is launched with (kept for the caller).
+pub fn serve_in_process(
+    dir: &Path,
+    config: Config,
+    keys: KeyStore,
+    key_id: KeyId,
+    model: Option<ModelDelivery>,
+) -> Result<RunningBroker> {
     std::fs::create_dir_all(dir)?;
     let audit_log = config.audit_log.clone();
     let log = dir.join("broker.log");
@@ -203,13 +233,14 @@ pub fn serve_in_process(dir: &Path, config: Config, keys: KeyStore, key_id: KeyI
     let thread = std::thread::spawn(move || {
         let _ = broker::server::serve(serving, listener, stop);
     });
-    Ok(RunningBroker { broker, port, key_id, audit_log, log, shutdown, thread: Some(thread) })
+    Ok(RunningBroker { broker, port, key_id, model, audit_log, log, shutdown, thread: Some(thread) })
 }
 
 /// Gives the guest a virtio-net device on QEMU user networking that reaches nothing but `port` on the host's
-/// loopback (`restrict=on`; the broker's guest address is forwarded to it), and forwards `service_port` on the
-/// host's loopback to the guest's service port. Returns nothing: the guest finds its key id in its sealed model.
-pub fn attach(config: &mut RunConfig, port: u16, service_port: u16) {
+/// loopback (`restrict=on`; the broker's guest address is forwarded to it), forwards `service_port` on the
+/// host's loopback to the guest's service port, and hands the guest `model` (the guest finds its key id there).
+pub fn attach(config: &mut RunConfig, port: u16, service_port: u16, model: Option<&ModelDelivery>) {
+    config.model = model.cloned();
     let [a, b, c, d] = BROKER_GUEST_ADDRESS;
     config.extra_args.extend([
         "-netdev".into(),

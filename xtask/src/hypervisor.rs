@@ -110,15 +110,20 @@ impl SimulatedLaunch {
         cpu.into()
     }
 
-    /// QEMU's arguments that boot the hypervisor with `image` as its guest (instead of `-bios image`).
-    pub fn boot_args(&self, image: &Path) -> Vec<String> {
+    /// QEMU's arguments that boot the hypervisor with `image` as its guest (instead of `-bios image`), and
+    /// `host_data` (the `host_data=HEX` word of a launch bound to a sealed model) on its command line.
+    pub fn boot_args(&self, image: &Path, host_data: Option<&str>) -> Vec<String> {
+        let mut line = self.command_line();
+        if let Some(word) = host_data {
+            line = format!("{line} {word}");
+        }
         vec![
             "-kernel".into(),
             self.hypervisor.display().to_string(),
             "-initrd".into(),
             image.display().to_string(),
             "-append".into(),
-            self.command_line(),
+            line,
         ]
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail, ensure};
 use object::Endianness;
 use object::elf::PT_LOAD;
 use object::read::elf::{ElfFile64, ProgramHeader};
-use ovmf::layout::{BIOS_SIZE_GRANULE, IMAGE, IMAGE_END, RESET_VECTOR, SEALED_MODEL};
+use ovmf::layout::{BIOS_SIZE_GRANULE, IMAGE, IMAGE_END, RESET_VECTOR};
 use sha2::{Digest, Sha256};
 
 use crate::paths;
@@ -72,8 +72,6 @@ pub struct BuildOptions {
     pub cargo_home: Option<PathBuf>,
     /// Show cargo's output.
     pub verbose: bool,
-    /// The sealed model written into the image's slot (`cargo xtask seal` makes it).
-    pub sealed_model: PathBuf,
 }
 
 impl BuildOptions {
@@ -85,7 +83,6 @@ impl BuildOptions {
             out_dir: paths::image_dir(root),
             cargo_home: None,
             verbose: false,
-            sealed_model: crate::sealing::default_sealed_model(root),
         }
     }
 }
@@ -99,14 +96,9 @@ pub fn cargo_home() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".cargo"))
 }
 
-/// Builds the guest and writes the flat image with the sealed model in its slot. The default sealed model
-/// (`target/ampoule/model.sealed`) is made first when missing.
+/// Builds the guest and writes the flat image: code only, a function of the source tree (the sealed model is
+/// handed over at run time).
 pub fn build(variant: Variant, options: &BuildOptions) -> Result<BuiltImage> {
-    if options.sealed_model == crate::sealing::default_sealed_model(&options.root) {
-        crate::sealing::ensure_default_sealed_model(&options.root)?;
-    }
-    let blob = fs::read(&options.sealed_model)
-        .with_context(|| format!("reading the sealed model {}", options.sealed_model.display()))?;
     let kernel_dir = options.root.join("kernel");
     let cargo_home = match &options.cargo_home {
         Some(home) => home.clone(),
@@ -140,8 +132,7 @@ pub fn build(variant: Variant, options: &BuildOptions) -> Result<BuiltImage> {
     ensure!(status.success(), "building the guest failed ({status})");
     let elf_path = options.target_dir.join("x86_64-unknown-linux-gnu/release/ampoule");
     let elf = fs::read(&elf_path).with_context(|| format!("reading {}", elf_path.display()))?;
-    let mut bytes = flatten(&elf)?;
-    insert_sealed_model(&mut bytes, &blob).with_context(|| format!("{}", options.sealed_model.display()))?;
+    let bytes = flatten(&elf)?;
     fs::create_dir_all(&options.out_dir)?;
     let path = options.out_dir.join(variant.file_name());
     fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
@@ -182,33 +173,6 @@ pub fn flatten(elf: &[u8]) -> Result<Vec<u8>> {
     }
     validate(&image)?;
     Ok(image)
-}
-
-/// Writes a sealed model blob into the image's slot (`ovmf::layout::SEALED_MODEL`), which the kernel's link left
-/// zero; the rest of the slot stays zero, as the guest checks.
-pub fn insert_sealed_model(image: &mut [u8], blob: &[u8]) -> Result<()> {
-    protocol::sealed_model::SealedModel::parse(blob).map_err(|e| anyhow::anyhow!("not a sealed model: {e}"))?;
-    ensure!(
-        blob.len() as u64 <= SEALED_MODEL.size,
-        "the sealed model is {} bytes; the image's slot holds {}",
-        blob.len(),
-        SEALED_MODEL.size
-    );
-    let slot = &mut image[sealed_model_range()];
-    ensure!(slot.iter().all(|&b| b == 0), "the kernel's link put bytes into the sealed model slot");
-    slot[..blob.len()].copy_from_slice(blob);
-    Ok(())
-}
-
-/// Where the sealed model slot lies in an image's bytes.
-pub fn sealed_model_range() -> std::ops::Range<usize> {
-    let start = (SEALED_MODEL.base - IMAGE.base) as usize;
-    start..start + SEALED_MODEL.size as usize
-}
-
-/// The sealed model slot of an image.
-pub fn sealed_model_slot(image: &[u8]) -> &[u8] {
-    &image[sealed_model_range()]
 }
 
 /// What reset16.s puts at the reset vector: MOV EAX, CR0; TEST AL, 1; JNZ +3; JMP rel16 (the 16-bit path). The

@@ -11,6 +11,7 @@ pub mod image;
 pub mod install;
 pub mod measure;
 pub mod model;
+pub mod model_delivery;
 pub mod paths;
 pub mod procfs;
 pub mod python;

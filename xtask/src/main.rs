@@ -42,10 +42,14 @@ enum Cmd {
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=1000))]
         runs: u64,
     },
-    /// Seal the model's weights under a fresh key into target/ampoule/model.sealed and register the key in the
-    /// development broker (target/ampoule/broker/) for the image built with that blob. Sealing again rotates.
+    /// Seal a model's weights under a fresh key into target/ampoule/models/NAME.sealed and register the key in
+    /// the development broker (target/ampoule/broker/) for the image's measurement and the blob's digest. Sealing
+    /// again rotates that model's key. The image does not change.
     Seal {
-        /// The plaintext weights (a burnpack).
+        /// The shipped model to seal.
+        #[arg(long, default_value = "mlp")]
+        model: String,
+        /// The plaintext weights (a burnpack) [default: the model's own].
         #[arg(long)]
         weights: Option<std::path::PathBuf>,
         /// Where to write the sealed blob.
@@ -98,12 +102,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let root = paths::repo_root();
     match cli.command {
         Cmd::Build(args) => cmd::build::run(&root, args),
-        Cmd::Seal { weights, out, broker_state } => {
-            let weights = weights.unwrap_or_else(|| xtask::sealing::default_weights(&root));
-            let out = out.unwrap_or_else(|| xtask::sealing::default_sealed_model(&root));
+        Cmd::Seal { model, weights, out, broker_state } => {
+            let model = xtask::sealing::shipped_model(&model)?;
+            let weights = weights.unwrap_or_else(|| root.join(model.weights));
+            let out = out.unwrap_or_else(|| xtask::sealing::default_sealed_model(&root, &model));
             let state = broker_state.unwrap_or_else(|| xtask::sealing::default_broker_state(&root));
-            let sealing = step("seal", || xtask::sealing::seal_and_register(&root, &weights, &out, &state))?;
+            let sealing = step("seal", || xtask::sealing::seal_and_register(&root, &model, &weights, &out, &state))?;
             println!("sealed      {}", sealing.sealed_model.display());
+            println!("digest      {}", hex::encode(sealing.digest));
             println!("key_id      {}", hex::encode(sealing.key_id));
             println!("measurement {}", hex::encode(sealing.measurement));
             println!("broker      {}", state.join("broker.toml").display());

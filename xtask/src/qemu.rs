@@ -111,6 +111,8 @@ pub struct RunConfig {
     pub qgs_port: u32,
     /// Run on the simulated SNP platform (`hypervisor/`) instead of a real SNP host.
     pub simulated: Option<crate::hypervisor::SimulatedLaunch>,
+    /// The sealed model the host hands the guest, and the digest the launch is bound to.
+    pub model: Option<crate::model_delivery::ModelDelivery>,
 }
 
 /// The vsock port Intel's quote-generation service (QGS) listens on by default.
@@ -133,6 +135,7 @@ impl RunConfig {
             extra_args: Vec::new(),
             qgs_port: DEFAULT_QGS_PORT,
             simulated: None,
+            model: None,
         }
     }
 
@@ -162,14 +165,18 @@ impl RunConfig {
                 format!("memory-backend-memfd,id=ram0,size={memory},share=true,prealloc=false"),
                 "-object".into(),
                 // cbitpos 51 and reduced-phys-bits 1 are what Milan, Genoa and Turin hosts report.
-                format!("sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy={SNP_POLICY:#x}"),
+                format!(
+                    "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy={SNP_POLICY:#x}{}",
+                    self.model.as_ref().map(|m| format!(",host-data={}", m.snp_host_data())).unwrap_or_default()
+                ),
             ]),
             // The quote-generation service the GetQuote TDVMCALL reaches: the host's QGS on vsock (CID 2, the
             // host), port 4050 as Intel's QGS listens by default.
             Tee::Tdx => args.extend([
                 "-object".into(),
                 format!(
-                    r#"{{"qom-type":"tdx-guest","id":"tdx0","quote-generation-socket":{{"type":"vsock","cid":"2","port":"{}"}}}}"#,
+                    r#"{{"qom-type":"tdx-guest","id":"tdx0",{}"quote-generation-socket":{{"type":"vsock","cid":"2","port":"{}"}}}}"#,
+                    self.model.as_ref().map(|m| format!(r#""mrconfigid":"{}","#, m.tdx_mrconfigid())).unwrap_or_default(),
                     self.qgs_port
                 ),
             ]),
@@ -195,7 +202,8 @@ impl RunConfig {
             "-smp".into(),
             "1".into(),
         ];
-        args.extend(simulated.boot_args(&self.image));
+        let host_data = self.model.as_ref().map(|m| m.hypervisor_word(simulated.tee));
+        args.extend(simulated.boot_args(&self.image, host_data.as_deref()));
         self.common_args(&mut args);
         args
     }
@@ -214,6 +222,9 @@ impl RunConfig {
         for (name, value) in &self.fw_cfg {
             args.push("-fw_cfg".into());
             args.push(format!("name={name},string={value}"));
+        }
+        if let Some(model) = &self.model {
+            args.extend(model.fw_cfg_args(self.tee));
         }
         args.extend(self.extra_args.iter().cloned());
     }

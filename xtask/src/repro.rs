@@ -79,8 +79,7 @@ pub fn run(root: &Path, verbose: bool) -> Result<ReproReport> {
         fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
     }
     let files = checkout_files(root)?;
-    // The image is a function of the source tree and the sealed blob: both builds take the same blob.
-    let sealed_model = crate::sealing::ensure_default_sealed_model(root)?;
+    // The image is a function of the source tree alone (code only; the sealed model is handed over at launch).
     let checkouts = [work.join("a/ampoule"), work.join("second-checkout/somewhere/else/ampoule")];
     let mut builds = Vec::new();
     for (i, checkout) in checkouts.iter().enumerate() {
@@ -92,7 +91,6 @@ pub fn run(root: &Path, verbose: bool) -> Result<ReproReport> {
             out_dir: checkout.join("target/ampoule"),
             cargo_home,
             verbose,
-            sealed_model: sealed_model.clone(),
         };
         builds.push(image::build(Variant::Release, &options)?);
     }

@@ -1,12 +1,14 @@
-//! `cargo xtask seal`: a fresh model key for every sealing (rotation on every deploy, DESIGN.md §5), the weights
-//! sealed under it into `target/ampoule/model.sealed`, and the key registered in the development broker's state
-//! (`target/ampoule/broker/`) for the measurement of the image built with that blob, and for nothing else.
+//! `cargo xtask seal --model NAME`: a fresh model key for every sealing (rotation on every deploy, DESIGN.md §5),
+//! the weights sealed under it into a chunked blob (`protocol::sealed_blob`) in `target/ampoule/models/NAME.sealed`,
+//! and the key registered in the development broker's state (`target/ampoule/broker/`) for the pair (the image's
+//! measurement, the blob's digest), and for nothing else. The image itself is code only: sealing never changes it.
 //!
-//! Sealing again replaces both: the allowlist names only the newest image, and the old key is gone, so an image
-//! built with the old blob cannot get the new key (its measurement is unknown) and vice versa.
+//! The state serves every model sealed beside it: sealing one model again replaces that model's blob, key and
+//! allowlist entry, and keeps the others'. A launch bound to the old blob is then refused (its digest is no longer
+//! registered), and the old key is gone from the store.
 //!
-//! The broker state is the one place a model key is kept on disk, because the issue asks for a persistent key
-//! store: `keys.toml` is created with mode 0600 in a 0700 directory, written whole and renamed into place. A real
+//! The broker state is the one place a model key is kept on disk, because the broker needs a persistent key store:
+//! `keys.toml` is created with mode 0600 in a 0700 directory, written whole and renamed into place. A real
 //! deployment keeps the broker's keys in its HSM or KMS.
 
 use std::fs;
@@ -14,24 +16,50 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail};
 use broker::keys::KeyStore;
 use protocol::message::KeyId;
-use protocol::sealed_model::{SealedModel, seal};
+use protocol::sealed_blob::{BlobDigest, MAX_CHUNK_LEN, seal};
 use zeroize::Zeroizing;
 
 use crate::dance::plain_measurement;
 use crate::image::{self, BuildOptions, Variant};
+use crate::model_delivery::header_of;
 use crate::paths;
 
-/// The plaintext weights `seal` reads: the burnpack `cargo xtask codegen` wrote from the ONNX file.
-pub fn default_weights(root: &Path) -> PathBuf {
-    root.join("inference/model/ampoule-mlp.bpk")
+/// A model that ships with Ampoule: its name on the command line, the id the image's graph answers to, and its
+/// plaintext weights (the burnpack `cargo xtask codegen` writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShippedModel {
+    /// `--model NAME`.
+    pub name: &'static str,
+    /// The id sealed into the blob's header; the guest refuses a blob for another model.
+    pub model_id: [u8; 16],
+    /// The weights, relative to the checkout.
+    pub weights: &'static str,
 }
 
-/// Where `seal` writes the sealed blob by default, and where `build` takes it from.
-pub fn default_sealed_model(root: &Path) -> PathBuf {
-    paths::image_dir(root).join("model.sealed")
+/// The breast-cancer MLP: the default main job.
+pub const MLP: ShippedModel =
+    ShippedModel { name: "mlp", model_id: inference::MODEL_ID, weights: "inference/model/ampoule-mlp.bpk" };
+
+/// The models `seal` and `run-qemu` know by name.
+pub const SHIPPED_MODELS: [ShippedModel; 1] = [MLP];
+
+/// The shipped model called `name`.
+pub fn shipped_model(name: &str) -> Result<ShippedModel> {
+    match SHIPPED_MODELS.iter().find(|m| m.name == name) {
+        Some(model) => Ok(*model),
+        None => {
+            let names: Vec<&str> = SHIPPED_MODELS.iter().map(|m| m.name).collect();
+            bail!("no model {name:?}; the shipped models are {}", names.join(", "))
+        }
+    }
+}
+
+/// Where `seal` writes the sealed blob of `model`, and where run-qemu takes it from.
+pub fn default_sealed_model(root: &Path, model: &ShippedModel) -> PathBuf {
+    paths::image_dir(root).join("models").join(format!("{}.sealed", model.name))
 }
 
 /// The development broker's state: `broker.toml` (allowlist), `keys.toml` (keys), `audit.jsonl`.
@@ -52,59 +80,60 @@ pub struct Sealing {
     pub sealed_model: PathBuf,
     /// The new key's id.
     pub key_id: KeyId,
-    /// The plain-mode measurement of the release image built with the blob.
+    /// The blob's digest: the launch's binding.
+    pub digest: BlobDigest,
+    /// The plain-mode measurement of the release image, which the allowlist pairs with the digest.
     pub measurement: [u8; 48],
 }
 
-/// Seals `weights` into `out` under a fresh key, builds the release image with it (from `root`), and makes
-/// `state_dir` a broker state that releases the key to that image's measurement only.
-pub fn seal_and_register(root: &Path, weights: &Path, out: &Path, state_dir: &Path) -> Result<Sealing> {
-    seal_and_register_with(weights, out, state_dir, |out| {
-        let options = BuildOptions { sealed_model: out.to_path_buf(), ..BuildOptions::for_checkout(root) };
-        Ok(plain_measurement(&image::build(Variant::Release, &options)?.bytes))
-    })
-}
-
-/// [`seal_and_register`] with the image's measurement from `measure`, given the sealed blob's path (tests patch a
-/// built image instead of building one per sealing).
-pub fn seal_and_register_with(
+/// Seals `model`'s `weights` into `out` under a fresh key and makes `state_dir` a broker state that releases the
+/// key to (the release image built from `root`, the blob's digest) only.
+pub fn seal_and_register(
+    root: &Path,
+    model: &ShippedModel,
     weights: &Path,
     out: &Path,
     state_dir: &Path,
-    measure: impl FnOnce(&Path) -> Result<[u8; 48]>,
+) -> Result<Sealing> {
+    let measurement = plain_measurement(&image::build(Variant::Release, &BuildOptions::for_checkout(root))?.bytes);
+    seal_and_register_with(model.model_id, weights, out, state_dir, measurement)
+}
+
+/// [`seal_and_register`] for an image of `measurement` (tests measure an image they built once).
+pub fn seal_and_register_with(
+    model_id: [u8; 16],
+    weights: &Path,
+    out: &Path,
+    state_dir: &Path,
+    measurement: [u8; 48],
 ) -> Result<Sealing> {
     let plaintext = Zeroizing::new(fs::read(weights).with_context(|| format!("reading {}", weights.display()))?);
     let key = Zeroizing::new(random::<32>()?);
     let key_id: KeyId = random()?;
-    let blob = seal(&plaintext, inference::MODEL_ID, key_id, &key, random()?)
+    let blob = seal(&plaintext, model_id, key_id, &key, random()?, MAX_CHUNK_LEN)
         .map_err(|e| anyhow::anyhow!("sealing {}: {e}", weights.display()))?;
-    ensure!(blob.len() as u64 <= ovmf::layout::SEALED_MODEL.size, "the sealed model does not fit the image's slot");
-    if let Some(parent) = out.parent() {
-        fs::create_dir_all(parent)?;
-    }
+    let parent = out.parent().context("the blob's path has no directory")?;
+    fs::create_dir_all(parent)?;
     write_atomically(out, &blob, 0o644)?;
-    let measurement = measure(out)?;
-    write_broker_state(state_dir, &measurement, &key_id, &key)?;
-    Ok(Sealing { sealed_model: out.to_path_buf(), key_id, measurement })
+    let digest = *header_of(out)?.digest();
+    let sealing = Sealing { sealed_model: out.to_path_buf(), key_id, digest, measurement };
+    let others = registered_beside(out, state_dir)?;
+    write_broker_state(state_dir, &measurement, &others, (&sealing, &key))?;
+    Ok(sealing)
 }
 
-/// Seals with the defaults unless `target/ampoule/model.sealed` exists; returns its path.
-pub fn ensure_default_sealed_model(root: &Path) -> Result<PathBuf> {
-    let out = default_sealed_model(root);
+/// Seals `model` with the defaults unless its blob exists; returns the blob's path.
+pub fn ensure_sealed(root: &Path, model: &ShippedModel) -> Result<PathBuf> {
+    let out = default_sealed_model(root, model);
     if !out.exists() {
         eprintln!(
-            "xtask: sealing the model (no {} yet): a fresh key, registered in the development broker",
+            "xtask: sealing the {} model (no {} yet): a fresh key, registered in the development broker",
+            model.name,
             out.display()
         );
-        seal_and_register(root, &default_weights(root), &out, &default_broker_state(root))?;
+        seal_and_register(root, model, &root.join(model.weights), &out, &default_broker_state(root))?;
     }
     Ok(out)
-}
-
-/// The key id the sealed model in an image names.
-pub fn key_id_of_image(image: &[u8]) -> Result<KeyId> {
-    let slot = image::sealed_model_slot(image);
-    Ok(SealedModel::from_slot(slot).map_err(|e| anyhow::anyhow!("the image's sealed model: {e}"))?.key_id)
 }
 
 /// Loads the keys of a broker state.
@@ -117,30 +146,61 @@ pub fn load_keys(state_dir: &Path) -> Result<KeyStore> {
     })
 }
 
-fn write_broker_state(dir: &Path, measurement: &[u8; 48], key_id: &KeyId, key: &[u8; 32]) -> Result<()> {
+/// One registered deployment: its key id, its blob's digest and its key.
+type Registered = (KeyId, BlobDigest, Zeroizing<[u8; 32]>);
+
+/// The other blobs beside `out` whose keys the state holds: the deployments the state keeps serving.
+fn registered_beside(out: &Path, state_dir: &Path) -> Result<Vec<Registered>> {
+    let Ok(keys) = KeyStore::load(&state_dir.join("keys.toml")) else { return Ok(Vec::new()) };
+    let mut registered = Vec::new();
+    for entry in fs::read_dir(out.parent().context("the blob's path has no directory")?)? {
+        let path = entry?.path();
+        if path == out || path.extension().is_none_or(|e| e != "sealed") {
+            continue;
+        }
+        let Ok(header) = header_of(&path) else { continue };
+        if let Some(key) = keys.get(&header.key_id) {
+            registered.push((header.key_id, *header.digest(), Zeroizing::new(**key)));
+        }
+    }
+    registered.sort_by_key(|(key_id, _, _)| *key_id);
+    Ok(registered)
+}
+
+fn write_broker_state(
+    dir: &Path,
+    measurement: &[u8; 48],
+    others: &[Registered],
+    (new, new_key): (&Sealing, &[u8; 32]),
+) -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))?;
-    let keys = Zeroizing::new(format!(
-        "# The development broker's key store, written by `cargo xtask seal` (mode 0600). Sealing again replaces it.\n\
-         [keys]\n\"{}\" = \"{}\"\n",
-        hex::encode(key_id),
-        Zeroizing::new(hex::encode(key)).as_str(),
+    let all = others.iter().map(|(id, digest, key)| (id, digest, &**key)).chain([(&new.key_id, &new.digest, new_key)]);
+    let mut keys = Zeroizing::new(String::from(
+        "# The development broker's key store, written by `cargo xtask seal` (mode 0600). Sealing again replaces a\n\
+         # model's key.\n[keys]\n",
     ));
-    write_atomically(&dir.join("keys.toml"), keys.as_bytes(), 0o600)?;
-    let config = format!(
-        "# The development broker, written by `cargo xtask seal`: it releases the newest sealing's key to the image\n\
-         # built with that blob, and to nothing else. Start it with `ampoule-broker --config` on this file.\n\
+    let mut config = String::from(
+        "# The development broker, written by `cargo xtask seal`: it releases each sealed model's key to the image\n\
+         # launched bound to that blob (HOST_DATA), and to nothing else. Start it with `ampoule-broker --config`.\n\
          listen = \"127.0.0.1:7000\"\n\
          allow_simulated = true  # plain-mode guests prove nothing: development only\n\
          audit_log = \"audit.jsonl\"\n\
-         key_store = \"keys.toml\"\n\n\
-         [[allow]]\ntee = \"plain\"\nmeasurement = \"{}\"\nkey_id = \"{}\"\n",
-        hex::encode(measurement),
-        hex::encode(key_id),
+         key_store = \"keys.toml\"\n",
     );
+    for (key_id, digest, key) in all {
+        keys.push_str(&format!("\"{}\" = \"{}\"\n", hex::encode(key_id), Zeroizing::new(hex::encode(key)).as_str()));
+        config.push_str(&format!(
+            "\n[[allow]]\ntee = \"plain\"\nmeasurement = \"{}\"\nmodel_digest = \"{}\"\nkey_id = \"{}\"\n",
+            hex::encode(measurement),
+            hex::encode(digest),
+            hex::encode(key_id),
+        ));
+    }
+    write_atomically(&dir.join("keys.toml"), keys.as_bytes(), 0o600)?;
     write_atomically(&dir.join("broker.toml"), config.as_bytes(), 0o644)
 }
 

@@ -150,6 +150,7 @@ fn serve(listener: TcpListener, deadline: Instant) -> Result<u64> {
                 let mut fresh = SimulatedTdx::new(launched.mrtd, QuoteService::AnswersAfter(0), 0);
                 fresh.attributes = launched.attributes;
                 fresh.xfam = launched.xfam;
+                fresh.mr_config_id = launched.mr_config_id;
                 td = Some(fresh);
             }
             Kind::TdReport => {

@@ -53,7 +53,7 @@ fn the_guest_attests_unseals_and_serves_and_no_output_carries_the_key() {
         assert!(run.report.record(msg).is_some(), "no {msg:?} record");
     }
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
-    let key_id = xtask::sealing::key_id_of_image(&bytes).unwrap();
+    let key_id = run.broker.key_id;
     let (released, _) = run.report.record("key released").unwrap();
     assert_eq!(released.field("key_id"), Some(hex::encode(key_id).as_str()));
     let (measured, _) = run.report.record("measured").unwrap();
@@ -156,7 +156,7 @@ fn the_model_does_not_open_with_another_key() {
     let run = run("wrong-key", BrokerOptions { key: Some(WRONG_KEY), ..options() });
     assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
     let (record, _) = run.report.record("model not unsealed").expect("a record saying the model did not open");
-    assert_eq!(record.field("reason"), Some("sealed-model-did-not-open"));
+    assert_eq!(record.field("reason"), Some("blob-chunk-did-not-open"));
     assert!(run.report.record("serving").is_none());
     run.broker.stop();
 }
@@ -193,11 +193,11 @@ fn a_key_for_another_measurement_gets_nothing_end_to_end() {
 fn a_stopped_broker_is_a_clear_failure_not_a_hang() {
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
     let broker = start_broker(&broker_dir("stopped"), &bytes, &options()).unwrap();
-    let port = broker.port;
+    let (port, model) = (broker.port, broker.model.clone());
     broker.stop();
     let report = boot(Variant::Release, |c| {
         c.timeout = Duration::from_secs(60);
-        attach(c, port, free_port().unwrap());
+        attach(c, port, free_port().unwrap(), model.as_ref());
     });
     // QEMU connects the forward when it starts: with nothing listening it refuses to start, and says why.
     assert_eq!(report.outcome, Outcome::QemuError(Some(1)), "{report:#?}");

@@ -1,80 +1,131 @@
-//! Key rotation: every `cargo xtask seal` makes a fresh key and registers it for the image built with that blob
-//! only. Two sealings A and B, each with its own broker state, as the broker serves it (its own broker.toml and
-//! keys.toml): the image with blob A cannot get B's key and the image with blob B cannot get A's; each gets its
-//! own, and a key opens only its own blob. The guest side is the loader's real dance with the simulated attester
-//! over loopback (QEMU is not needed for what is tested here).
-
-mod common;
+//! Sealing is a deploy, not a build: `cargo xtask seal` makes a fresh key and a new blob outside the image, and
+//! registers the key for (the image's measurement, the blob's digest) only. Sealing again rotates: the state then
+//! releases the new key to a launch bound to the new blob, and nothing to a launch bound to the old one; the image
+//! is byte for byte the same throughout. The guest side is the loader's real dance and load with the simulated
+//! attester over loopback (QEMU is not needed for what is tested here).
 
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use broker::config::Config;
 use broker::keys::KeyStore;
-use common::image;
+use loader::model_load::{self, BlobSource, Expected, LoadError, NotDelivered};
 use loader::{LoaderError, ReleasedKey, SimulatedAttester, StreamTransport, obtain_key};
 use protocol::refusal::RefusalCode;
-use protocol::sealed_model::SealedModel;
+use protocol::sealed_blob::BlobDigest;
+use protocol::tee::Tee;
 use xtask::dance::{plain_measurement, serve_in_process};
-use xtask::image::{Variant, insert_sealed_model, sealed_model_range};
-use xtask::sealing::{default_weights, key_id_of_image, load_keys, seal_and_register_with};
+use xtask::image::{self, BuildOptions, Variant};
+use xtask::model_delivery::{ModelDelivery, header_of};
+use xtask::sealing::{MLP, load_keys, seal_and_register_with};
 
-/// The release image with `blob` in its slot instead of its own.
-fn image_with(base: &[u8], blob: &Path) -> Vec<u8> {
-    let mut image = base.to_vec();
-    image[sealed_model_range()].fill(0);
-    insert_sealed_model(&mut image, &std::fs::read(blob).unwrap()).unwrap();
-    image
+/// A blob as the host would hand it over, from memory.
+struct Bytes(Vec<u8>);
+
+impl BlobSource for Bytes {
+    fn declared_len(&mut self) -> Result<u64, NotDelivered> {
+        Ok(self.0.len() as u64)
+    }
+
+    fn read(&mut self, offset: u64, into: &mut [u8]) -> Result<(), NotDelivered> {
+        let start = usize::try_from(offset).map_err(|_| NotDelivered)?;
+        into.copy_from_slice(self.0.get(start..start + into.len()).ok_or(NotDelivered)?);
+        Ok(())
+    }
 }
 
-/// Runs the dance for `image` against the broker that `state` describes.
-fn dance(dir: &Path, image: &[u8], state: &Path) -> Result<ReleasedKey, LoaderError<std::io::Error>> {
+/// Runs the dance of a plain-mode launch of `measurement` bound to `digest`, for `blob`'s key, against the broker
+/// that `state` describes.
+fn dance(
+    dir: &Path,
+    measurement: [u8; 48],
+    digest: &BlobDigest,
+    blob: &Path,
+    state: &Path,
+) -> Result<ReleasedKey, LoaderError<std::io::Error>> {
     let config = Config::load(&state.join("broker.toml")).unwrap();
     let keys = KeyStore::load(&state.join("keys.toml")).unwrap();
-    let key_id = key_id_of_image(image).unwrap();
-    let broker = serve_in_process(dir, config, keys, key_id).unwrap();
+    let key_id = header_of(blob).unwrap().key_id;
+    let broker = serve_in_process(dir, config, keys, key_id, Some(ModelDelivery::of(blob).unwrap())).unwrap();
     let stream = TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
-    let mut attester = SimulatedAttester::new(plain_measurement(image));
+    let host_data = digest[..32].try_into().unwrap();
+    let mut attester = SimulatedAttester::new(measurement).with_host_data(host_data);
     let mut rng = protocol::seal::rand_core::UnwrapErr(getrandom::SysRng);
     let result = obtain_key(&mut StreamTransport(stream), &mut attester, &mut rng, key_id, |_| ());
     broker.stop();
     result
 }
 
+/// The guest's load of `blob` for a launch bound to `digest`, with `key`.
+fn load(blob: &[u8], digest: &BlobDigest, key: &[u8; 32]) -> Result<usize, LoadError> {
+    let mut source = Bytes(blob.to_vec());
+    let mut host_data = [0u8; 48];
+    host_data[..32].copy_from_slice(&digest[..32]);
+    let expected = Expected { model_id: MLP.model_id, max_plaintext_len: 1 << 20, tee: Tee::Plain, host_data };
+    let header = model_load::read_header(&mut source, &expected)?;
+    model_load::load(&mut source, &header, key).map(|weights| weights.len())
+}
+
 #[test]
-fn sealing_again_rotates_the_key_and_neither_image_gets_the_others_key() {
-    let base = std::fs::read(image(Variant::Release)).unwrap();
-    let dir = xtask::paths::target_dir(&xtask::paths::repo_root()).join("test-rotation");
+fn sealing_again_rotates_the_key_and_leaves_the_image_as_it_was() {
+    let root = xtask::paths::repo_root();
+    let dir = xtask::paths::target_dir(&root).join("test-rotation");
     let _ = std::fs::remove_dir_all(&dir);
-    let weights = default_weights(&xtask::paths::repo_root());
-    let seal = |name: &str| -> (PathBuf, PathBuf) {
-        let (blob, state) = (dir.join(format!("{name}.sealed")), dir.join(format!("state-{name}")));
-        let sealing =
-            seal_and_register_with(&weights, &blob, &state, |blob| Ok(plain_measurement(&image_with(&base, blob))))
-                .unwrap();
-        assert_eq!(key_id_of_image(&image_with(&base, &blob)).unwrap(), sealing.key_id);
-        (blob, state)
+    let build = |name: &str| {
+        let options = BuildOptions { out_dir: dir.join(name), ..BuildOptions::for_checkout(&root) };
+        image::build(Variant::Release, &options).unwrap().bytes
     };
-    let (blob_a, state_a) = seal("a");
-    let (blob_b, state_b) = seal("b");
-    let (image_a, image_b) = (image_with(&base, &blob_a), image_with(&base, &blob_b));
-    assert_ne!(plain_measurement(&image_a), plain_measurement(&image_b));
+    let before = build("image-before");
+    let measurement = plain_measurement(&before);
+    let (blob, state) = (dir.join("models/mlp.sealed"), dir.join("state"));
+    let weights = root.join(MLP.weights);
 
-    // Each image gets its own key from its own sealing's broker, and the key opens its own blob only.
-    let key_a = dance(&dir.join("a-a"), &image_a, &state_a).unwrap();
-    let key_b = dance(&dir.join("b-b"), &image_b, &state_b).unwrap();
-    let (blob_a, blob_b) = (std::fs::read(blob_a).unwrap(), std::fs::read(blob_b).unwrap());
-    let (sealed_a, sealed_b) = (SealedModel::parse(&blob_a).unwrap(), SealedModel::parse(&blob_b).unwrap());
-    assert!(sealed_a.open(&key_a.key).is_ok() && sealed_b.open(&key_b.key).is_ok());
-    assert!(sealed_a.open(&key_b.key).is_err() && sealed_b.open(&key_a.key).is_err());
-    assert_ne!(key_a.key_id, key_b.key_id);
+    let a = seal_and_register_with(MLP.model_id, &weights, &blob, &state, measurement).unwrap();
+    let blob_a = std::fs::read(&blob).unwrap();
+    let key_a = **load_keys(&state).unwrap().get(&a.key_id).unwrap();
+    let b = seal_and_register_with(MLP.model_id, &weights, &blob, &state, measurement).unwrap();
+    let blob_b = std::fs::read(&blob).unwrap();
+    assert_eq!(build("image-after"), before, "sealing changed the image");
+    assert_ne!(a.digest, b.digest);
+    assert_ne!(a.key_id, b.key_id);
 
-    // The old image against the new sealing's broker, and the new image against the old one: nothing.
-    for (name, image, state) in [("a-b", &image_a, &state_b), ("b-a", &image_b, &state_a)] {
-        let refused = dance(&dir.join(name), image, state).err();
-        assert!(matches!(refused, Some(LoaderError::Refused(RefusalCode::UnknownMeasurement))), "{name}: {refused:?}");
+    // The new blob's launch gets the new key, which opens the new blob only.
+    let key_b = dance(&dir.join("b"), measurement, &b.digest, &blob, &state).unwrap();
+    assert_eq!(key_b.key_id, b.key_id);
+    assert_eq!(load(&blob_b, &b.digest, &key_b.key), Ok(std::fs::read(&weights).unwrap().len()));
+    assert!(matches!(load(&blob_a, &a.digest, &key_b.key), Err(LoadError::Chunk(_))));
+    // The old blob's launch: its digest is no longer registered, so the broker refuses, and the old key is gone.
+    std::fs::write(dir.join("old.sealed"), &blob_a).unwrap();
+    let refused = dance(&dir.join("a"), measurement, &a.digest, &dir.join("old.sealed"), &state).err();
+    assert!(matches!(refused, Some(LoaderError::Refused(RefusalCode::HostDataMismatch))), "{refused:?}");
+    assert!(load_keys(&state).unwrap().get(&a.key_id).is_none());
+    assert!(matches!(load(&blob_b, &b.digest, &key_a), Err(LoadError::Chunk(_))));
+    // A launch bound to the new blob that asks for the old key: the key is not the one the entry binds.
+    let old_key = dance(&dir.join("b-a"), measurement, &b.digest, &dir.join("old.sealed"), &state).err();
+    assert!(matches!(old_key, Some(LoaderError::Refused(RefusalCode::KeyNotForMeasurement))), "{old_key:?}");
+    // And the guest itself refuses the new blob for a launch bound to the old one, before any key.
+    assert_eq!(load(&blob_b, &a.digest, &key_b.key), Err(LoadError::NotThisLaunch));
+}
+
+#[test]
+fn sealing_one_model_keeps_the_other_models_deployments() {
+    let root = xtask::paths::repo_root();
+    let dir = xtask::paths::target_dir(&root).join("test-rotation-two-models");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (state, weights, measurement) = (dir.join("state"), root.join(MLP.weights), [0x3c; 48]);
+    let other =
+        seal_and_register_with([0x0f; 16], &weights, &dir.join("models/other.sealed"), &state, measurement).unwrap();
+    let first =
+        seal_and_register_with(MLP.model_id, &weights, &dir.join("models/mlp.sealed"), &state, measurement).unwrap();
+    let second =
+        seal_and_register_with(MLP.model_id, &weights, &dir.join("models/mlp.sealed"), &state, measurement).unwrap();
+    let keys = load_keys(&state).unwrap();
+    assert!(keys.get(&other.key_id).is_some() && keys.get(&second.key_id).is_some());
+    assert!(keys.get(&first.key_id).is_none());
+    let config = std::fs::read_to_string(state.join("broker.toml")).unwrap();
+    assert_eq!(config.matches("[[allow]]").count(), 2, "{config}");
+    for (sealing, registered) in [(&other, true), (&first, false), (&second, true)] {
+        assert_eq!(config.contains(&hex::encode(sealing.digest)), registered, "{config}");
     }
-    // And each state holds exactly its own key: the other sealing's key is not there to be released.
-    assert!(load_keys(&state_b).unwrap().get(&key_a.key_id).is_none());
-    assert!(load_keys(&state_a).unwrap().get(&key_b.key_id).is_none());
+    Config::load(&state.join("broker.toml")).expect("the state's broker.toml loads");
 }

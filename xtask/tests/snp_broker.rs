@@ -30,6 +30,7 @@ fn the_snp_run_broker_verifies_amds_chain_and_releases_nothing_to_replays_or_sim
             min_tcb: [3, 0, 8, 115],
             ca: None,
         }),
+        sealed_model: None,
         ..BrokerOptions::for_checkout(&xtask::paths::repo_root())
     };
     let broker = start_broker(&dir, &[0; 4096], &options).expect("the published VCEK chains to AMD's Milan root");

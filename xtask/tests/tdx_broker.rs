@@ -34,6 +34,7 @@ fn the_tdx_run_broker_allowlists_the_mrtd_and_releases_nothing_to_replays_or_sim
             mrtd,
             root_ca: None,
         }),
+        sealed_model: None,
         ..BrokerOptions::for_checkout(&xtask::paths::repo_root())
     };
     let broker = start_broker(&dir, &[0; 4096], &options).expect("the published collateral loads");

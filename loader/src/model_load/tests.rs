@@ -145,3 +145,16 @@ fn chunks_swapped_repeated_spliced_or_cut_load_nothing() {
     let header = read_header(&mut host, &expected).unwrap();
     assert_eq!(load(&mut host, &header, &[0; 32]).map(|w| w.len()), Err(LoadError::Chunk(BlobError::ChunkOpen)));
 }
+
+#[test]
+fn plain_host_data_is_exactly_64_hex_digits() {
+    let text = b"00ff10aB".repeat(8);
+    let parsed = parse_host_data_hex(&text).unwrap();
+    assert_eq!(parsed[..4], [0x00, 0xff, 0x10, 0xab]);
+    assert_eq!(parse_host_data_hex(&text[..62]), None);
+    assert_eq!(parse_host_data_hex(&[text.as_slice(), b"\n"].concat()), None);
+    let mut bad = text.clone();
+    bad[7] = b'g';
+    assert_eq!(parse_host_data_hex(&bad), None);
+    assert_eq!(parse_host_data_hex(b"+1".repeat(32).as_slice()), None);
+}

@@ -1,7 +1,7 @@
 use super::*;
 
 const RAM_REGIONS: [Region; 7] = [RAM_IMAGE, BOOT_SCRATCH, SNP_SECRETS, SNP_CPUID, TD_HOB, SHARED, HEAP];
-const ROM_PARTS: [Region; 3] = [PAYLOAD, SEALED_MODEL, RESET_PAGE];
+const ROM_PARTS: [Region; 2] = [PAYLOAD, RESET_PAGE];
 const RESET_PAGE_PARTS: [Region; 3] = [METADATA, AP_ENTRY, RESET_VECTOR];
 
 fn assert_disjoint(regions: &[Region]) {
@@ -49,7 +49,7 @@ fn rom_parts_tile_the_image_without_overlap() {
         assert_within(&IMAGE, &part);
     }
     assert_eq!(ROM_PARTS.iter().map(|r| r.size).sum::<u64>(), IMAGE.size);
-    assert_eq!(SEALED_MODEL.base % PAGE_SIZE, 0);
+    assert_eq!(PAYLOAD.end() % PAGE_SIZE, 0);
     assert_disjoint(&[METADATA, AP_ENTRY, RESET_VECTOR]);
     for part in RESET_PAGE_PARTS {
         assert_within(&RESET_PAGE, &part);

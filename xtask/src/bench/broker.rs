@@ -35,6 +35,7 @@ fn load(clients: usize) -> Result<(Vec<f64>, f64)> {
     let options = BrokerOptions {
         allowed_key_id: Some([7; 16]),
         key: Some([9; 32]),
+        sealed_model: None,
         ..BrokerOptions::for_checkout(&crate::paths::repo_root())
     };
     let broker = start_broker(&dir, &image, &options)?;

@@ -14,7 +14,7 @@ pub(super) fn figures(root: &std::path::Path, image: &[u8], runs: usize) -> Resu
         let dir = crate::paths::target_dir(root).join("bench-broker");
         let broker = start_broker(&dir, image, &BrokerOptions::for_checkout(root))?;
         let mut config = RunConfig::new(&image_path);
-        attach(&mut config, broker.port, crate::dance::free_port()?);
+        attach(&mut config, broker.port, crate::dance::free_port()?, broker.model.as_ref());
         // The guest serves after its key: the run ends once it says so (the "client" does nothing).
         let (report, _) = crate::serve::run_serving(&config, || ())?;
         broker.stop();

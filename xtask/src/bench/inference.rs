@@ -181,7 +181,7 @@ fn serving_guest(root: &Path, image: &Path, extra_args: &[&str]) -> Result<Servi
     config.timeout = Duration::from_secs(600);
     config.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
     let port = free_port()?;
-    attach(&mut config, broker.port, port);
+    attach(&mut config, broker.port, port, broker.model.as_ref());
     let policy = policy_of(&dir.join("broker.toml"))?;
     Ok(ServingGuest { config, guest: SocketAddr::from(([127, 0, 0, 1], port)), policy, broker })
 }

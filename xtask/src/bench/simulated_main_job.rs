@@ -39,7 +39,7 @@ fn main_job(root: &std::path::Path, image: &[u8], simulated: Option<&SimulatedLa
         service = Some(started);
     }
     let broker = start_broker(&dir, image, &options)?;
-    attach(&mut config, broker.port, free_port()?);
+    attach(&mut config, broker.port, free_port()?, broker.model.as_ref());
     let (report, _) = crate::serve::run_serving(&config, || ())?;
     broker.stop();
     if let Some(service) = service {

@@ -21,9 +21,6 @@ pub struct BuildArgs {
     /// Which image: the release image, or the test image that raises faults on request.
     #[arg(long, value_enum, default_value = "release")]
     pub variant: Variant,
-    /// The sealed model to put in the image [default: target/ampoule/model.sealed, made by `seal` when missing].
-    #[arg(long)]
-    pub sealed: Option<PathBuf>,
     /// Also write the image as an IGVM file (ampoule.igvm; native, SEV-SNP and TDX platforms).
     #[arg(long)]
     pub igvm: bool,
@@ -37,12 +34,9 @@ pub struct BuildArgs {
 
 /// Runs the command.
 pub fn run(root: &std::path::Path, args: BuildArgs) -> Result<ExitCode> {
-    let BuildArgs { json, verbose, variant, sealed, igvm, vcpu_type, guest_features } = args;
+    let BuildArgs { json, verbose, variant, igvm, vcpu_type, guest_features } = args;
     let started = Instant::now();
-    let mut options = BuildOptions { verbose, ..BuildOptions::for_checkout(root) };
-    if let Some(sealed) = sealed {
-        options.sealed_model = sealed;
-    }
+    let options = BuildOptions { verbose, ..BuildOptions::for_checkout(root) };
     let built = image::build(variant, &options)?;
     let igvm_file = if igvm {
         let vcpu_type = xtask::measure::VcpuType::by_name(&vcpu_type)?;

@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Boot only: no broker, no network, no key dance.
     #[arg(long)]
     pub no_broker: bool,
+    /// The shipped model to serve: its blob (target/ampoule/models/NAME.sealed, sealed when missing) goes to the
+    /// guest through fw_cfg, and its digest binds the launch (HOST_DATA, MRCONFIGID).
+    #[arg(long, default_value = "mlp")]
+    pub model: String,
     /// Keep the guest serving (on the printed loopback port) until Ctrl-C, instead of running the reference
     /// inputs through it and shutting it down.
     #[arg(long)]
@@ -125,6 +129,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         igvm,
         inject,
         no_broker,
+        model,
         serve,
         vcek,
         product,
@@ -188,6 +193,14 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
     }
     config.image = resolve_image(root, image, variant, &config)?;
+    let model = xtask::sealing::shipped_model(&model)?;
+    let sealed_model = if with_broker || print_cmdline {
+        let blob = step("seal", || xtask::sealing::ensure_sealed(root, &model))?;
+        config.model = Some(xtask::model_delivery::ModelDelivery::of(&blob)?);
+        Some(blob)
+    } else {
+        None
+    };
     if simulated {
         step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
         let hypervisor = step("hypervisor", || xtask::hypervisor::build(root, false))?;
@@ -213,6 +226,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     let bytes = std::fs::read(&config.image).with_context(|| format!("reading {}", config.image.display()))?;
     let broker_dir = paths::target_dir(root).join("broker");
     let mut options = BrokerOptions::for_checkout(root);
+    options.sealed_model = Some(sealed_model.context("a run with a broker has a sealed model")?);
     let mut psp = None;
     let mut expected_digest = None;
     if let Some(launch) = &config.simulated {
@@ -270,7 +284,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         );
     }
     let service_port = xtask::dance::free_port()?;
-    xtask::dance::attach(&mut config, broker.port, service_port);
+    xtask::dance::attach(&mut config, broker.port, service_port, broker.model.as_ref());
     let result = if serve {
         eprintln!(
             "xtask: the guest will serve on 127.0.0.1:{service_port} until Ctrl-C; try: cargo run -q -p client -- \

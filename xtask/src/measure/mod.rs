@@ -55,20 +55,10 @@ pub const README_TABLE_BEGIN: &str = "<!-- snp-digest-table:begin (cargo xtask m
 /// See [`README_TABLE_BEGIN`].
 pub const README_TABLE_END: &str = "<!-- snp-digest-table:end -->";
 
-/// The sealed blob the README's digest table assumes (see [`readme_table`]).
-pub const EXAMPLE_SEALED_MODEL: &str = "inference/model/example.sealed";
-
 /// The README's table: SNP launch digests of `image` for 1, 2, 4 and 8 vCPUs of the default type, and its MRTD.
-///
-/// The image is a function of the source tree and the sealed blob, and every sealing makes a new blob: the table is
-/// for `image` with the committed example blob (`inference/model/example.sealed`, sealed under a key that was
-/// discarded) in its slot, so that it depends on the source tree alone.
+/// The image is code only, so these are the release's measurements whatever model a deployment seals: the
+/// sealed model enters the launch through HOST_DATA / MRCONFIGID, never the measurement.
 pub fn readme_table(image: &[u8]) -> Result<String> {
-    let example = std::fs::read(crate::paths::repo_root().join(EXAMPLE_SEALED_MODEL))?;
-    let mut image = image.to_vec();
-    image[crate::image::sealed_model_range()].fill(0);
-    crate::image::insert_sealed_model(&mut image, &example)?;
-    let image = image.as_slice();
     let vcpu_type = VcpuType::by_name(DEFAULT_VCPU_TYPE)?;
     let mut table = format!(
         "| vCPUs ({DEFAULT_VCPU_TYPE}, guest features {DEFAULT_GUEST_FEATURES:#x}) | SNP launch digest |\n|---:|---|\n"

@@ -67,7 +67,9 @@ pub fn run(root: &Path, seconds: u64) -> Result<StormReport> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let measurement = dance::plain_measurement(&bytes);
-    let key_id = crate::sealing::key_id_of_image(&bytes)?;
+    let blob = crate::sealing::ensure_sealed(root, &crate::sealing::MLP)?;
+    let model = crate::model_delivery::ModelDelivery::of(&blob)?;
+    let key_id = crate::model_delivery::header_of(&blob)?.key_id;
     let keys = crate::sealing::default_broker_state(root).join("keys.toml");
     let config_path = dir.join("broker.toml");
     std::fs::write(
@@ -76,9 +78,10 @@ pub fn run(root: &Path, seconds: u64) -> Result<StormReport> {
             "# cargo xtask storm: the development broker's key store, simulated evidence (development only)\n\
              listen = \"127.0.0.1:0\"\nallow_simulated = true\naudit_log = \"audit.jsonl\"\nkey_store = {:?}\n\
              max_connections = 64\nmessage_timeout_ms = 2000\nsession_timeout_ms = 6000\n\n\
-             [[allow]]\ntee = \"plain\"\nmeasurement = \"{}\"\nkey_id = \"{}\"\n",
+             [[allow]]\ntee = \"plain\"\nmeasurement = \"{}\"\nmodel_digest = \"{}\"\nkey_id = \"{}\"\n",
             keys.display().to_string(),
             hex::encode(measurement),
+            hex::encode(model.digest),
             hex::encode(key_id)
         ),
     )?;
@@ -86,7 +89,7 @@ pub fn run(root: &Path, seconds: u64) -> Result<StormReport> {
     let service_port = dance::free_port()?;
     let mut config = qemu::RunConfig::new(&built.path);
     config.timeout = Duration::from_secs(seconds + 180);
-    dance::attach(&mut config, broker_addr.port(), service_port);
+    dance::attach(&mut config, broker_addr.port(), service_port, Some(&model));
     let guest = SocketAddr::from(([127, 0, 0, 1], service_port));
     let policy = serve::policy_of(&config_path)?;
     let input = serve::reference_cases(root)?.swap_remove(0).features;

@@ -97,7 +97,7 @@ pub fn run_serving_with(
     let service_port = free_port().unwrap();
     let config = boot_config(Variant::Release, |c| {
         c.timeout = Duration::from_secs(120);
-        attach(c, broker.port, service_port);
+        attach(c, broker.port, service_port, broker.model.as_ref());
         adjust(c);
     });
     let (report, client) = xtask::serve::run_serving(&config, move || client(service_port)).unwrap();

@@ -23,6 +23,10 @@ impl Attester for Replay {
     fn evidence(&mut self, _: &[u8; 64]) -> Result<Vec<u8>, AttestError> {
         Ok(self.evidence.clone())
     }
+
+    fn launch_binding(&mut self) -> Result<[u8; 48], AttestError> {
+        Err(AttestError::Platform)
+    }
 }
 
 /// One key dance for `key_id` with the broker on `port`; `Ok(())` if a key was released (the key itself is

@@ -49,8 +49,12 @@ impl BlobSource for FwCfgBlob {
 /// `attester`, the platform's own report).
 pub fn read_header(blob: &mut FwCfgBlob, attester: &mut impl Attester) -> Result<BlobHeader, &'static str> {
     let host_data = attester.launch_binding().map_err(|_| "launch-binding-unavailable")?;
-    let expected =
-        Expected { model_id: inference::MODEL_ID, max_plaintext_len: MAX_PLAINTEXT_LEN, tee: attester.tee(), host_data };
+    let expected = Expected {
+        model_id: inference::MODEL_ID,
+        max_plaintext_len: MAX_PLAINTEXT_LEN,
+        tee: attester.tee(),
+        host_data,
+    };
     model_load::read_header(blob, &expected).map_err(LoadError::reason)
 }
 

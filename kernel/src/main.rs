@@ -73,16 +73,22 @@ extern "C" fn ampoule_main(boot_info: *const BootInfo) -> ! {
     paging::init(encryption);
     gdt::init();
     interrupts::init();
-    match tee {
-        Tee::Snp => snp::init(),
-        Tee::Tdx => tdx::init(),
-        Tee::Plain | Tee::SevWithoutSnp => {}
-    }
+    let private_heap = match tee {
+        Tee::Snp => Some(snp::init()),
+        Tee::Tdx => Some(tdx::init()),
+        Tee::Plain | Tee::SevWithoutSnp => None,
+    };
     serial::COM1.lock().init();
     logger::init();
-    if let Err(missing) = heap::init() {
-        log::error!(target: "kernel", address:% = Hex(missing.address), need = ovmf::layout::GUEST_RAM_SIZE;
-            "guest RAM too small for the heap");
+    let heap = match private_heap.map_or_else(heap::from_e820, Ok) {
+        Ok(heap) => heap,
+        Err(e) => {
+            log::error!(target: "kernel", reason:? = e, min = ovmf::memory_map::MIN_HEAP_SIZE; "no heap in the memory map");
+            exit(ExitCode::SelfCheckFailed);
+        }
+    };
+    if let Err(missing) = heap::init(heap) {
+        log::error!(target: "kernel", address:% = Hex(missing.address), need = heap.end(); "guest RAM too small for the heap");
         exit(ExitCode::SelfCheckFailed);
     }
     if tee == Tee::SevWithoutSnp {
@@ -93,6 +99,7 @@ extern "C" fn ampoule_main(boot_info: *const BootInfo) -> ! {
     log::info!(target: "kernel",
         tee = tee.as_str(),
         validated_pages = heap::private_pages(),
+        heap_mib = heap.size >> 20,
         reset_to_main_cycles = main_tsc.wrapping_sub(reset_tsc),
         main_to_booted_cycles = booted_tsc.wrapping_sub(main_tsc),
         version = env!("CARGO_PKG_VERSION");

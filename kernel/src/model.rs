@@ -9,7 +9,6 @@ use inference::Classifier;
 use inference::limits::CLASSES;
 use loader::model_load::{self, BlobSource, Expected, LoadError, NotDelivered};
 use loader::{Attester, ReleasedKey};
-use ovmf::layout::HEAP;
 use protocol::sealed_blob::{BlobHeader, FW_CFG_MODEL};
 use protocol::service::ServiceErrorCode;
 use zeroize::Zeroizing;
@@ -18,8 +17,10 @@ use alloc::vec::Vec;
 
 use crate::fw_cfg::{FwCfg, FwCfgFile};
 
-/// The largest plaintext the guest takes: the weights and burn's copy of them must both fit the heap.
-const MAX_PLAINTEXT_LEN: u64 = HEAP.size / 4;
+/// The largest plaintext the guest takes: the weights and burn's copy of them must both fit this boot's heap.
+fn max_plaintext_len() -> u64 {
+    crate::heap::size() / 4
+}
 
 /// The blob as the host hands it over.
 pub struct FwCfgBlob {
@@ -51,7 +52,7 @@ pub fn read_header(blob: &mut FwCfgBlob, attester: &mut impl Attester) -> Result
     let host_data = attester.launch_binding().map_err(|_| "launch-binding-unavailable")?;
     let expected = Expected {
         model_id: inference::MODEL_ID,
-        max_plaintext_len: MAX_PLAINTEXT_LEN,
+        max_plaintext_len: max_plaintext_len(),
         tee: attester.tee(),
         host_data,
     };

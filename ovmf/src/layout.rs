@@ -95,8 +95,9 @@ pub const TD_HOB: Region = Region { name: "TD_HOB", base: SNP_CPUID.end(), size:
 /// them without the C-bit before first use (DESIGN.md §4: data is copied out of them before it is decoded).
 pub const SHARED: Region = Region { name: "SHARED", base: 9 * MIB, size: 256 * KIB };
 
-/// The heap (`linked_list_allocator`).
-pub const HEAP: Region = Region { name: "HEAP", base: 16 * MIB, size: 64 * MIB };
+/// The most the heap (`linked_list_allocator`) may span: from 16 MiB to the end of [`GUEST_RAM_SIZE`]. How much
+/// of it a boot uses is what the platform's memory map declares (`memory_map::heap`).
+pub const HEAP: Region = Region { name: "HEAP", base: 16 * MIB, size: GUEST_RAM_SIZE - 16 * MIB };
 
 /// Where the kernel places device BARs (no firmware assigns them): inside q35's 32-bit PCI hole, above guest RAM
 /// and below the image, the IOAPIC and the LAPIC.

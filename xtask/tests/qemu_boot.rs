@@ -147,12 +147,20 @@ fn a_cpu_missing_only_fma_is_refused_by_name() {
 }
 
 #[test]
-fn too_little_guest_ram_is_reported_not_crashed_into() {
-    // The heap ends at 80 MiB: with 64 MiB the probe at its end finds no RAM.
+fn the_heap_follows_the_memory_map_and_too_little_ram_is_reported_not_crashed_into() {
+    // 128 MiB: the heap is what e820 declares from 16 MiB on.
+    let report = boot(Variant::Release, |c| c.memory = 128 << 20);
+    assert_eq!(report.outcome, Outcome::Guest(ExitCode::Success), "{:#?}", report.lines);
+    assert_eq!(report.record("booted").unwrap().0.field("heap_mib"), Some("112"));
+    // 64 MiB: 48 MiB of heap is below the minimum; refused with a record, before anything uses the heap.
     let report = boot(Variant::Release, |c| c.memory = 64 << 20);
     assert_eq!(report.outcome, Outcome::Guest(ExitCode::SelfCheckFailed), "{:#?}", report.lines);
-    let (record, _) = report.record("guest RAM too small for the heap").expect("a clear record");
+    let (record, _) = report.record("no heap in the memory map").expect("a clear record");
     assert_eq!(record.level, protocol::console::Level::Error);
-    assert!(number(record.field("address").unwrap()) >= 64 << 20);
+    assert_eq!(record.field("reason"), Some("TooLittleRam"));
     assert!(report.record("booted").is_none());
+    // The default: the whole bound.
+    let report = boot(Variant::Release, |_| {});
+    let expected = (ovmf::layout::HEAP.size >> 20).to_string();
+    assert_eq!(report.record("booted").unwrap().0.field("heap_mib"), Some(expected.as_str()));
 }

@@ -6,6 +6,11 @@
 
 mod common;
 
+/// The heap the simulated platform's memory map gives (all of `HEAP`: its RAM ends where the heap's bound does),
+/// in 4 KiB pages and in 2 MiB ranges.
+const HEAP_PAGES: u64 = ovmf::layout::HEAP.size / ovmf::layout::PAGE_SIZE;
+const HEAP_RANGES: u64 = HEAP_PAGES / 512;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -47,13 +52,13 @@ fn the_release_image_boots_as_an_snp_guest_with_the_digest_measure_computes() {
     hypervisor::check_launch_digest(&report, &expected).unwrap();
     // The guest ran its SNP path: detected SNP, validated every heap page once, passed every self-check.
     assert_eq!(field(&report, "booted", "tee"), "snp");
-    assert_eq!(field(&report, "booted", "validated_pages"), "16384");
+    assert_eq!(field(&report, "booted", "validated_pages"), HEAP_PAGES.to_string());
     let checks: Vec<_> = report.lines.iter().filter(|l| l.contains(r#"msg="self-check""#)).collect();
     assert_eq!(checks.len(), 4, "{checks:#?}");
     assert!(checks.iter().all(|l| l.ends_with("ok=true")), "{checks:#?}");
-    // What the platform saw: the heap made private in one batch and validated as 32 large pages, the shared pages
+    // What the platform saw: the heap made private in one batch and validated as 2 MiB pages, the shared pages
     // in another batch, and CPUID never answered by the host.
-    assert_eq!(field(&report, "exits", "pvalidates"), "32");
+    assert_eq!(field(&report, "exits", "pvalidates"), HEAP_RANGES.to_string());
     assert_eq!(field(&report, "exits", "page_state_changes"), "3", "the GHCB's own, then two batches");
     assert_ne!(field(&report, "exits", "vc_cpuid"), "0");
     // A digest other than the platform's is reported as a mismatch.
@@ -68,8 +73,8 @@ fn a_host_that_backs_large_ranges_with_small_pages_gets_them_validated_page_by_p
     let launch = SimulatedLaunch { small_rmp_pages: true, ..launch(None) };
     let report = boot(&launch);
     assert_eq!(report.outcome, Outcome::Guest(ExitCode::Success), "{:#?}", report.lines);
-    assert_eq!(field(&report, "booted", "validated_pages"), "16384");
-    assert_eq!(field(&report, "exits", "pvalidates"), (32 + 16384).to_string());
+    assert_eq!(field(&report, "booted", "validated_pages"), HEAP_PAGES.to_string());
+    assert_eq!(field(&report, "exits", "pvalidates"), (HEAP_RANGES + HEAP_PAGES).to_string());
 }
 
 #[test]

@@ -4,6 +4,11 @@
 
 mod common;
 
+/// The heap the simulated platform's memory map gives (all of `HEAP`: its RAM ends where the heap's bound does),
+/// in 4 KiB pages and in 2 MiB ranges.
+const HEAP_PAGES: u64 = ovmf::layout::HEAP.size / ovmf::layout::PAGE_SIZE;
+const HEAP_RANGES: u64 = HEAP_PAGES / 512;
+
 use std::time::Duration;
 
 use common::image;
@@ -49,13 +54,13 @@ fn the_release_image_boots_as_a_td_with_the_mrtd_measure_computes() {
     // Two vCPUs: the second parked in the stub's PAUSE loop before touching memory.
     assert_eq!(field(&report, "launched", "vcpus"), "2");
     assert_eq!(field(&report, "vcpu parked", "index"), "1");
-    // The guest's TDX path: detected TDX, accepted every heap page once (as 32 pages of 2 MiB), every self-check.
+    // The guest's TDX path: detected TDX, accepted every heap page once (as 2 MiB pages), every self-check.
     assert_eq!(field(&report, "booted", "tee"), "tdx");
-    assert_eq!(field(&report, "booted", "validated_pages"), "16384");
+    assert_eq!(field(&report, "booted", "validated_pages"), HEAP_PAGES.to_string());
     let checks: Vec<_> = report.lines.iter().filter(|l| l.contains(r#"msg="self-check""#)).collect();
     assert_eq!(checks.len(), 4, "{checks:#?}");
     assert!(checks.iter().all(|l| l.ends_with("ok=true")), "{checks:#?}");
-    assert_eq!(field(&report, "exits", "accepts_2m"), "32");
+    assert_eq!(field(&report, "exits", "accepts_2m"), HEAP_RANGES.to_string());
     assert_eq!(field(&report, "exits", "accepts_4k"), "0");
     // Port I/O went #VE -> TDG.VP.VMCALL: one VMCALL per #VE, and the exit port's.
     let (ve_io, vmcalls): (u64, u64) =

@@ -8,7 +8,7 @@
 //!   entries), and every 4 KiB frame is recorded in [`heap::PRIVATE_PAGES`], which refuses a second validation of
 //!   any page (AMD64 APM vol. 2, 15.36.9).
 
-use ovmf::layout::{HEAP, PAGE_SIZE, SHARED};
+use ovmf::layout::{HEAP, PAGE_SIZE, Region, SHARED};
 use ovmf::snp::ghcb_msr::{PageState, REASON_VALIDATION_FAILED};
 use ovmf::snp::page_state::{MAX_ENTRIES, PageStateEntry};
 
@@ -27,7 +27,7 @@ const PVALIDATE_SUCCESS: u32 = 0;
 const PVALIDATE_FAIL_SIZEMISMATCH: u32 = 6;
 /// 2 MiB.
 const LARGE_PAGE: u64 = 2 << 20;
-/// The heap's 2 MiB ranges: one batch of page-state changes must hold them all.
+/// The largest heap's 2 MiB ranges: one batch of page-state changes must hold them all.
 const HEAP_RANGES: usize = (HEAP.size / LARGE_PAGE) as usize;
 const SHARED_PAGES: usize = (SHARED.size / PAGE_SIZE) as usize;
 const _: () = assert!(HEAP.base.is_multiple_of(LARGE_PAGE) && HEAP.size.is_multiple_of(LARGE_PAGE));
@@ -69,15 +69,20 @@ pub fn share_shared_pages() {
     ghcb::page_state_change_batch(&entries);
 }
 
-/// Changes the heap to private and validates every page of it, once. Ends the guest on any failure.
-pub fn validate_heap() {
+/// Changes `heap` (inside `HEAP`, 2 MiB-aligned: `ovmf::memory_map::heap`) to private and validates every page of
+/// it, once. Ends the guest on any failure.
+pub fn validate_heap(heap: Region) {
+    if heap.base != HEAP.base || heap.end() > HEAP.end() || !heap.size.is_multiple_of(LARGE_PAGE) {
+        ghcb::terminate(REASON_VALIDATION_FAILED);
+    }
     let mut entries = [PageStateEntry { gfn: 0, state: PageState::Private, large: true }; HEAP_RANGES];
+    let ranges = (heap.size / LARGE_PAGE) as usize;
     for (i, entry) in entries.iter_mut().enumerate() {
         entry.gfn = (HEAP.base + i as u64 * LARGE_PAGE) / PAGE_SIZE;
     }
-    ghcb::page_state_change_batch(&entries);
+    ghcb::page_state_change_batch(&entries[..ranges]);
     let mut validated = heap::PRIVATE_PAGES.lock();
-    for range in (HEAP.base..HEAP.end()).step_by(LARGE_PAGE as usize) {
+    for range in (heap.base..heap.end()).step_by(LARGE_PAGE as usize) {
         for gpa in (range..range + LARGE_PAGE).step_by(PAGE_SIZE as usize) {
             if validated.mark(gpa / PAGE_SIZE).is_err() {
                 ghcb::terminate(REASON_VALIDATION_FAILED);

@@ -16,17 +16,23 @@ pub mod memory;
 pub mod vc;
 
 use loader::SnpAttester;
-use ovmf::layout::SNP_SECRETS;
+use ovmf::layout::{Region, SNP_SECRETS};
+use ovmf::snp::ghcb_msr::REASON_BAD_MEMORY_MAP;
 use ovmf::snp::secrets_page::SecretsPage;
 
 use crate::paging::Encryption;
 
 /// Everything SNP needs before the kernel can print: runs after paging, the GDT and the IDT, before the serial
-/// console and the heap. Ends the guest (GHCB termination request) if anything is wrong.
-pub fn init() {
+/// console and the heap; returns the heap, validated. Ends the guest (GHCB termination request) if anything is
+/// wrong.
+pub fn init() -> Region {
     ghcb::init();
     memory::share_shared_pages();
-    memory::validate_heap();
+    // The memory map is the host's (fw_cfg, through the shared pages): a lie about RAM ends the guest at
+    // validation, or gives it less heap.
+    let heap = crate::heap::from_e820().unwrap_or_else(|_| ghcb::terminate(REASON_BAD_MEMORY_MAP));
+    memory::validate_heap(heap);
+    heap
 }
 
 /// The page-table encryption for SNP: the C-bit position from the CPUID page, which must agree with the one the

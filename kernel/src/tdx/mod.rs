@@ -16,6 +16,7 @@ pub mod tdcall;
 pub mod ve;
 
 use loader::TdxAttester;
+use ovmf::layout::Region;
 use ovmf::tdx::tdcall::{TDX_SUCCESS, VpInfo, leaf};
 use ovmf::tdx::tdvmcall::{TdVmCall, fatal};
 
@@ -34,11 +35,12 @@ pub fn encryption() -> Encryption {
 }
 
 /// Everything TDX needs before the kernel can print: runs after paging, the GDT and the IDT (#VE), before the
-/// serial console and the heap. Ends the TD if anything is wrong.
-pub fn init() {
-    memory::check_td_hob();
+/// serial console and the heap; returns the heap, accepted. Ends the TD if anything is wrong.
+pub fn init() -> Region {
+    let heap = memory::check_td_hob();
     memory::share_shared_pages();
-    memory::accept_heap();
+    memory::accept_heap(heap);
+    heap
 }
 
 /// The attester for this boot: TDREPORTs from the TDX module, quotes through GetQuote.

@@ -157,6 +157,8 @@ pub const REASON_VALIDATION_FAILED: u8 = 4;
 pub const REASON_EXIT_FAILED: u8 = 5;
 /// Ampoule: a #VC arrived while the GHCB was in use (nested use would corrupt the exit in progress).
 pub const REASON_GHCB_IN_USE: u8 = 6;
+/// Ampoule: the memory map (fw_cfg `etc/e820`) is missing, malformed, or gives less than the smallest heap.
+pub const REASON_BAD_MEMORY_MAP: u8 = 7;
 
 /// A termination request with reason code `code` of set `set` (set in 15:12, code in 23:16). The hypervisor ends
 /// the guest; it is how an SNP guest reports a fatal error before it can do port I/O.

@@ -64,6 +64,7 @@ pub struct TdHob<'a> {
 }
 
 /// The HOBs of a list whose lengths were checked: (offset, type, the HOB's bytes).
+#[derive(Clone)]
 struct Hobs<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -130,7 +131,7 @@ impl<'a> TdHob<'a> {
     }
 
     /// Every resource descriptor, in list order.
-    pub fn resources(&self) -> impl Iterator<Item = Resource> + 'a {
+    pub fn resources(&self) -> impl Iterator<Item = Resource> + Clone + 'a {
         Hobs { bytes: self.list, at: 0 }
             .filter_map(Result::ok)
             .filter(|&(_, kind, _)| kind == EFI_HOB_TYPE_RESOURCE_DESCRIPTOR)

@@ -6,13 +6,18 @@
 //! - [`limits`]: what an input may be (generated from `model/limits.json`), checked before the graph runs.
 //! - `Classifier` (feature `graph`): the graph with its weights, loaded from the unsealed bytes at run time; the image never holds
 //!   plaintext weights.
+//! - [`minilm`] and `Embedder` (feature `graph`): paraphrase-MiniLM-L3-v2, a sentence-embedding model whose graph
+//!   is compiled in the same way and whose 69 MB of weights arrive sealed at run time.
 #![no_std]
 
 extern crate alloc;
 
 #[cfg(feature = "graph")]
 mod classifier;
+#[cfg(feature = "graph")]
+mod embedder;
 pub mod limits;
+pub mod minilm;
 #[cfg(feature = "graph")]
 #[allow(missing_docs, clippy::all)]
 #[rustfmt::skip]
@@ -20,6 +25,8 @@ pub mod model;
 
 #[cfg(feature = "graph")]
 pub use classifier::{Classifier, LoadError};
+#[cfg(feature = "graph")]
+pub use embedder::Embedder;
 
 use crate::limits::{FEATURE_COUNT, FEATURE_MAX, FEATURE_MIN};
 

@@ -1,8 +1,11 @@
-//! `cargo xtask codegen`: the generated parts of the `inference` crate, made from `inference/model/`:
-//! - the burn graph (`inference/src/model/ampoule_mlp.rs`) and its weights as a burnpack
-//!   (`inference/model/ampoule-mlp.bpk`), by burn-onnx through the generator in `inference/codegen/` (its own
-//!   workspace, built into `target/codegen/`);
-//! - the input limits (`inference/src/limits.rs`) from `limits.json`.
+//! `cargo xtask codegen`: the generated parts of the `inference` crate, made by burn-onnx through the generator in
+//! `inference/codegen/` (its own workspace, built into `target/codegen/`), one [`GraphSource`] per compiled-in model:
+//! - the MLP: its graph (`inference/src/model/ampoule_mlp.rs`) and its weights as a burnpack
+//!   (`inference/model/ampoule-mlp.bpk`, committed: 4.6 KB), from the committed ONNX file;
+//! - paraphrase-MiniLM-L3-v2: its graph (`inference/src/model/paraphrase_minilm_l3_v2.rs`, committed) and its
+//!   weights (`target/models/minilm/paraphrase-minilm-l3-v2.bpk`, 69 MB, never committed), from the ONNX file
+//!   `xtask::minilm` fetches;
+//! - the MLP's input limits (`inference/src/limits.rs`) from `limits.json`.
 //!
 //! [`drift`] regenerates everything under `target/` and names each committed file that differs: the drift test.
 //!
@@ -17,23 +20,67 @@ use anyhow::{Context, Result, bail, ensure};
 
 use crate::paths;
 
-/// The ONNX file, relative to the checkout (burn-onnx records the path it is given in the generated file).
-pub const ONNX: &str = "inference/model/ampoule-mlp.onnx";
-/// The generated graph.
-pub const GRAPH: &str = "inference/src/model/ampoule_mlp.rs";
-/// The generated weights.
-pub const WEIGHTS: &str = "inference/model/ampoule-mlp.bpk";
+/// One ONNX file burn-onnx turns into a compiled-in graph and its burnpack. Paths are relative to the checkout
+/// (burn-onnx records the ONNX path it is given in the generated file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GraphSource {
+    /// The model's name (`--model`).
+    pub name: &'static str,
+    /// The ONNX file.
+    pub onnx: &'static str,
+    /// The generated graph, committed.
+    pub graph: &'static str,
+    /// The generated weights.
+    pub weights: &'static str,
+    /// Whether the weights are committed (and so checked for drift) or only written under `target/`.
+    pub weights_committed: bool,
+}
+
+/// The MLP.
+pub const MLP: GraphSource = GraphSource {
+    name: "mlp",
+    onnx: "inference/model/ampoule-mlp.onnx",
+    graph: "inference/src/model/ampoule_mlp.rs",
+    weights: "inference/model/ampoule-mlp.bpk",
+    weights_committed: true,
+};
+
+/// paraphrase-MiniLM-L3-v2, from the ONNX file as shipped: burn-onnx imports its dynamic-shape operators (Shape,
+/// Gather, ConstantOfShape, Expand, Where) itself, so the graph runs at the input's own length.
+pub const MINILM: GraphSource = GraphSource {
+    name: "minilm",
+    onnx: crate::minilm::ONNX_RELATIVE,
+    graph: "inference/src/model/paraphrase_minilm_l3_v2.rs",
+    weights: "target/models/minilm/paraphrase-minilm-l3-v2.bpk",
+    weights_committed: false,
+};
+
+/// Every compiled-in graph.
+pub const GRAPHS: [GraphSource; 2] = [MLP, MINILM];
+
+/// The MLP's graph (kept for the CLI's messages).
+pub const GRAPH: &str = MLP.graph;
+/// The MLP's weights.
+pub const WEIGHTS: &str = MLP.weights;
 /// The input limits, as data.
 pub const LIMITS_JSON: &str = "inference/model/limits.json";
 /// The input limits, as Rust.
 pub const LIMITS: &str = "inference/src/limits.rs";
 
-/// Everything codegen makes.
-pub struct Generated {
+/// One graph as generated.
+pub struct GeneratedGraph {
+    /// Where it comes from.
+    pub source: GraphSource,
     /// The graph's Rust source.
     pub graph: Vec<u8>,
     /// The burnpack.
     pub weights: Vec<u8>,
+}
+
+/// Everything codegen makes.
+pub struct Generated {
+    /// Each graph.
+    pub graphs: Vec<GeneratedGraph>,
     /// `limits.rs`.
     pub limits: Vec<u8>,
 }
@@ -56,37 +103,78 @@ pub fn build_generator(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Generates everything from `inference/model/` into memory (the generator's scratch files go under `target/`).
-pub fn generate(root: &Path) -> Result<Generated> {
+/// Generates one graph into memory (the generator's scratch files go under `target/`). The ONNX file must exist
+/// (MiniLM's: `xtask::minilm::ensure`).
+pub fn generate_graph(root: &Path, source: GraphSource) -> Result<GeneratedGraph> {
     build_generator(root)?;
-    let out = paths::target_dir(root).join("codegen-out");
+    let out = paths::target_dir(root).join("codegen-out").join(source.name);
     if out.exists() {
         std::fs::remove_dir_all(&out)?;
     }
     std::fs::create_dir_all(&out)?;
     let generator = paths::target_dir(root).join("codegen/debug/ampoule-codegen");
-    let status = Command::new(&generator)
+    let output = Command::new(&generator)
         .current_dir(root)
-        .arg(ONNX)
+        .arg(source.onnx)
         .arg(&out)
-        .status()
+        .output()
         .with_context(|| format!("running {}", generator.display()))?;
-    ensure!(status.success(), "burn-onnx could not generate the graph from {ONNX}");
-    let read = |name: &str| std::fs::read(out.join(name)).with_context(|| format!("burn-onnx wrote no {name}"));
-    Ok(Generated { graph: read("ampoule-mlp.rs")?, weights: read("ampoule-mlp.bpk")?, limits: limits_source(root)? })
+    // burn-onnx logs every node it registers: kept in a file, shown only when it fails.
+    let log = out.with_extension("log");
+    std::fs::write(&log, [output.stdout.as_slice(), output.stderr.as_slice()].concat())?;
+    ensure!(
+        output.status.success(),
+        "burn-onnx could not generate the graph from {}; its log: {}",
+        source.onnx,
+        log.display()
+    );
+    let stem = Path::new(source.onnx).file_stem().and_then(|s| s.to_str()).context("an ONNX file name")?;
+    let read = |ext: &str| {
+        let name = format!("{stem}.{ext}");
+        std::fs::read(out.join(&name)).with_context(|| format!("burn-onnx wrote no {name}"))
+    };
+    Ok(GeneratedGraph { source, graph: read("rs")?, weights: read("bpk")? })
 }
 
-/// Writes what differs into the checkout; returns the files written.
+/// Generates every graph (fetching MiniLM's ONNX file first) and the limits.
+pub fn generate(root: &Path) -> Result<Generated> {
+    crate::minilm::ensure(root)?;
+    let graphs = GRAPHS.iter().map(|source| generate_graph(root, *source)).collect::<Result<Vec<_>>>()?;
+    Ok(Generated { graphs, limits: limits_source(root)? })
+}
+
+/// The weights of `source`, generating them when they are not under `target/` yet (MiniLM's are never committed).
+pub fn ensure_weights(root: &Path, source: GraphSource) -> Result<PathBuf> {
+    let path = root.join(source.weights);
+    if !path.is_file() {
+        if source == MINILM {
+            crate::minilm::ensure(root)?;
+        }
+        eprintln!("xtask: generating {} from {} (burn-onnx)", source.weights, source.onnx);
+        let generated = generate_graph(root, source)?;
+        std::fs::create_dir_all(path.parent().context("a weights path has a directory")?)?;
+        std::fs::write(&path, &generated.weights).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(path)
+}
+
+/// Writes what differs into the checkout (and every uncommitted burnpack); returns the files written.
 pub fn write(root: &Path, generated: &Generated) -> Result<Vec<&'static str>> {
     let mut written = Vec::new();
     for file in drift(root, generated)? {
-        let bytes = match file {
-            GRAPH => &generated.graph,
-            WEIGHTS => &generated.weights,
-            _ => &generated.limits,
+        let bytes = match generated.graphs.iter().find(|g| g.source.graph == file || g.source.weights == file) {
+            Some(g) if g.source.graph == file => &g.graph,
+            Some(g) => &g.weights,
+            None => &generated.limits,
         };
         std::fs::write(root.join(file), bytes).with_context(|| format!("writing {file}"))?;
         written.push(file);
+    }
+    for g in generated.graphs.iter().filter(|g| !g.source.weights_committed) {
+        let path = root.join(g.source.weights);
+        std::fs::create_dir_all(path.parent().context("a weights path has a directory")?)?;
+        std::fs::write(&path, &g.weights).with_context(|| format!("writing {}", path.display()))?;
+        written.push(g.source.weights);
     }
     Ok(written)
 }
@@ -95,11 +183,13 @@ pub fn write(root: &Path, generated: &Generated) -> Result<Vec<&'static str>> {
 pub fn drift(root: &Path, generated: &Generated) -> Result<Vec<&'static str>> {
     let committed = |file: &str| std::fs::read(root.join(file)).unwrap_or_default();
     let mut differ = Vec::new();
-    if committed(GRAPH) != generated.graph {
-        differ.push(GRAPH);
-    }
-    if !same_weights(&committed(WEIGHTS), &generated.weights)? {
-        differ.push(WEIGHTS);
+    for g in &generated.graphs {
+        if committed(g.source.graph) != g.graph {
+            differ.push(g.source.graph);
+        }
+        if g.source.weights_committed && !same_weights(&committed(g.source.weights), &g.weights)? {
+            differ.push(g.source.weights);
+        }
     }
     if committed(LIMITS) != generated.limits {
         differ.push(LIMITS);

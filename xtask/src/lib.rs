@@ -10,6 +10,7 @@ pub mod igvm;
 pub mod image;
 pub mod install;
 pub mod measure;
+pub mod minilm;
 pub mod model;
 pub mod model_delivery;
 pub mod paths;

@@ -59,6 +59,9 @@ enum Cmd {
         #[arg(long)]
         broker_state: Option<std::path::PathBuf>,
     },
+    /// Compute paraphrase-MiniLM-L3-v2's reference outputs with onnxruntime (Python, in target/venv) on the ONNX
+    /// file as shipped, and write inference/model/minilm-reference.json (token ids and embeddings).
+    MinilmReference,
     /// Train the model (Python, in target/venv) and write inference/model/: ONNX, reference vectors, limits.
     Train,
     /// Generate the burn graph and its burnpack from the ONNX file (burn-onnx, inference/codegen) and limits.rs
@@ -170,17 +173,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             xtask::model::train(&root, &root.join("inference/model"))?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::MinilmReference => {
+            step("minilm-reference", || xtask::minilm::write_reference(&root))?;
+            println!("wrote {}", xtask::minilm::REFERENCE);
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Codegen { check } => {
             let generated = step("codegen (burn-onnx)", || xtask::codegen::generate(&root))?;
             if check {
                 let drift = xtask::codegen::drift(&root, &generated)?;
                 anyhow::ensure!(drift.is_empty(), "drift from inference/model/: {}", drift.join(", "));
-                println!(
-                    "no drift: {}, {}, {}",
-                    xtask::codegen::GRAPH,
-                    xtask::codegen::WEIGHTS,
-                    xtask::codegen::LIMITS
-                );
+                let graphs: Vec<&str> = xtask::codegen::GRAPHS.iter().map(|g| g.graph).collect();
+                println!("no drift: {}, {}, {}", graphs.join(", "), xtask::codegen::WEIGHTS, xtask::codegen::LIMITS);
             } else {
                 let written = xtask::codegen::write(&root, &generated)?;
                 match written.as_slice() {

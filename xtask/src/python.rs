@@ -38,9 +38,41 @@ pub const TRAINING: PythonTool = PythonTool {
     why: "training the model and computing its reference outputs",
 };
 
+/// paraphrase-MiniLM-L3-v2's reference outputs (`cargo xtask minilm-reference`): onnxruntime on the ONNX file as
+/// shipped, and Hugging Face's tokenizers (the library the client's Rust tokenizer is the core of).
+pub const MINILM_REFERENCE: PythonTool = PythonTool {
+    requirement: "onnxruntime==1.32.0 tokenizers==0.22.2",
+    executable: "python",
+    why: "paraphrase-MiniLM-L3-v2's reference outputs",
+};
+
 /// The virtualenv: `target/venv`.
 pub fn venv_dir(root: &Path) -> PathBuf {
     paths::target_dir(root).join("venv")
+}
+
+/// The virtualenv's own Python (for pip downloads), creating the virtualenv first if needed.
+pub fn venv_python(root: &Path) -> Result<PathBuf> {
+    let venv = venv_dir(root);
+    std::fs::create_dir_all(paths::target_dir(root))?;
+    let lock = std::fs::File::create(paths::target_dir(root).join("venv.lock"))?;
+    lock.lock().context("locking target/venv.lock")?;
+    create_venv(&venv)?;
+    Ok(venv.join("bin/python"))
+}
+
+fn create_venv(venv: &Path) -> Result<()> {
+    if venv.join("bin/python").is_file() {
+        return Ok(());
+    }
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(venv)
+        .stdout(Stdio::null())
+        .status()
+        .context("running python3 -m venv (is python3 installed?)")?;
+    ensure!(status.success(), "python3 -m venv {} failed", venv.display());
+    Ok(())
 }
 
 /// The path of `tool`'s executable, installing the tool (and the virtualenv) first if needed.
@@ -60,15 +92,7 @@ pub fn ensure_tool(root: &Path, tool: PythonTool) -> Result<PathBuf> {
         return Ok(executable);
     }
     eprintln!("xtask: installing {} from PyPI into {} ({})", tool.requirement, venv.display(), tool.why);
-    if !bin.join("python").is_file() {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .stdout(Stdio::null())
-            .status()
-            .context("running python3 -m venv (is python3 installed?)")?;
-        ensure!(status.success(), "python3 -m venv {} failed", venv.display());
-    }
+    create_venv(&venv)?;
     let log = paths::target_dir(root).join("pip.log");
     let out = Command::new(bin.join("pip"))
         .args(["install", "--quiet", "--disable-pip-version-check"])

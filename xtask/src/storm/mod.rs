@@ -95,7 +95,16 @@ pub fn run(root: &Path, seconds: u64) -> Result<StormReport> {
     let input = serve::reference_cases(root)?.swap_remove(0).features;
     let broker_pid = broker.id();
     let (run, storm) = serve::run_serving(&config, move || {
-        storm(guest, broker_addr, broker_pid, &policy, &input, measurement, key_id, seconds)
+        let host_data = model.binding(qemu::Tee::Plain)[..32].try_into().expect("32 bytes");
+        storm(
+            guest,
+            broker_addr,
+            broker_pid,
+            &policy,
+            &input,
+            valid::DancingLaunch { measurement, host_data, key_id },
+            seconds,
+        )
     })?;
     let broker_exited = broker.try_wait()?;
     let _ = broker.kill();
@@ -155,8 +164,7 @@ fn storm(
     broker_pid: u32,
     policy: &broker::policy::Policy,
     input: &[f32],
-    measurement: [u8; 48],
-    key_id: protocol::message::KeyId,
+    launch: valid::DancingLaunch,
     seconds: u64,
 ) -> Result<StormReport> {
     let work = GuestWork { guest, policy, input };
@@ -164,7 +172,7 @@ fn storm(
     // Before: one attested connection (its close gives the guest's heap a baseline) and one dance.
     let mut warmup = [Tally::default(), Tally::default()];
     work.session(3, &mut warmup[0]);
-    valid::key_dance(broker, measurement, key_id, &mut warmup[1]);
+    valid::key_dance(broker, &launch, &mut warmup[1]);
     ensure!(warmup.iter().all(|t| t.failed == 0), "valid work failed before the storm: {warmup:?}");
     let qemu_pid = procfs::children(std::process::id(), "qemu-system-x86").first().copied();
     let rss = |pid: Option<u32>| pid.and_then(procfs::resident_bytes).unwrap_or(0);
@@ -198,7 +206,7 @@ fn storm(
         });
         let mut broker_tally = Tally::default();
         while Instant::now() < deadline {
-            valid::key_dance(broker, measurement, key_id, &mut broker_tally);
+            valid::key_dance(broker, &launch, &mut broker_tally);
             std::thread::sleep(Duration::from_millis(20));
         }
         report.broker[0] = broker_tally;
@@ -212,7 +220,7 @@ fn storm(
         work.session(5, &mut report.guest[1]);
     }
     for _ in 0..AFTER_REQUESTS {
-        valid::key_dance(broker, measurement, key_id, &mut report.broker[1]);
+        valid::key_dance(broker, &launch, &mut report.broker[1]);
     }
     // Let the guest record the last close before QEMU is stopped.
     std::thread::sleep(Duration::from_millis(500));

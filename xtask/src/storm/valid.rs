@@ -101,8 +101,20 @@ impl GuestWork<'_> {
     }
 }
 
-/// One valid key dance with the broker at `broker` for `measurement`'s key `key_id`.
-pub fn key_dance(broker: SocketAddr, measurement: [u8; 48], key_id: KeyId, tally: &mut Tally) {
+/// Who the valid key dances claim to be: a plain-mode launch of `measurement` bound to `host_data`, asking for
+/// `key_id`.
+#[derive(Clone, Copy, Debug)]
+pub struct DancingLaunch {
+    /// The image's plain-mode measurement.
+    pub measurement: [u8; 48],
+    /// The launch's binding (the sealed model's digest, first 32 bytes).
+    pub host_data: [u8; 32],
+    /// The key the sealed model names.
+    pub key_id: KeyId,
+}
+
+/// One valid key dance with the broker at `broker` as `launch`.
+pub fn key_dance(broker: SocketAddr, launch: &DancingLaunch, tally: &mut Tally) {
     let started = Instant::now();
     let result = (|| {
         let stream = TcpStream::connect_timeout(&broker, VALID_TIMEOUT)?;
@@ -110,7 +122,8 @@ pub fn key_dance(broker: SocketAddr, measurement: [u8; 48], key_id: KeyId, tally
         stream.set_write_timeout(Some(VALID_TIMEOUT))?;
         let mut transport = StreamTransport(stream);
         let mut rng = protocol::seal::rand_core::UnwrapErr(getrandom::SysRng);
-        obtain_key(&mut transport, &mut SimulatedAttester::new(measurement), &mut rng, key_id, |_| {})
+        let mut attester = SimulatedAttester::new(launch.measurement).with_host_data(launch.host_data);
+        obtain_key(&mut transport, &mut attester, &mut rng, launch.key_id, |_| {})
             .map(drop)
             .map_err(|e| anyhow::anyhow!("key dance: {e:?}"))
     })();

@@ -2,9 +2,12 @@
 //!
 //! 1. [`GuestClient::connect`] asks for evidence bound to a fresh nonce and checks it with the broker's own
 //!    [`Policy`] code (same verifiers, same allowlist format) before anything else is sent;
-//! 2. [`GuestClient::infer`] seals the input (HPKE) to the per-boot service key that evidence vouched for, with a
-//!    fresh reply key, and opens the result sealed back to it;
+//! 2. [`GuestClient::infer`] (values, for a classifier) and [`GuestClient::embed`] (token ids, for a
+//!    sentence-embedding model) seal the input (HPKE) to the per-boot service key that evidence vouched for, with a
+//!    fresh reply key, and open the result sealed back to it;
 //! 3. [`GuestClient::health`] asks the two facts health tells.
+
+pub mod tokenizer;
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -19,7 +22,8 @@ use protocol::message::PublicKey;
 use protocol::seal::rand_core::UnwrapErr;
 use protocol::seal::{EphemeralKeyPair, seal};
 use protocol::service::{
-    INFER_INFO, InferInput, MAX_SEALED_LEN, RESULT_INFO, ServiceErrorCode, ServiceReply, ServiceRequest, decode_values,
+    EMBED_INFO, EmbedInput, INFER_INFO, InferInput, MAX_SEALED_LEN, RESULT_INFO, ServiceErrorCode, ServiceReply,
+    ServiceRequest, decode_values,
 };
 use zeroize::Zeroizing;
 
@@ -72,10 +76,37 @@ impl GuestClient {
         let input = InferInput { reply_public_key: reply_key.public_key(), values: values.to_vec() };
         let plaintext = Zeroizing::new(input.encode().map_err(|e| anyhow::anyhow!("input too large: {e}"))?);
         drop(Zeroizing::new(input.values));
-        let (encapped_key, sealed_input) = seal(&self.service_key, &plaintext, INFER_INFO, &[], &mut rng())
+        self.sealed_request(&plaintext, INFER_INFO, &reply_key, |encapped_key, sealed_input| ServiceRequest::Infer {
+            encapped_key,
+            sealed_input,
+        })
+    }
+
+    /// The embedding of one sentence's `token_ids` (as the model's tokenizer makes them).
+    pub fn embed(&mut self, token_ids: &[u32]) -> Result<Inference> {
+        let reply_key = EphemeralKeyPair::generate(&mut rng());
+        let input = EmbedInput { reply_public_key: reply_key.public_key(), token_ids: token_ids.to_vec() };
+        let plaintext = Zeroizing::new(input.encode().map_err(|e| anyhow::anyhow!("input too large: {e}"))?);
+        drop(Zeroizing::new(input.token_ids));
+        self.sealed_request(&plaintext, EMBED_INFO, &reply_key, |encapped_key, sealed_input| ServiceRequest::Embed {
+            encapped_key,
+            sealed_input,
+        })
+    }
+
+    /// Seals `plaintext` under `info` to the service key, sends the request `make` builds, and opens the result
+    /// with `reply_key`.
+    fn sealed_request(
+        &mut self,
+        plaintext: &[u8],
+        info: &[u8],
+        reply_key: &EphemeralKeyPair,
+        make: impl FnOnce([u8; 32], Vec<u8>) -> ServiceRequest,
+    ) -> Result<Inference> {
+        let (encapped_key, sealed_input) = seal(&self.service_key, plaintext, info, &[], &mut rng())
             .map_err(|_| anyhow::anyhow!("sealing the input failed"))?;
         anyhow::ensure!(sealed_input.len() <= MAX_SEALED_LEN, "the input is too large for the protocol");
-        match exchange(&mut self.transport, &ServiceRequest::Infer { encapped_key, sealed_input })? {
+        match exchange(&mut self.transport, &make(encapped_key, sealed_input))? {
             ServiceReply::Result { encapped_key: result_encapped, sealed_output } => {
                 let opened = reply_key
                     .open(&result_encapped, &sealed_output, RESULT_INFO, &encapped_key)
@@ -84,7 +115,7 @@ impl GuestClient {
                 Ok(Ok(Zeroizing::new(values)))
             }
             ServiceReply::Error { code } => Ok(Err(code)),
-            other => bail!("the guest answered an inference with {other:?}"),
+            other => bail!("the guest answered a sealed request with {other:?}"),
         }
     }
 

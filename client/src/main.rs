@@ -1,9 +1,12 @@
-//! `ampoule-client evidence | infer | health --guest 127.0.0.1:PORT --policy broker.toml`.
+//! `ampoule-client evidence | infer | embed | health --guest 127.0.0.1:PORT --policy broker.toml`.
 //!
 //! The policy file is a broker configuration (its `allow_simulated`, `allow_debug` and `[[allow]]` entries); the
 //! guest's evidence must pass it before anything is sent. `infer` reads inputs from its arguments or, when none
 //! are given, from stdin: JSON (`[v, ...]`, `{"features": [v, ...]}`, or a list of either) or CSV (one input a line,
-//! an optional header line of feature names). Outputs are JSON lines, or CSV with `--csv`.
+//! an optional header line of feature names). Outputs are JSON lines, or CSV with `--csv`. `embed` tokenizes each
+//! sentence (its arguments, or stdin's lines) on this side with the model's `tokenizer.json`, sends only the token
+//! ids, sealed, and prints one JSON line per sentence: the token count, whether the text was cut at 128 tokens, and
+//! the 384-float embedding.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -16,6 +19,7 @@ use broker::config::Config;
 use broker::policy::Policy;
 use clap::{Parser, Subcommand, ValueEnum};
 use client::GuestClient;
+use client::tokenizer::SentenceTokenizer;
 use inference::limits::{CLASSES, FEATURE_NAMES};
 
 #[derive(Parser)]
@@ -46,6 +50,14 @@ enum Command {
         /// Input values (JSON or comma-separated); read from stdin when absent.
         values: Vec<String>,
     },
+    /// Embed sentences (a guest serving paraphrase-MiniLM-L3-v2): arguments, or one a line on stdin.
+    Embed {
+        /// The model's tokenizer.json (`cargo xtask codegen` fetches it).
+        #[arg(long, default_value = "target/models/minilm/tokenizer.json")]
+        tokenizer: PathBuf,
+        /// The sentences; read from stdin, one a line, when absent.
+        sentences: Vec<String>,
+    },
     /// Ask whether the guest is attested and has its model.
     Health,
 }
@@ -67,6 +79,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // The tokenizer is read before anything is sent: a missing file is not the guest's fault.
+    let tokenizer = match &cli.command {
+        Command::Embed { tokenizer, .. } => Some(SentenceTokenizer::from_file(tokenizer)?),
+        _ => None,
+    };
     let config = Config::load(&cli.policy).with_context(|| format!("loading the policy {}", cli.policy.display()))?;
     let policy = Policy::from_config(&config)?;
     let mut guest = GuestClient::connect(cli.guest, &policy, Duration::from_secs(cli.timeout))?;
@@ -105,6 +122,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             Format::Json => println!("{}", serde_json::json!({ "error": code.as_str() })),
                             Format::Csv => println!("error:{},{}", code.as_str(), ",".repeat(CLASSES.len() - 1)),
                         }
+                    }
+                }
+            }
+            if refused > 0 {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        Command::Embed { sentences, .. } => {
+            let tokenizer = tokenizer.expect("read above for embed");
+            let sentences = if sentences.is_empty() {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text)?;
+                text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
+            } else {
+                sentences
+            };
+            anyhow::ensure!(!sentences.is_empty(), "no sentences given");
+            let mut refused = 0;
+            for sentence in &sentences {
+                let tokens = tokenizer.encode(sentence)?;
+                match guest.embed(&tokens.ids)? {
+                    Ok(embedding) => println!(
+                        "{}",
+                        serde_json::json!({ "tokens": tokens.ids.len(), "truncated": tokens.truncated, "embedding": *embedding })
+                    ),
+                    Err(code) => {
+                        refused += 1;
+                        println!("{}", serde_json::json!({ "error": code.as_str() }));
                     }
                 }
             }

@@ -1,5 +1,5 @@
 //! Fuzzes the decoders of `protocol` that read bytes from outside the guest or the broker: key-dance messages and
-//! the client service's requests and replies (each with a re-encode round trip), an Infer request's plaintext and
+//! the client service's requests and replies (each with a re-encode round trip), an Infer's and an Embed's plaintext and
 //! a result's values (round trips too), frames (with the bound), the SNP report view (with the simulated signature
 //! check), the sealed blob's header and chunks (under a fixed key, no chunk may open), and SNP guest-message
 //! responses (which must never authenticate and must retire the key). The first byte picks the decoder (3 and 7,
@@ -11,7 +11,7 @@ use protocol::frame::{MAX_FRAME_LEN, read_frame};
 use protocol::message::Message;
 use protocol::report::SnpReport;
 use protocol::sealed_blob::{BlobHeader, ChunkOpener, HEADER_LEN};
-use protocol::service::{InferInput, ServiceReply, ServiceRequest, decode_values, encode_values};
+use protocol::service::{EmbedInput, InferInput, ServiceReply, ServiceRequest, decode_values, encode_values};
 use protocol::snp_guest_message::{
     GuestChannel, MSG_REPORT_REQ, MessageHeader, REPORT_REQ_VERSION, report_from_response, report_request,
 };
@@ -48,6 +48,9 @@ fuzz_target!(|data: &[u8]| {
         }
         6 => {
             if let Ok(input) = InferInput::decode(data) {
+                assert_eq!(input.encode().expect("a decoded input encodes"), data, "decoding is exact");
+            }
+            if let Ok(input) = EmbedInput::decode(data) {
                 assert_eq!(input.encode().expect("a decoded input encodes"), data, "decoding is exact");
             }
             if let Ok(values) = decode_values(data) {

@@ -169,7 +169,7 @@ fn attest_unseal_and_serve(nic: virtio_net::VirtioNet, tee: Tee) -> ! {
     let mut network = net::Network::up(nic);
     let key = key_dance::obtain(&mut network, &mut attester, header.key_id);
     let started = time::rdtsc();
-    let (classifier, weight_bytes) = match model::unseal(&mut blob, &header, &key) {
+    let (graph, weight_bytes) = match model::unseal(&mut blob, &header, &key) {
         Ok(loaded) => loaded,
         Err(reason) => key_dance::fail("model not unsealed", reason),
     };
@@ -180,7 +180,7 @@ fn attest_unseal_and_serve(nic: virtio_net::VirtioNet, tee: Tee) -> ! {
     let service_key = protocol::seal::EphemeralKeyPair::generate(&mut rng::HardwareRng);
     let mut service = loader::Service::new(attester, service_key);
     service.set_attested();
-    service.load_model(model::ServedModel::new(classifier));
+    service.load_model(model::ServedModel::new(graph));
     let started = time::rdtsc();
     let resolved = network.resolve_gateway(GATEWAY_ARP_TIMEOUT_MS);
     log::info!(target: "net", resolved = resolved,

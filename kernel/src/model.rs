@@ -1,25 +1,32 @@
 //! The sealed model: a deploy artifact outside the measured image (DESIGN.md §11), handed over by the untrusted
 //! host as the fw_cfg file `protocol::sealed_blob::FW_CFG_MODEL` and loaded by `loader::model_load`: the header
 //! is checked against the launch's binding before any key is asked for, and the chunks are read into private memory
-//! and authenticated one by one with the released key. The unsealed weights are in an erasing buffer until burn has
-//! loaded them (burn's own copies are freed unerased; see `inference::Classifier::from_weights`); the key is erased
-//! when the caller's `ReleasedKey` drops.
+//! and authenticated one by one with the released key. The image has a graph for each of [`SERVED_MODELS`]; the
+//! blob's model id picks which one serves. The unsealed weights are in an erasing buffer until burn has loaded them
+//! (the MLP's; MiniLM's 69 MB buffer is handed to burn instead of copied; burn's own copies are freed unerased: see
+//! `inference::Classifier::from_weights`, `inference::Embedder::from_weights`); the key is erased when the caller's
+//! `ReleasedKey` drops.
 
-use inference::Classifier;
 use inference::limits::CLASSES;
+use inference::minilm::{EMBEDDING_DIM, TokenError};
+use inference::{Classifier, Embedder};
 use loader::model_load::{self, BlobSource, Expected, LoadError, NotDelivered};
 use loader::{Attester, ReleasedKey};
 use protocol::sealed_blob::{BlobHeader, FW_CFG_MODEL};
 use protocol::service::ServiceErrorCode;
 use zeroize::Zeroizing;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use crate::fw_cfg::{FwCfg, FwCfgFile};
 
+/// The models the image has a graph for.
+pub const SERVED_MODELS: [[u8; 16]; 2] = [inference::MODEL_ID, inference::minilm::MODEL_ID];
+
 /// The largest plaintext the guest takes: the weights and burn's copy of them must both fit this boot's heap.
 fn max_plaintext_len() -> u64 {
-    crate::heap::size() / 4
+    crate::heap::size() / 2
 }
 
 /// The blob as the host hands it over.
@@ -46,40 +53,48 @@ impl BlobSource for FwCfgBlob {
     }
 }
 
-/// The blob's header, if it holds the image's model and is the blob this launch is bound to (the binding from
+/// The blob's header, if it holds one of the image's models and is the blob this launch is bound to (the binding from
 /// `attester`, the platform's own report).
 pub fn read_header(blob: &mut FwCfgBlob, attester: &mut impl Attester) -> Result<BlobHeader, &'static str> {
     let host_data = attester.launch_binding().map_err(|_| "launch-binding-unavailable")?;
-    let expected = Expected {
-        model_id: inference::MODEL_ID,
-        max_plaintext_len: max_plaintext_len(),
-        tee: attester.tee(),
-        host_data,
-    };
+    let expected =
+        Expected { model_ids: &SERVED_MODELS, max_plaintext_len: max_plaintext_len(), tee: attester.tee(), host_data };
     model_load::read_header(blob, &expected).map_err(LoadError::reason)
 }
 
-/// Loads every chunk with `key` and the weights into the graph.
-pub fn unseal(
-    blob: &mut FwCfgBlob,
-    header: &BlobHeader,
-    key: &ReleasedKey,
-) -> Result<(Classifier, usize), &'static str> {
-    let weights = model_load::load(blob, header, &key.key).map_err(LoadError::reason)?;
-    let classifier = Classifier::from_weights(&weights).map_err(|_| "weights-did-not-load")?;
-    Ok((classifier, weights.len()))
+/// The graph the blob's weights go into.
+pub enum Graph {
+    /// The breast-cancer MLP. Both graphs' module trees are boxed (640 bytes and 5.7 KB), so a `Graph` is small to
+    /// move.
+    Classifier(Box<Classifier>),
+    /// paraphrase-MiniLM-L3-v2.
+    Embedder(Box<Embedder>),
 }
 
-/// The classifier as the service's [`loader::Model`], timing each run of the graph.
+/// Loads every chunk with `key` and the weights into the graph the header's model id names; the graph and the
+/// number of weight bytes.
+pub fn unseal(blob: &mut FwCfgBlob, header: &BlobHeader, key: &ReleasedKey) -> Result<(Graph, usize), &'static str> {
+    let mut weights = model_load::load(blob, header, &key.key).map_err(LoadError::reason)?;
+    let len = weights.len();
+    let graph = if header.model_id == inference::minilm::MODEL_ID {
+        let embedder = Embedder::from_weights(core::mem::take(&mut *weights)).map_err(|_| "weights-did-not-load")?;
+        Graph::Embedder(Box::new(embedder))
+    } else {
+        Graph::Classifier(Box::new(Classifier::from_weights(&weights).map_err(|_| "weights-did-not-load")?))
+    };
+    Ok((graph, len))
+}
+
+/// The loaded graph as the service's [`loader::Model`], timing each run.
 pub struct ServedModel {
-    classifier: Classifier,
+    graph: Graph,
     last_run_cycles: u64,
 }
 
 impl ServedModel {
-    /// Serves `classifier`.
-    pub fn new(classifier: Classifier) -> Self {
-        Self { classifier, last_run_cycles: 0 }
+    /// Serves `graph`.
+    pub fn new(graph: Graph) -> Self {
+        Self { graph, last_run_cycles: 0 }
     }
 
     /// TSC cycles the last inference took (input check and graph), for the `served` record. Under QEMU's
@@ -91,8 +106,9 @@ impl ServedModel {
 
 impl loader::Model for ServedModel {
     fn infer(&mut self, values: &[f32]) -> Result<Zeroizing<Vec<f32>>, ServiceErrorCode> {
+        let Graph::Classifier(classifier) = &self.graph else { return Err(ServiceErrorCode::WrongModel) };
         let started = crate::time::rdtsc();
-        let probabilities = self.classifier.classify(values);
+        let probabilities = classifier.classify(values);
         self.last_run_cycles = crate::time::rdtsc().wrapping_sub(started);
         let probabilities = probabilities.map_err(|e| match e {
             inference::InputError::WrongCount => ServiceErrorCode::WrongValueCount,
@@ -103,5 +119,20 @@ impl loader::Model for ServedModel {
             return Err(ServiceErrorCode::Internal);
         }
         Ok(probabilities)
+    }
+
+    fn embed(&mut self, token_ids: &[u32]) -> Result<Zeroizing<Vec<f32>>, ServiceErrorCode> {
+        let Graph::Embedder(embedder) = &self.graph else { return Err(ServiceErrorCode::WrongModel) };
+        let started = crate::time::rdtsc();
+        let embedding = embedder.embed(token_ids);
+        self.last_run_cycles = crate::time::rdtsc().wrapping_sub(started);
+        let embedding = embedding.map_err(|e| match e {
+            TokenError::Count => ServiceErrorCode::TokenCountOutOfRange,
+            TokenError::OutOfVocabulary(_) => ServiceErrorCode::TokenOutOfVocabulary,
+        })?;
+        if embedding.len() != EMBEDDING_DIM {
+            return Err(ServiceErrorCode::Internal);
+        }
+        Ok(embedding)
     }
 }

@@ -33,7 +33,7 @@ pub enum LoadError {
     Unreadable,
     /// The header is not one, or the declared size is not the header's.
     Malformed,
-    /// The blob holds another model than the image's graph.
+    /// The blob holds a model the image has no graph for.
     OtherModel,
     /// The blob is larger than the guest may hold.
     TooLarge,
@@ -62,12 +62,12 @@ impl LoadError {
     }
 }
 
-/// What the launch says the blob must be: the model the image serves, the most plaintext it may hold, and the
-/// launch's HOST_DATA / MRCONFIGID (zero-extended to 48 bytes) for its TEE.
+/// What the launch says the blob must be: one of the models the image has a graph for, the most plaintext it may
+/// hold, and the launch's HOST_DATA / MRCONFIGID (zero-extended to 48 bytes) for its TEE.
 #[derive(Clone, Copy, Debug)]
-pub struct Expected {
-    /// The image's model id.
-    pub model_id: [u8; 16],
+pub struct Expected<'a> {
+    /// The ids of the models the image serves.
+    pub model_ids: &'a [[u8; 16]],
     /// The largest plaintext the guest accepts (its heap's bound).
     pub max_plaintext_len: u64,
     /// The TEE the launch reports from.
@@ -91,7 +91,7 @@ pub fn parse_host_data_hex(text: &[u8]) -> Option<[u8; 32]> {
 }
 
 /// Step 1: the header, checked against the launch, before any key exists.
-pub fn read_header(source: &mut impl BlobSource, expected: &Expected) -> Result<BlobHeader, LoadError> {
+pub fn read_header(source: &mut impl BlobSource, expected: &Expected<'_>) -> Result<BlobHeader, LoadError> {
     let declared = source.declared_len().map_err(|_| LoadError::Unreadable)?;
     let mut bytes = [0u8; HEADER_LEN];
     source.read(0, &mut bytes).map_err(|_| LoadError::Unreadable)?;
@@ -99,7 +99,7 @@ pub fn read_header(source: &mut impl BlobSource, expected: &Expected) -> Result<
     if declared != header.sealed_len() {
         return Err(LoadError::Malformed);
     }
-    if header.model_id != expected.model_id {
+    if !expected.model_ids.contains(&header.model_id) {
         return Err(LoadError::OtherModel);
     }
     if header.plaintext_len > expected.max_plaintext_len {

@@ -3,26 +3,30 @@
 //!
 //! - `Health`: attested yes/no, model loaded yes/no; nothing else.
 //! - `Evidence { client_nonce }`: evidence whose report data binds the nonce and the per-boot service key.
-//! - `Infer`: opens the input sealed to the service key, has the [`Model`] check and run it, seals the output to the
-//!   reply key the input names (AAD: the request's encapsulated key). Plaintext input and output live only in
-//!   erasing buffers, and nothing about them but the outcome leaves this module.
+//! - `Infer` and `Embed`: open the input sealed to the service key (each under its own HPKE info), have the
+//!   [`Model`] check and run it, seal the output to the reply key the input names (AAD: the request's encapsulated
+//!   key). Plaintext input and output live only in erasing buffers, and nothing about them but the outcome leaves
+//!   this module.
 
 use alloc::vec::Vec;
 
 use protocol::binding::service_report_data;
 use protocol::seal::{CryptoRng, EphemeralKeyPair, seal};
 use protocol::service::{
-    INFER_INFO, InferInput, RESULT_INFO, ServiceErrorCode, ServiceReply, ServiceRequest, encode_values,
+    EMBED_INFO, EmbedInput, INFER_INFO, InferInput, RESULT_INFO, ServiceErrorCode, ServiceReply, ServiceRequest,
+    encode_values,
 };
 use zeroize::Zeroizing;
 
 use crate::attester::Attester;
 
-/// The compiled-in model, as the service sees it.
+/// The loaded model, as the service sees it: each request kind the model does not answer is `WrongModel`.
 pub trait Model {
     /// Checks `values` against the model's input limits and runs it; the output values, or why the input is
     /// refused.
     fn infer(&mut self, values: &[f32]) -> Result<Zeroizing<Vec<f32>>, ServiceErrorCode>;
+    /// Checks `token_ids` against the model's limits and embeds them; the embedding, or why they are refused.
+    fn embed(&mut self, token_ids: &[u32]) -> Result<Zeroizing<Vec<f32>>, ServiceErrorCode>;
 }
 
 /// What one request was and how it ended (metadata for the kernel's record; never content).
@@ -91,22 +95,54 @@ impl<A: Attester, M: Model> Service<A, M> {
             }
             ServiceRequest::Infer { encapped_key, sealed_input } => {
                 let model = self.model.as_mut().ok_or(ServiceErrorCode::NotReady)?;
-                let plaintext = self
-                    .service_key
-                    .open(&encapped_key, &sealed_input, INFER_INFO, &[])
-                    .map_err(|_| ServiceErrorCode::SealedInputDidNotOpen)?;
-                let input = InferInput::decode(&plaintext).map_err(|_| ServiceErrorCode::Malformed)?;
-                let reply_key = input.reply_public_key;
-                let values = Zeroizing::new(input.values);
-                let output = model.infer(&values)?;
-                let encoded = Zeroizing::new(encode_values(&output).map_err(|_| ServiceErrorCode::Internal)?);
-                // The reply key is the only input sealing can fail on (e.g. a low-order point).
-                let (result_encapped, sealed_output) = seal(&reply_key, &encoded, RESULT_INFO, &encapped_key, rng)
-                    .map_err(|_| ServiceErrorCode::BadReplyKey)?;
-                Ok(ServiceReply::Result { encapped_key: result_encapped, sealed_output })
+                let (reply_key, output) =
+                    answer_sealed(&self.service_key, INFER_INFO, &encapped_key, &sealed_input, |p| {
+                        let input = InferInput::decode(p).map_err(|_| ServiceErrorCode::Malformed)?;
+                        let values = Zeroizing::new(input.values);
+                        Ok((input.reply_public_key, model.infer(&values)?))
+                    })?;
+                seal_result(&reply_key, &output, &encapped_key, rng)
+            }
+            ServiceRequest::Embed { encapped_key, sealed_input } => {
+                let model = self.model.as_mut().ok_or(ServiceErrorCode::NotReady)?;
+                let (reply_key, output) =
+                    answer_sealed(&self.service_key, EMBED_INFO, &encapped_key, &sealed_input, |p| {
+                        let input = EmbedInput::decode(p).map_err(|_| ServiceErrorCode::Malformed)?;
+                        let token_ids = Zeroizing::new(input.token_ids);
+                        Ok((input.reply_public_key, model.embed(&token_ids)?))
+                    })?;
+                seal_result(&reply_key, &output, &encapped_key, rng)
             }
         }
     }
+}
+
+/// Opens a sealed input under `info` and runs `run` on its plaintext (which is erased on return); the reply key
+/// and the output.
+fn answer_sealed(
+    service_key: &EphemeralKeyPair,
+    info: &[u8],
+    encapped_key: &[u8; 32],
+    sealed_input: &[u8],
+    run: impl FnOnce(&[u8]) -> Result<([u8; 32], Zeroizing<Vec<f32>>), ServiceErrorCode>,
+) -> Result<([u8; 32], Zeroizing<Vec<f32>>), ServiceErrorCode> {
+    let plaintext =
+        service_key.open(encapped_key, sealed_input, info, &[]).map_err(|_| ServiceErrorCode::SealedInputDidNotOpen)?;
+    run(&plaintext)
+}
+
+/// The output sealed to the reply key, with the request's encapsulated key as AAD.
+fn seal_result(
+    reply_key: &[u8; 32],
+    output: &[f32],
+    encapped_key: &[u8; 32],
+    rng: &mut impl CryptoRng,
+) -> Result<ServiceReply, ServiceErrorCode> {
+    let encoded = Zeroizing::new(encode_values(output).map_err(|_| ServiceErrorCode::Internal)?);
+    // The reply key is the only input sealing can fail on (e.g. a low-order point).
+    let (result_encapped, sealed_output) =
+        seal(reply_key, &encoded, RESULT_INFO, encapped_key, rng).map_err(|_| ServiceErrorCode::BadReplyKey)?;
+    Ok(ServiceReply::Result { encapped_key: result_encapped, sealed_output })
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ impl Region {
 pub const IMAGE_END: u64 = 4 * GIB;
 
 /// The whole firmware image as QEMU maps it: `IMAGE_END - IMAGE.size .. IMAGE_END`.
-pub const IMAGE: Region = Region { name: "IMAGE", base: IMAGE_END - 2 * MIB, size: 2 * MIB };
+pub const IMAGE: Region = Region { name: "IMAGE", base: IMAGE_END - 4 * MIB, size: 4 * MIB };
 
 /// The top page: 16- and 32-bit boot code and its GDT, the metadata window and the reset vector. Real-mode code
 /// must sit in the top 64 KiB, where CS:IP points after reset.

@@ -4,6 +4,7 @@
 //! ```text
 //! client -> guest  Evidence   { client_nonce: [u8; 32] }
 //! client -> guest  Infer      { encapped_key: [u8; 32], sealed_input: u32 len + bytes }
+//! client -> guest  Embed      { encapped_key: [u8; 32], sealed_input: u32 len + bytes }
 //! client -> guest  Health     {}
 //! guest -> client  EvidenceIs { tee: u8, service_public_key: [u8; 32], evidence: u32 len + bytes }
 //! guest -> client  Result     { encapped_key: [u8; 32], sealed_output: u32 len + bytes }
@@ -14,7 +15,9 @@
 //! An `Infer`'s input is sealed (HPKE, [`INFER_INFO`]) to the guest's per-boot service key, which the guest's evidence
 //! binds ([`crate::binding::service_report_data`]); it opens to [`InferInput`], which names the client's reply key.
 //! The output is sealed to that reply key ([`RESULT_INFO`]) with the request's encapsulated key as AAD, so a result
-//! answers exactly one request.
+//! answers exactly one request. An `Embed` is the same for a sentence-embedding model: its input (sealed under
+//! [`EMBED_INFO`], so that it cannot be replayed as an `Infer`) opens to [`EmbedInput`], token ids; its `Result` is
+//! the embedding.
 
 use alloc::vec::Vec;
 
@@ -29,6 +32,10 @@ pub const INFER_INFO: &[u8] = b"ampoule/infer/v1";
 pub const RESULT_INFO: &[u8] = b"ampoule/result/v1";
 /// The most values an input or output may carry (the model's own limits are checked inside the guest).
 pub const MAX_VALUES: usize = 1024;
+/// The HPKE `info` of a sealed embedding input.
+pub const EMBED_INFO: &[u8] = b"ampoule/embed/v1";
+/// The most token ids an `Embed` input may carry (the model's own limit is checked inside the guest).
+pub const MAX_TOKEN_IDS: usize = 512;
 /// The most sealed-input bytes an `Infer` may carry: a reply key, a count and [`MAX_VALUES`] values, plus the tag.
 pub const MAX_SEALED_LEN: usize = 32 + 2 + 4 * MAX_VALUES + 16;
 
@@ -49,6 +56,13 @@ pub enum ServiceRequest {
     },
     /// Whether the guest is attested and has its model.
     Health,
+    /// One sentence embedding.
+    Embed {
+        /// The HPKE encapsulated key.
+        encapped_key: [u8; 32],
+        /// The HPKE ciphertext of an [`EmbedInput`].
+        sealed_input: Vec<u8>,
+    },
 }
 
 /// The guest's reply.
@@ -104,6 +118,12 @@ pub enum ServiceErrorCode {
     BadReplyKey = 7,
     /// The guest could not produce evidence or seal the reply.
     Internal = 8,
+    /// No tokens, or more than the model reads.
+    TokenCountOutOfRange = 9,
+    /// A token id outside the model's vocabulary.
+    TokenOutOfVocabulary = 10,
+    /// The loaded model does not answer this request (an `Embed` to a classifier, an `Infer` to an embedder).
+    WrongModel = 11,
 }
 
 impl ServiceErrorCode {
@@ -119,6 +139,9 @@ impl ServiceErrorCode {
             ValueOutOfRange,
             BadReplyKey,
             Internal,
+            TokenCountOutOfRange,
+            TokenOutOfVocabulary,
+            WrongModel,
         ]
         .into_iter()
         .find(|code| *code as u16 == value)
@@ -135,6 +158,9 @@ impl ServiceErrorCode {
             ServiceErrorCode::ValueOutOfRange => "value-out-of-range",
             ServiceErrorCode::BadReplyKey => "bad-reply-key",
             ServiceErrorCode::Internal => "internal",
+            ServiceErrorCode::TokenCountOutOfRange => "token-count-out-of-range",
+            ServiceErrorCode::TokenOutOfVocabulary => "token-out-of-vocabulary",
+            ServiceErrorCode::WrongModel => "wrong-model",
         }
     }
 }
@@ -146,6 +172,7 @@ const EVIDENCE_IS: u8 = 19;
 const RESULT: u8 = 20;
 const HEALTH_IS: u8 = 21;
 const ERROR: u8 = 22;
+const EMBED: u8 = 23;
 
 fn flag(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
     match r.u8()? {
@@ -163,6 +190,7 @@ impl ServiceRequest {
             EVIDENCE => ServiceRequest::Evidence { client_nonce: r.array()? },
             INFER => ServiceRequest::Infer { encapped_key: r.array()?, sealed_input: r.bytes(4, MAX_SEALED_LEN)? },
             HEALTH => ServiceRequest::Health,
+            EMBED => ServiceRequest::Embed { encapped_key: r.array()?, sealed_input: r.bytes(4, MAX_SEALED_LEN)? },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -183,6 +211,11 @@ impl ServiceRequest {
                 put_bytes(&mut out, sealed_input, 4, MAX_SEALED_LEN)?;
             }
             ServiceRequest::Health => out.push(HEALTH),
+            ServiceRequest::Embed { encapped_key, sealed_input } => {
+                out.push(EMBED);
+                out.extend_from_slice(encapped_key);
+                put_bytes(&mut out, sealed_input, 4, MAX_SEALED_LEN)?;
+            }
         }
         Ok(out)
     }
@@ -193,6 +226,7 @@ impl ServiceRequest {
             ServiceRequest::Evidence { .. } => "evidence",
             ServiceRequest::Infer { .. } => "infer",
             ServiceRequest::Health => "health",
+            ServiceRequest::Embed { .. } => "embed",
         }
     }
 }
@@ -270,6 +304,42 @@ impl InferInput {
     pub fn decode(plaintext: &[u8]) -> Result<InferInput, DecodeError> {
         let (key, rest) = plaintext.split_at_checked(32).ok_or(DecodeError::Truncated)?;
         Ok(InferInput { reply_public_key: key.try_into().expect("32 bytes"), values: decode_values(rest)? })
+    }
+}
+
+/// What an `Embed`'s sealed input opens to: `reply_public_key [32] | count u16 | count x u32 (little-endian)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmbedInput {
+    /// The client's key, to which the result is sealed.
+    pub reply_public_key: PublicKey,
+    /// One sentence's token ids, as the model's tokenizer makes them.
+    pub token_ids: Vec<u32>,
+}
+
+impl EmbedInput {
+    /// Encodes the plaintext (the caller seals it and zeroizes it).
+    pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
+        if self.token_ids.len() > MAX_TOKEN_IDS {
+            return Err(DecodeError::TooLong);
+        }
+        let mut out = Vec::with_capacity(32 + 2 + 4 * self.token_ids.len());
+        out.extend_from_slice(&self.reply_public_key);
+        out.extend_from_slice(&(self.token_ids.len() as u16).to_be_bytes());
+        self.token_ids.iter().for_each(|id| out.extend_from_slice(&id.to_le_bytes()));
+        Ok(out)
+    }
+
+    /// Decodes an opened plaintext strictly (exact length, at most [`MAX_TOKEN_IDS`]).
+    pub fn decode(plaintext: &[u8]) -> Result<EmbedInput, DecodeError> {
+        let mut r = Reader::new(plaintext);
+        let reply_public_key = r.array()?;
+        let count = usize::from(r.u16()?);
+        if count > MAX_TOKEN_IDS {
+            return Err(DecodeError::TooLong);
+        }
+        let token_ids = (0..count).map(|_| Ok(u32::from_le_bytes(r.array()?))).collect::<Result<Vec<u32>, _>>()?;
+        r.finish()?;
+        Ok(EmbedInput { reply_public_key, token_ids })
     }
 }
 

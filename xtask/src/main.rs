@@ -107,7 +107,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Build(args) => cmd::build::run(&root, args),
         Cmd::Seal { model, weights, out, broker_state } => {
             let model = xtask::sealing::shipped_model(&model)?;
-            let weights = weights.unwrap_or_else(|| root.join(model.weights));
+            let weights = match weights {
+                Some(weights) => weights,
+                None => xtask::sealing::weights_of(&root, &model)?,
+            };
             let out = out.unwrap_or_else(|| xtask::sealing::default_sealed_model(&root, &model));
             let state = broker_state.unwrap_or_else(|| xtask::sealing::default_broker_state(&root));
             let sealing = step("seal", || xtask::sealing::seal_and_register(&root, &model, &weights, &out, &state))?;

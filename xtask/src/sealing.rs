@@ -43,8 +43,12 @@ pub struct ShippedModel {
 pub const MLP: ShippedModel =
     ShippedModel { name: "mlp", model_id: inference::MODEL_ID, weights: "inference/model/ampoule-mlp.bpk" };
 
+/// paraphrase-MiniLM-L3-v2: its weights are generated under target/ from the fetched ONNX file (never committed).
+pub const MINILM: ShippedModel =
+    ShippedModel { name: "minilm", model_id: inference::minilm::MODEL_ID, weights: crate::codegen::MINILM.weights };
+
 /// The models `seal` and `run-qemu` know by name.
-pub const SHIPPED_MODELS: [ShippedModel; 1] = [MLP];
+pub const SHIPPED_MODELS: [ShippedModel; 2] = [MLP, MINILM];
 
 /// The shipped model called `name`.
 pub fn shipped_model(name: &str) -> Result<ShippedModel> {
@@ -122,6 +126,14 @@ pub fn seal_and_register_with(
     Ok(sealing)
 }
 
+/// The plaintext weights of `model`, generated first when they are not committed and not there yet.
+pub fn weights_of(root: &Path, model: &ShippedModel) -> Result<PathBuf> {
+    match crate::codegen::GRAPHS.iter().find(|g| g.weights == model.weights) {
+        Some(graph) if !graph.weights_committed => crate::codegen::ensure_weights(root, *graph),
+        _ => Ok(root.join(model.weights)),
+    }
+}
+
 /// Seals `model` with the defaults unless its blob exists; returns the blob's path.
 pub fn ensure_sealed(root: &Path, model: &ShippedModel) -> Result<PathBuf> {
     let out = default_sealed_model(root, model);
@@ -131,7 +143,7 @@ pub fn ensure_sealed(root: &Path, model: &ShippedModel) -> Result<PathBuf> {
             model.name,
             out.display()
         );
-        seal_and_register(root, model, &root.join(model.weights), &out, &default_broker_state(root))?;
+        seal_and_register(root, model, &weights_of(root, model)?, &out, &default_broker_state(root))?;
     }
     Ok(out)
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{Run, boot, broker_dir, image, run_serving};
+use common::{Run, boot, broker_dir, broker_dir_path, image, run_serving};
 use ovmf::exit::ExitCode;
 use protocol::console::Record;
 use xtask::dance::{BrokerOptions, attach, free_port, start_broker};
@@ -110,10 +110,6 @@ fn the_guest_attests_unseals_and_serves_and_no_output_carries_the_key() {
         );
     }
     run.broker.stop();
-}
-
-fn broker_dir_path(name: &str) -> PathBuf {
-    xtask::paths::target_dir(&xtask::paths::repo_root()).join("test-broker").join(name)
 }
 
 /// A burst of malformed requests, each refused with its reason, then a valid one that is served.

@@ -61,7 +61,7 @@ fn load(blob: &[u8], digest: &BlobDigest, key: &[u8; 32]) -> Result<usize, LoadE
     let mut source = Bytes(blob.to_vec());
     let mut host_data = [0u8; 48];
     host_data[..32].copy_from_slice(&digest[..32]);
-    let expected = Expected { model_id: MLP.model_id, max_plaintext_len: 1 << 20, tee: Tee::Plain, host_data };
+    let expected = Expected { model_ids: &[MLP.model_id], max_plaintext_len: 1 << 20, tee: Tee::Plain, host_data };
     let header = model_load::read_header(&mut source, &expected)?;
     model_load::load(&mut source, &header, key).map(|weights| weights.len())
 }

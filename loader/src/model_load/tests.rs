@@ -54,9 +54,9 @@ impl BlobSource for Host {
 }
 
 /// A plain launch bound to `digest`.
-fn launch(digest: &BlobDigest) -> Expected {
+fn launch(digest: &BlobDigest) -> Expected<'static> {
     Expected {
-        model_id: MODEL,
+        model_ids: &[[0x11; 16], MODEL],
         max_plaintext_len: 1 << 20,
         tee: Tee::Plain,
         host_data: launch_binding(Tee::Plain, digest),

@@ -11,7 +11,8 @@ use protocol::tee::Tee;
 use super::*;
 use crate::SimulatedAttester;
 
-/// Doubles each value; refuses anything but 3 finite values in [0, 10].
+/// Doubles each value; refuses anything but 3 finite values in [0, 10]. Embeds token ids as their halves; refuses
+/// more than 4 ids, or an id of 100 or more.
 struct Doubler;
 
 impl Model for Doubler {
@@ -26,6 +27,16 @@ impl Model for Doubler {
             return Err(ServiceErrorCode::ValueOutOfRange);
         }
         Ok(Zeroizing::new(values.iter().map(|v| v * 2.0).collect()))
+    }
+
+    fn embed(&mut self, token_ids: &[u32]) -> Result<Zeroizing<Vec<f32>>, ServiceErrorCode> {
+        if token_ids.is_empty() || token_ids.len() > 4 {
+            return Err(ServiceErrorCode::TokenCountOutOfRange);
+        }
+        if token_ids.iter().any(|&id| id >= 100) {
+            return Err(ServiceErrorCode::TokenOutOfVocabulary);
+        }
+        Ok(Zeroizing::new(token_ids.iter().map(|&id| id as f32 / 2.0).collect()))
     }
 }
 
@@ -59,6 +70,14 @@ fn infer_request(service_key: &[u8; 32], values: &[f32]) -> (ServiceRequest, Eph
     let (encapped_key, sealed_input) =
         seal(service_key, &input.encode().unwrap(), INFER_INFO, &[], &mut rng()).unwrap();
     (ServiceRequest::Infer { encapped_key, sealed_input }, reply)
+}
+
+/// Seals `token_ids` to the service with a fresh reply key, under `info`.
+fn embed_request(service_key: &[u8; 32], token_ids: &[u32], info: &[u8]) -> (ServiceRequest, EphemeralKeyPair) {
+    let reply = EphemeralKeyPair::generate(&mut rng());
+    let input = EmbedInput { reply_public_key: reply.public_key(), token_ids: token_ids.to_vec() };
+    let (encapped_key, sealed_input) = seal(service_key, &input.encode().unwrap(), info, &[], &mut rng()).unwrap();
+    (ServiceRequest::Embed { encapped_key, sealed_input }, reply)
 }
 
 fn error_of(reply: ServiceReply) -> ServiceErrorCode {
@@ -166,4 +185,37 @@ fn without_a_model_inference_is_not_ready() {
     let key = service_key(&mut service);
     let (request, _) = infer_request(&key, &[1.0, 2.0, 3.0]);
     assert_eq!(error_of(ask(&mut service, &request)), ServiceErrorCode::NotReady);
+}
+
+#[test]
+fn an_embedding_round_trips_sealed_and_bad_token_inputs_get_their_error() {
+    let mut service = service();
+    let key = service_key(&mut service);
+    let (request, reply_key) = embed_request(&key, &[2, 9, 40], EMBED_INFO);
+    let ServiceRequest::Embed { encapped_key: request_encapped, .. } = &request else { unreachable!() };
+    let ServiceReply::Result { encapped_key, sealed_output } = ask(&mut service, &request) else {
+        panic!("no result");
+    };
+    let opened = reply_key.open(&encapped_key, &sealed_output, RESULT_INFO, request_encapped).unwrap();
+    assert_eq!(decode_values(&opened).unwrap(), vec![1.0, 4.5, 20.0]);
+    let cases: [(&[u32], ServiceErrorCode); 3] = [
+        (&[], ServiceErrorCode::TokenCountOutOfRange),
+        (&[1, 2, 3, 4, 5], ServiceErrorCode::TokenCountOutOfRange),
+        (&[1, 100], ServiceErrorCode::TokenOutOfVocabulary),
+    ];
+    for (ids, code) in cases {
+        let (request, _) = embed_request(&key, ids, EMBED_INFO);
+        assert_eq!(error_of(ask(&mut service, &request)), code);
+    }
+    // An Infer's input cannot be replayed as an Embed, nor an Embed's as an Infer: each is sealed under its own info.
+    let (request, _) = embed_request(&key, &[1, 2], INFER_INFO);
+    assert_eq!(error_of(ask(&mut service, &request)), ServiceErrorCode::SealedInputDidNotOpen);
+    let (ServiceRequest::Embed { encapped_key, sealed_input }, _) = embed_request(&key, &[1, 2], EMBED_INFO) else {
+        unreachable!()
+    };
+    let as_infer = ServiceRequest::Infer { encapped_key, sealed_input };
+    assert_eq!(error_of(ask(&mut service, &as_infer)), ServiceErrorCode::SealedInputDidNotOpen);
+    // The service goes on.
+    let (request, _) = embed_request(&key, &[1], EMBED_INFO);
+    assert!(matches!(ask(&mut service, &request), ServiceReply::Result { .. }));
 }

@@ -136,7 +136,7 @@ fn linker_symbols_render_every_region_and_symbol() {
     extern crate std;
     let mut text = std::string::String::new();
     write_linker_symbols(&mut text).unwrap();
-    assert!(text.contains("IMAGE_BASE = 0xffe00000;"), "{text}");
+    assert!(text.contains("IMAGE_BASE = 0xffc00000;"), "{text}");
     assert!(text.contains("RESET_VECTOR_BASE = 0xfffffff0;"));
     assert!(text.contains("METADATA_END = 0xffffffe0;"));
     assert!(text.contains("BOOT_PML4 = 0x800000;"));

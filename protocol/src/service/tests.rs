@@ -9,6 +9,7 @@ fn requests() -> Vec<ServiceRequest> {
         ServiceRequest::Evidence { client_nonce: [7; 32] },
         ServiceRequest::Infer { encapped_key: [1; 32], sealed_input: vec![2; 50] },
         ServiceRequest::Health,
+        ServiceRequest::Embed { encapped_key: [8; 32], sealed_input: vec![9; 70] },
     ]
 }
 
@@ -59,7 +60,8 @@ fn bounds_flags_and_codes_are_enforced() {
     assert_eq!(ServiceRequest::decode(&body), Err(DecodeError::TooLong));
     assert_eq!(ServiceReply::decode(&[HEALTH_IS, 1, 2]), Err(DecodeError::BadFlag(2)));
     assert_eq!(ServiceReply::decode(&[ERROR, 0, 99]), Err(DecodeError::UnknownServiceError(99)));
-    for code in 1..=8 {
+    assert_eq!(ServiceReply::decode(&[ERROR, 0, 12]), Err(DecodeError::UnknownServiceError(12)));
+    for code in 1..=11 {
         assert_eq!(ServiceErrorCode::from_u16(code).unwrap() as u16, code);
     }
 }
@@ -76,4 +78,22 @@ fn values_and_inputs_decode_strictly() {
     // NaN survives encoding bit for bit: the guest, not the codec, decides what values are acceptable.
     let nan = decode_values(&encode_values(&[f32::NAN]).unwrap()).unwrap();
     assert!(nan[0].is_nan());
+}
+
+#[test]
+fn embed_inputs_decode_strictly() {
+    let input = EmbedInput { reply_public_key: [9; 32], token_ids: vec![101, 30_521, u32::MAX, 102] };
+    let bytes = input.encode().unwrap();
+    assert_eq!(bytes.len(), 32 + 2 + 4 * 4);
+    assert_eq!(EmbedInput::decode(&bytes).unwrap(), input);
+    assert_eq!(EmbedInput::decode(&bytes[..bytes.len() - 1]), Err(DecodeError::Truncated));
+    assert_eq!(EmbedInput::decode(&[bytes.as_slice(), &[0]].concat()), Err(DecodeError::TrailingBytes));
+    let too_many = EmbedInput { reply_public_key: [9; 32], token_ids: vec![1; MAX_TOKEN_IDS + 1] };
+    assert_eq!(too_many.encode(), Err(DecodeError::TooLong));
+    let mut declared = vec![0u8; 32];
+    declared.extend_from_slice(&((MAX_TOKEN_IDS + 1) as u16).to_be_bytes());
+    assert_eq!(EmbedInput::decode(&declared), Err(DecodeError::TooLong));
+    // The largest sealed input fits an Embed request.
+    let largest = EmbedInput { reply_public_key: [9; 32], token_ids: vec![1; MAX_TOKEN_IDS] };
+    assert!(largest.encode().unwrap().len() + 16 <= MAX_SEALED_LEN);
 }

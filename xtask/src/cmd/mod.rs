@@ -3,6 +3,7 @@
 pub mod build;
 pub mod measure;
 pub mod run;
+mod run_client;
 pub mod storm;
 pub mod test;
 

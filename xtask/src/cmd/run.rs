@@ -294,7 +294,13 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         config.timeout = Duration::from_secs(u64::from(u32::MAX));
         run_qemu(config)
     } else {
-        run_qemu_with_client(root, config, service_port, &broker_dir.join("broker.toml"), expected_digest.as_deref())
+        let policy = broker_dir.join("broker.toml");
+        let expected = expected_digest.as_deref();
+        if model == xtask::sealing::MINILM {
+            super::run_client::run_minilm_with_client(root, config, service_port, &policy, expected)
+        } else {
+            super::run_client::run_qemu_with_client(root, config, service_port, &policy, expected)
+        }
     };
     if let Some(psp) = psp {
         let answered = psp.finish()?;
@@ -345,45 +351,6 @@ fn resolve_image(
     Ok(write_igvm(&built, &launch)?.0)
 }
 
-/// Boots the guest and, once it serves, runs the reference inputs through it as a client; then shuts it down.
-fn run_qemu_with_client(
-    root: &std::path::Path,
-    config: RunConfig,
-    service_port: u16,
-    policy_file: &std::path::Path,
-    expected_digest: Option<&str>,
-) -> Result<ExitCode> {
-    let policy = xtask::serve::policy_of(policy_file)?;
-    let cases = xtask::serve::reference_cases(root)?;
-    let guest = std::net::SocketAddr::from(([127, 0, 0, 1], service_port));
-    let (report, summary) =
-        xtask::serve::run_serving(&config, move || xtask::serve::check_reference_cases(guest, &policy, &cases))?;
-    let summary = summary.map(|s| s.unwrap_or_else(|_| Err(anyhow::anyhow!("the client thread panicked"))));
-    let digest = expected_digest.map(|expected| xtask::hypervisor::check_launch_digest(&report, expected));
-    let exit = report_run(&report);
-    digest.transpose()?;
-    let summary = match summary {
-        Some(summary) => summary?,
-        None => return exit.and_then(|_| bail!("the guest never said it was serving")),
-    };
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let mut latencies: Vec<f64> = summary.latencies.iter().map(|d| ms(*d)).collect();
-    latencies.sort_by(f64::total_cmp);
-    eprintln!("xtask: predictions: {}", summary.predictions.join(" "));
-    eprintln!(
-        "xtask: {} reference inputs sealed to the guest, {} outputs opened, all within {:e} of onnxruntime \
-         (largest difference {:e}); first connection: connected and evidence verified in {:.1} ms; inference round trip p50 {:.1} ms, max {:.1} ms",
-        latencies.len(),
-        summary.predictions.len(),
-        xtask::serve::TOLERANCE,
-        summary.worst_difference,
-        ms(summary.evidence),
-        latencies[latencies.len() / 2],
-        latencies[latencies.len() - 1],
-    );
-    exit
-}
-
 /// A boot on the simulated platform: the digest `measure` computes is printed first; the hypervisor prints the
 /// one it computed while launching; the run fails if they differ.
 fn run_simulated(config: &RunConfig, launch: &xtask::hypervisor::SimulatedLaunch) -> Result<ExitCode> {
@@ -405,7 +372,7 @@ fn run_qemu(config: RunConfig) -> Result<ExitCode> {
     report_run(&report)
 }
 
-fn report_run(report: &qemu::RunReport) -> Result<ExitCode> {
+pub(super) fn report_run(report: &qemu::RunReport) -> Result<ExitCode> {
     let steps = ["booted", "measured", "connected", "attested", "key released", "model unsealed", "serving", "done"];
     let timings: Vec<String> = steps
         .iter()

@@ -71,9 +71,14 @@ pub struct Run {
     _dir: PathBuf,
 }
 
+/// The directory of a test's broker under target/test-broker/ (its `broker.toml` is the run's policy).
+pub fn broker_dir_path(name: &str) -> PathBuf {
+    xtask::paths::target_dir(&xtask::paths::repo_root()).join("test-broker").join(name)
+}
+
 /// A fresh directory for a test's broker under target/test-broker/.
 pub fn broker_dir(name: &str) -> PathBuf {
-    let dir = xtask::paths::target_dir(&xtask::paths::repo_root()).join("test-broker").join(name);
+    let dir = broker_dir_path(name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }

@@ -11,6 +11,30 @@ use burn_store::{BurnpackStore, ModuleSnapshot};
 use zeroize::Zeroizing;
 
 use crate::classifier::LoadError;
+
+/// A buffer for the weights with the alignment burn's `Bytes` wants (16, its MAX_ALIGN): burn takes it as it is.
+/// A less aligned buffer (a `Vec<u8>`) it would copy, and its burnpack reader would copy it once more, so that a
+/// 69 MB model needed three times its size in the heap. Erased on drop unless handed to burn.
+pub struct WeightsBuffer {
+    words: Zeroizing<Vec<u128>>,
+    len: usize,
+}
+
+impl WeightsBuffer {
+    /// A zeroed buffer of `len` bytes, or `None` if the heap cannot hold it.
+    pub fn new(len: usize) -> Option<WeightsBuffer> {
+        let mut words = Zeroizing::new(Vec::new());
+        let count = len.div_ceil(16);
+        words.try_reserve_exact(count).ok()?;
+        words.resize(count, 0);
+        Some(WeightsBuffer { words, len })
+    }
+
+    /// The buffer's `len` bytes, to be filled.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut::<u128, u8>(&mut self.words)[..self.len]
+    }
+}
 use crate::minilm::{TokenError, check_tokens};
 use crate::model::paraphrase_minilm_l3_v2::Model;
 
@@ -21,13 +45,23 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    /// Loads the weights (the burnpack burn-onnx wrote) into the generated graph. The buffer is handed to burn,
-    /// which frees it (and its own tensors) without erasing them: burn owns them, and the loaded weights stay in
-    /// memory while the model serves anyway.
-    pub fn from_weights(weights: Vec<u8>) -> Result<Embedder, LoadError> {
+    /// Loads the weights (the burnpack burn-onnx wrote) into the generated graph, copying them into a
+    /// [`WeightsBuffer`] first (host tools; the guest fills one directly).
+    pub fn from_weights(weights: &[u8]) -> Result<Embedder, LoadError> {
+        let mut buffer = WeightsBuffer::new(weights.len()).ok_or(LoadError)?;
+        buffer.bytes_mut().copy_from_slice(weights);
+        Embedder::from_buffer(buffer)
+    }
+
+    /// Loads the weights in `buffer` into the generated graph without copying them: the tensors are views of the
+    /// buffer, which burn owns from here on and frees without erasing (the loaded weights stay in memory while
+    /// the model serves anyway).
+    pub fn from_buffer(mut buffer: WeightsBuffer) -> Result<Embedder, LoadError> {
         let device = Device::default();
         let mut model = Model::new(&device);
-        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(weights)));
+        let words = core::mem::take(&mut *buffer.words);
+        let bytes = Bytes::from_elems(words).shared().view(0, buffer.len).map_err(|_| LoadError)?;
+        let mut store = BurnpackStore::from_bytes(Some(bytes));
         match model.load_from(&mut store) {
             Ok(loaded) if loaded.is_success() => Ok(Embedder { model, device }),
             _ => Err(LoadError),

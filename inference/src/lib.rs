@@ -26,7 +26,7 @@ pub mod model;
 #[cfg(feature = "graph")]
 pub use classifier::{Classifier, LoadError};
 #[cfg(feature = "graph")]
-pub use embedder::Embedder;
+pub use embedder::{Embedder, WeightsBuffer};
 
 use crate::limits::{FEATURE_COUNT, FEATURE_MAX, FEATURE_MIN};
 

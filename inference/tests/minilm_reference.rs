@@ -48,7 +48,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn the_graph_matches_onnxruntime_on_every_reference_sentence_and_refuses_bad_tokens() {
-    let embedder = Embedder::from_weights(weights()).unwrap();
+    let embedder = Embedder::from_weights(&weights()).unwrap();
     let cases = cases();
     assert!(cases.len() >= 16);
     assert!(cases.iter().any(|(_, ids, _)| ids.len() == MAX_TOKENS), "a case at the maximum length");
@@ -73,6 +73,6 @@ fn the_graph_matches_onnxruntime_on_every_reference_sentence_and_refuses_bad_tok
 fn weights_that_are_not_the_models_do_not_load() {
     let mut truncated = weights();
     truncated.truncate(truncated.len() / 2);
-    assert!(Embedder::from_weights(truncated).is_err());
-    assert!(Embedder::from_weights(include_bytes!("../model/ampoule-mlp.bpk").to_vec()).is_err());
+    assert!(Embedder::from_weights(&truncated).is_err());
+    assert!(Embedder::from_weights(include_bytes!("../model/ampoule-mlp.bpk")).is_err());
 }

@@ -1,6 +1,9 @@
 //! The heap: `linked_list_allocator` over as much of `ovmf::layout::HEAP` as the platform's memory map declares
 //! (`ovmf::memory_map`): fw_cfg `etc/e820` in plain mode and under SNP, the TD HOB under TDX.
 
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use linked_list_allocator::LockedHeap;
 use ovmf::layout::{HEAP, PAGE_SIZE, Region};
 use ovmf::memory_map::{self, E820_ENTRY_LEN, MAX_E820_ENTRIES, MemoryMapError};
@@ -10,7 +13,35 @@ use spin::{Mutex, Once};
 use crate::fw_cfg::FwCfg;
 
 #[global_allocator]
-static ALLOCATOR: LockedHeap = LockedHeap::empty();
+static ALLOCATOR: PeakTrackingHeap =
+    PeakTrackingHeap { heap: LockedHeap::empty(), peak: AtomicUsize::new(0), failed: AtomicUsize::new(0) };
+
+/// The allocator, the most it has had allocated at once (for records: what a model's load really needs), and the
+/// size of the last allocation it could not satisfy (for the panic record that follows one).
+struct PeakTrackingHeap {
+    heap: LockedHeap,
+    peak: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+// SAFETY: every call is passed to `LockedHeap`'s own GlobalAlloc unchanged; the peak is bookkeeping beside it.
+unsafe impl GlobalAlloc for PeakTrackingHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        let block = unsafe { self.heap.alloc(layout) };
+        if block.is_null() {
+            self.failed.store(layout.size(), Ordering::Relaxed);
+        } else {
+            self.peak.fetch_max(self.heap.lock().used(), Ordering::Relaxed);
+        }
+        block
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract for `dealloc` is passed on unchanged.
+        unsafe { self.heap.dealloc(ptr, layout) }
+    }
+}
 
 /// One bit per page of the largest heap.
 const HEAP_WORDS: usize = (HEAP.size / PAGE_SIZE).div_ceil(64) as usize;
@@ -62,7 +93,7 @@ pub fn init(heap: Region) -> Result<(), RamMissing> {
     HEAP_IN_USE.call_once(|| heap);
     // SAFETY: the range is RAM (just probed), mapped read-write, used by nothing else (ovmf::layout's tests check
     // HEAP overlaps no other region, and `heap` lies inside it), and init runs once.
-    unsafe { ALLOCATOR.lock().init(heap.base as *mut u8, heap.size as usize) };
+    unsafe { ALLOCATOR.heap.lock().init(heap.base as *mut u8, heap.size as usize) };
     Ok(())
 }
 
@@ -73,5 +104,16 @@ pub fn size() -> u64 {
 
 /// Bytes currently allocated.
 pub fn used() -> usize {
-    ALLOCATOR.lock().used()
+    ALLOCATOR.heap.lock().used()
+}
+
+/// The most bytes allocated at once so far.
+pub fn peak() -> usize {
+    ALLOCATOR.peak.load(Ordering::Relaxed)
+}
+
+/// For the panic record: the size of the last allocation that failed (0 if none), and the bytes allocated now if
+/// the heap is not locked (the panic may come from inside it).
+pub fn exhaustion() -> (usize, Option<usize>) {
+    (ALLOCATOR.failed.load(Ordering::Relaxed), ALLOCATOR.heap.try_lock().map(|heap| heap.used()))
 }

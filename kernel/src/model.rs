@@ -3,13 +3,14 @@
 //! is checked against the launch's binding before any key is asked for, and the chunks are read into private memory
 //! and authenticated one by one with the released key. The image has a graph for each of [`SERVED_MODELS`]; the
 //! blob's model id picks which one serves. The unsealed weights are in an erasing buffer until burn has loaded them
-//! (the MLP's; MiniLM's 69 MB buffer is handed to burn instead of copied; burn's own copies are freed unerased: see
+//! (the MLP's; MiniLM's 69 MB are loaded straight into the aligned buffer burn then owns, so that the heap holds
+//! them once; burn's own copies are freed unerased: see
 //! `inference::Classifier::from_weights`, `inference::Embedder::from_weights`); the key is erased when the caller's
 //! `ReleasedKey` drops.
 
 use inference::limits::CLASSES;
 use inference::minilm::{EMBEDDING_DIM, TokenError};
-use inference::{Classifier, Embedder};
+use inference::{Classifier, Embedder, WeightsBuffer};
 use loader::model_load::{self, BlobSource, Expected, LoadError, NotDelivered};
 use loader::{Attester, ReleasedKey};
 use protocol::sealed_blob::{BlobHeader, FW_CFG_MODEL};
@@ -24,9 +25,16 @@ use crate::fw_cfg::{FwCfg, FwCfgFile};
 /// The models the image has a graph for.
 pub const SERVED_MODELS: [[u8; 16]; 2] = [inference::MODEL_ID, inference::minilm::MODEL_ID];
 
-/// The largest plaintext the guest takes: the weights and burn's copy of them must both fit this boot's heap.
+/// What the heap keeps beside the weights: the chunk buffer (at most 1 MiB), the network's buffers, and each
+/// request's activations (MiniLM at 128 tokens: under 4 MiB).
+const HEAP_RESERVE: u64 = 16 << 20;
+/// The MLP's weights are 4.6 KB and are copied once into burn: a larger blob for it is refused.
+const MLP_MAX_PLAINTEXT_LEN: u64 = 1 << 20;
+
+/// The largest plaintext the guest takes: MiniLM's weights are loaded into the buffer burn keeps, so they need
+/// their own size once, beside [`HEAP_RESERVE`].
 fn max_plaintext_len() -> u64 {
-    crate::heap::size() / 2
+    crate::heap::size().saturating_sub(HEAP_RESERVE)
 }
 
 /// The blob as the host hands it over.
@@ -59,7 +67,11 @@ pub fn read_header(blob: &mut FwCfgBlob, attester: &mut impl Attester) -> Result
     let host_data = attester.launch_binding().map_err(|_| "launch-binding-unavailable")?;
     let expected =
         Expected { model_ids: &SERVED_MODELS, max_plaintext_len: max_plaintext_len(), tee: attester.tee(), host_data };
-    model_load::read_header(blob, &expected).map_err(LoadError::reason)
+    let header = model_load::read_header(blob, &expected).map_err(LoadError::reason)?;
+    if header.model_id == inference::MODEL_ID && header.plaintext_len > MLP_MAX_PLAINTEXT_LEN {
+        return Err(LoadError::TooLarge.reason());
+    }
+    Ok(header)
 }
 
 /// The graph the blob's weights go into.
@@ -74,12 +86,14 @@ pub enum Graph {
 /// Loads every chunk with `key` and the weights into the graph the header's model id names; the graph and the
 /// number of weight bytes.
 pub fn unseal(blob: &mut FwCfgBlob, header: &BlobHeader, key: &ReleasedKey) -> Result<(Graph, usize), &'static str> {
-    let mut weights = model_load::load(blob, header, &key.key).map_err(LoadError::reason)?;
-    let len = weights.len();
+    let len = usize::try_from(header.plaintext_len).map_err(|_| LoadError::OutOfMemory.reason())?;
     let graph = if header.model_id == inference::minilm::MODEL_ID {
-        let embedder = Embedder::from_weights(core::mem::take(&mut *weights)).map_err(|_| "weights-did-not-load")?;
-        Graph::Embedder(Box::new(embedder))
+        // Straight into the buffer burn will own: the heap holds the weights once, not twice.
+        let mut buffer = WeightsBuffer::new(len).ok_or(LoadError::OutOfMemory.reason())?;
+        model_load::load_into(blob, header, &key.key, buffer.bytes_mut()).map_err(LoadError::reason)?;
+        Graph::Embedder(Box::new(Embedder::from_buffer(buffer).map_err(|_| "weights-did-not-load")?))
     } else {
+        let weights = model_load::load(blob, header, &key.key).map_err(LoadError::reason)?;
         Graph::Classifier(Box::new(Classifier::from_weights(&weights).map_err(|_| "weights-did-not-load")?))
     };
     Ok((graph, len))

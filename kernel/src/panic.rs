@@ -19,7 +19,15 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     if !PANICKING.swap(true, Ordering::SeqCst) {
         let mut out = serial::write_unlocked();
         let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
-        let fields = [("file", Value::Str(file)), ("line", Value::U64(line.into()))];
+        // Sizes only: an allocation that failed (out of memory is the one panic outside input can still cause, with
+        // a model too large for the guest's RAM) and the heap in use.
+        let (failed, used) = crate::heap::exhaustion();
+        let fields = [
+            ("file", Value::Str(file)),
+            ("line", Value::U64(line.into())),
+            ("failed_alloc_bytes", Value::U64(failed as u64)),
+            ("heap_used", Value::U64(used.unwrap_or(0) as u64)),
+        ];
         let _ = console::write_record(&mut out, Level::Error, "panic", format_args!("panic"), fields);
     }
     exit(ExitCode::Panic)

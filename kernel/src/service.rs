@@ -163,7 +163,8 @@ fn record_closed(connection: &Connection, reason: CloseReason, now: u64) {
         reason = reason.as_str(),
         requests = connection.requests(),
         ms = connection.age_ms(now),
-        heap_used = heap::used();
+        heap_used = heap::used(),
+        heap_peak = heap::peak();
         "closed");
 }
 

@@ -117,24 +117,41 @@ pub fn load(
     header: &BlobHeader,
     key: &[u8; 32],
 ) -> Result<Zeroizing<Vec<u8>>, LoadError> {
+    let len = usize::try_from(header.plaintext_len).map_err(|_| LoadError::OutOfMemory)?;
     let mut weights = Zeroizing::new(Vec::new());
-    weights.try_reserve_exact(header.plaintext_len as usize).map_err(|_| LoadError::OutOfMemory)?;
+    weights.try_reserve_exact(len).map_err(|_| LoadError::OutOfMemory)?;
+    weights.resize(len, 0);
+    load_into(source, header, key, &mut weights)?;
+    Ok(weights)
+}
+
+/// [`load`] into the caller's buffer of exactly the plaintext's length (a model whose runtime wants its weights
+/// aligned). On an error the caller erases what was written.
+pub fn load_into(
+    source: &mut impl BlobSource,
+    header: &BlobHeader,
+    key: &[u8; 32],
+    out: &mut [u8],
+) -> Result<(), LoadError> {
+    if out.len() as u64 != header.plaintext_len {
+        return Err(LoadError::OutOfMemory);
+    }
     // The first chunk is the largest.
     let largest_chunk = header.sealed_chunk_len(0).unwrap_or(0);
     let mut chunk = Zeroizing::new(Vec::new());
     chunk.try_reserve_exact(largest_chunk).map_err(|_| LoadError::OutOfMemory)?;
     let mut opener = ChunkOpener::new(*header, key);
-    let mut offset = HEADER_LEN as u64;
-    let mut index = 0;
+    let (mut offset, mut index, mut written) = (HEADER_LEN as u64, 0, 0);
     while let Some(len) = header.sealed_chunk_len(index) {
         chunk.resize(len, 0);
         source.read(offset, &mut chunk).map_err(|_| LoadError::Unreadable)?;
         let opened = opener.open_next(&mut chunk).map_err(LoadError::Chunk)?;
-        weights.extend_from_slice(&chunk[..opened]);
-        (offset, index) = (offset + len as u64, index + 1);
+        let into = out.get_mut(written..written + opened).ok_or(LoadError::Chunk(BlobError::ChunkLength))?;
+        into.copy_from_slice(&chunk[..opened]);
+        (offset, index, written) = (offset + len as u64, index + 1, written + opened);
     }
     // Every chunk from the first to the last opened, in order: the blob is whole.
-    Ok(weights)
+    Ok(())
 }
 
 #[cfg(test)]

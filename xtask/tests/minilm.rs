@@ -22,10 +22,14 @@ fn the_guest_serves_minilm_embeddings_that_match_onnxruntime() {
     let options = BrokerOptions { sealed_model: Some(blob), ..BrokerOptions::for_checkout(&root) };
     let cases = xtask::minilm::reference_cases(&root).unwrap();
     let policy_file = common::broker_dir_path("minilm").join("broker.toml");
+    // The smallest guest RAM it runs in: 104 MiB (88 MiB of heap: the weights once, the chunk buffer, the rest).
     let run = run_serving_with(
         "minilm",
-        options,
-        |c| c.timeout = Duration::from_secs(300),
+        options.clone(),
+        |c| {
+            c.timeout = Duration::from_secs(300);
+            c.memory = MINIMUM_RAM;
+        },
         move |port| {
             let guest = std::net::SocketAddr::from(([127, 0, 0, 1], port));
             let policy = xtask::serve::policy_of(&policy_file).unwrap();
@@ -52,5 +56,24 @@ fn the_guest_serves_minilm_embeddings_that_match_onnxruntime() {
     assert_eq!(found.field("sealed_bytes").map(|b| b.parse::<u64>().unwrap() > 68_000_000), Some(true));
     let (unsealed, _) = run.report.record("model unsealed").unwrap();
     assert_eq!(unsealed.field("weight_bytes"), Some("68986632"));
+    // The heap held the weights once (plus the 1 MiB chunk buffer and the rest), never twice.
+    let peak: u64 = unsealed.field("heap_peak").unwrap().parse().unwrap();
+    assert!((68_986_632..72_000_000).contains(&peak), "{peak}");
+    run.broker.stop();
+
+    // 8 MiB less RAM: refused before any key is asked for, with its reason; no panic.
+    let run = run_serving_with(
+        "minilm-small",
+        options,
+        |c| c.memory = MINIMUM_RAM - (8 << 20),
+        |_| panic!("the guest serves although its heap cannot hold the model"),
+    );
+    assert_eq!(run.report.outcome, Outcome::Guest(ovmf::exit::ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
+    let (refused, _) = run.report.record("sealed model refused").unwrap();
+    assert_eq!(refused.field("reason"), Some("blob-too-large"));
+    assert!(run.report.record("connected").is_none());
     run.broker.stop();
 }
+
+/// The guest RAM MiniLM needs (`kernel/src/model.rs`: the weights once, beside a 16 MiB reserve).
+const MINIMUM_RAM: u64 = 104 << 20;

@@ -27,6 +27,9 @@ pub struct RunArgs {
     /// The QEMU CPU model [default: max; EPYC-v4 under SNP, as `measure` assumes; host under TDX].
     #[arg(long)]
     pub cpu: Option<String>,
+    /// Guest RAM in MiB (-m): the heap is what the memory map then declares, up to its bound (64..=4096).
+    #[arg(long, default_value_t = (ovmf::layout::GUEST_RAM_SIZE >> 20) as u32, value_parser = clap::value_parser!(u32).range(64..=4096))]
+    pub memory: u32,
     /// Seconds before the run is stopped as a timeout (1..=86400).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
@@ -122,6 +125,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         image,
         accel,
         cpu,
+        memory,
         timeout,
         tee,
         vcpus,
@@ -160,6 +164,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         accel,
         cpu,
         timeout: Duration::from_secs(timeout),
+        memory: u64::from(memory) << 20,
         echo: true,
         qgs_port,
         ..RunConfig::new("")
@@ -183,6 +188,11 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
             "that --hostile kind is the other platform's (td-* kinds are a TDX host's)"
         );
     }
+    anyhow::ensure!(
+        !simulated || u64::from(memory) << 20 == ovmf::layout::GUEST_RAM_SIZE,
+        "the simulated platform gives its guest {} MiB (--memory is for QEMU's own guests)",
+        ovmf::layout::GUEST_RAM_SIZE >> 20
+    );
     anyhow::ensure!(hostile.is_none() || simulated, "--hostile makes the simulated host misbehave: pass --simulated");
     anyhow::ensure!(
         gpaw == 48 || (simulated && tee == Tee::Tdx),

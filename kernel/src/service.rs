@@ -115,7 +115,7 @@ fn step<A: Attester>(network: &mut Network, slot: &mut Slot, service: &mut Servi
             let (reply, outcome) = service.handle(body, &mut HardwareRng);
             let us = time::cycles_to_us(time::rdtsc().wrapping_sub(started));
             match (outcome.error, service.model()) {
-                (None, Some(model)) if outcome.request == "infer" => {
+                (None, Some(model)) if matches!(outcome.request, "infer" | "embed") => {
                     let model_cycles = model.last_run_cycles();
                     log::info!(target: "service", request = outcome.request, us = us, model_cycles = model_cycles;
                         "served")

@@ -34,8 +34,8 @@ const E2E_REQUESTS_PER_CLIENT: usize = 40;
 pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
     let logs = paths::target_dir(root);
     install::ensure_debian_packages(&["valgrind"], "the inference benchmark counts host instructions", &logs)?;
-    let native = build_native(root, false)?;
-    let native_with_guest_allocator = build_native(root, true)?;
+    let native = build_native(root, "native_inference", false)?;
+    let native_with_guest_allocator = build_native(root, "native_inference", true)?;
     let native_instructions = native_instructions_per_inference(&native)?;
     let same_allocator_instructions = native_instructions_per_inference(&native_with_guest_allocator)?;
     let guest_instructions = guest_instructions_per_inference(root, image)?;
@@ -91,16 +91,26 @@ pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
     Ok(figures)
 }
 
-/// Builds `inference/examples/native_inference.rs` with the guest's codegen settings: its target CPU and every
+/// Builds the example `inference/examples/{example}.rs` with the guest's codegen settings: its target CPU and every
 /// setting of its release profile (`kernel/Cargo.toml`: fat LTO, one codegen unit, overflow checks, burn at
 /// opt-level "z", ...), passed to cargo as `--config` overrides; with the guest's allocator if asked. Returns a
-/// copy of the binary named for the variant (both variants share one target directory).
-fn build_native(root: &Path, guest_allocator: bool) -> Result<PathBuf> {
+/// copy of the binary named for the variant (the variants share one target directory).
+pub(super) fn build_native(root: &Path, example: &str, guest_allocator: bool) -> Result<PathBuf> {
+    build_native_example(root, "inference", example, guest_allocator)
+}
+
+/// [`build_native`] for an example of `package`.
+pub(super) fn build_native_example(
+    root: &Path,
+    package: &str,
+    example: &str,
+    guest_allocator: bool,
+) -> Result<PathBuf> {
     let target_dir = paths::target_dir(root).join("bench-native");
     let mut command = paths::cargo(root);
     command
         .env("RUSTFLAGS", "-C target-cpu=x86-64-v3")
-        .args(["build", "--quiet", "--release", "-p", "inference", "--example", "native_inference", "--target-dir"])
+        .args(["build", "--quiet", "--release", "-p", package, "--example", example, "--target-dir"])
         .arg(&target_dir);
     if guest_allocator {
         command.args(["--features", "guest-allocator"]);
@@ -109,8 +119,9 @@ fn build_native(root: &Path, guest_allocator: bool) -> Result<PathBuf> {
         command.args(["--config", &setting]);
     }
     ensure!(command.status().context("running cargo")?.success(), "building the native inference benchmark failed");
-    let variant = target_dir.join(if guest_allocator { "native-guest-allocator" } else { "native-system-allocator" });
-    std::fs::copy(target_dir.join("release/examples/native_inference"), &variant)?;
+    let allocator = if guest_allocator { "guest-allocator" } else { "system-allocator" };
+    let variant = target_dir.join(format!("{example}-{allocator}"));
+    std::fs::copy(target_dir.join("release/examples").join(example), &variant)?;
     Ok(variant)
 }
 
@@ -136,12 +147,12 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
     }
 }
 
-/// Callgrind's instruction count of `native count n` (start-up and loading included).
-fn callgrind_instructions(native: &Path, n: usize) -> Result<u64> {
+/// Callgrind's instruction count of `native ARGS` (start-up and loading included).
+pub(super) fn callgrind_instructions(native: &Path, args: &[&str]) -> Result<u64> {
     let output = Command::new("valgrind")
         .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
         .arg(native)
-        .args(["count", &n.to_string()])
+        .args(args)
         .output()
         .context("running valgrind")?;
     ensure!(output.status.success(), "callgrind failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -151,14 +162,14 @@ fn callgrind_instructions(native: &Path, n: usize) -> Result<u64> {
 }
 
 fn native_instructions_per_inference(native: &Path) -> Result<f64> {
-    let one = callgrind_instructions(native, 1)?;
-    let many = callgrind_instructions(native, 1 + COUNTED_INFERENCES)?;
+    let one = callgrind_instructions(native, &["count", "1"])?;
+    let many = callgrind_instructions(native, &["count", &(1 + COUNTED_INFERENCES).to_string()])?;
     ensure!(many > one, "callgrind counted no more for {COUNTED_INFERENCES} more inferences");
     Ok((many - one) as f64 / COUNTED_INFERENCES as f64)
 }
 
 /// Runs a `time N` command and reads its `{"p50_ns": ...}`.
-fn p50_ns(command: &mut Command) -> Result<f64> {
+pub(super) fn p50_ns(command: &mut Command) -> Result<f64> {
     let output = command.output().with_context(|| format!("running {command:?}"))?;
     ensure!(output.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).context("reading the p50")?;
@@ -166,17 +177,28 @@ fn p50_ns(command: &mut Command) -> Result<f64> {
 }
 
 /// A serving guest with its broker, and the client's view of it.
-struct ServingGuest {
-    config: RunConfig,
-    guest: SocketAddr,
-    policy: broker::policy::Policy,
-    broker: crate::dance::RunningBroker,
+pub(super) struct ServingGuest {
+    pub(super) config: RunConfig,
+    pub(super) guest: SocketAddr,
+    pub(super) policy: broker::policy::Policy,
+    pub(super) broker: crate::dance::RunningBroker,
 }
 
+/// A guest serving the MLP under `extra_args`.
 fn serving_guest(root: &Path, image: &Path, extra_args: &[&str]) -> Result<ServingGuest> {
+    serving_guest_with(root, image, extra_args, &BrokerOptions::for_checkout(root))
+}
+
+/// A guest whose broker `options` describe (its sealed model among them), under `extra_args`.
+pub(super) fn serving_guest_with(
+    root: &Path,
+    image: &Path,
+    extra_args: &[&str],
+    options: &BrokerOptions,
+) -> Result<ServingGuest> {
     let bytes = std::fs::read(image)?;
     let dir = paths::target_dir(root).join("bench-inference-broker");
-    let broker = start_broker(&dir, &bytes, &BrokerOptions::for_checkout(root))?;
+    let broker = start_broker(&dir, &bytes, options)?;
     let mut config = RunConfig::new(image);
     config.timeout = Duration::from_secs(600);
     config.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
@@ -210,7 +232,11 @@ fn guest_instructions_per_inference(root: &Path, image: &Path) -> Result<f64> {
 }
 
 /// What a `run_serving` client returned, or why there is nothing: it panicked, or the guest never served.
-fn client_result<T>(what: &str, report: &RunReport, done: Option<std::thread::Result<Result<T>>>) -> Result<T> {
+pub(super) fn client_result<T>(
+    what: &str,
+    report: &RunReport,
+    done: Option<std::thread::Result<Result<T>>>,
+) -> Result<T> {
     match done {
         Some(Ok(result)) => result,
         Some(Err(_)) => bail!("{what}: the client panicked"),

@@ -10,6 +10,8 @@
 //! - `dance`: the guest's time from Hello to KeyRelease under TCG (`dance.rs`).
 //! - `inference`: instructions per inference in the guest vs host-native, burn vs onnxruntime, and the service's
 //!   latency and throughput end to end (`inference.rs`).
+//! - `minilm`: paraphrase-MiniLM-L3-v2 in the guest vs host-native vs onnxruntime, and its 69 MB blob's load
+//!   (`minilm.rs`).
 //! - `snp_sim`: the main job on the simulated SNP platform vs plain mode, and the platform's exits at boot by kind
 //!   (`snp_sim.rs`).
 //! - `tdx_sim`: the main job as a TD on the simulated platform vs plain mode, and its #VE and TDCALL counts by
@@ -18,6 +20,7 @@
 mod broker;
 mod dance;
 mod inference;
+mod minilm;
 mod simulated_main_job;
 mod snp_sim;
 mod tdx_sim;
@@ -66,7 +69,7 @@ impl Figure {
 }
 
 /// The areas `--only` accepts.
-pub const AREAS: [&str; 7] = ["boot", "image", "broker", "dance", "inference", "snp_sim", "tdx_sim"];
+pub const AREAS: [&str; 8] = ["boot", "image", "broker", "dance", "inference", "minilm", "snp_sim", "tdx_sim"];
 
 /// Runs the benchmarks of every area, or of `only`.
 pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> {
@@ -93,6 +96,9 @@ pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> 
     if wanted("inference") {
         figures.extend(inference::figures(root, &built.path)?);
     }
+    if wanted("minilm") {
+        figures.extend(minilm::figures(root, &built.path)?);
+    }
     if wanted("snp_sim") {
         figures.extend(snp_sim::figures(root, &built.bytes, runs)?);
     }
@@ -105,7 +111,8 @@ pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> 
     Ok(figures)
 }
 
-fn image_figures(image: &[u8]) -> Result<Vec<Figure>> {
+/// The pages an SNP launch of `image` hands the PSP (one vCPU of the default type), by kind.
+pub(crate) fn launch_pages(image: &[u8]) -> Result<crate::measure::snp::LaunchPages> {
     let launch = crate::measure::SnpLaunch {
         vcpus: 1,
         vcpu_type: crate::measure::VcpuType::by_name(crate::measure::DEFAULT_VCPU_TYPE)?,
@@ -113,7 +120,11 @@ fn image_figures(image: &[u8]) -> Result<Vec<Figure>> {
     };
     let metadata = ovmf::metadata::parse(image, ovmf::layout::GUEST_RAM_SIZE)
         .map_err(|e| anyhow::anyhow!("malformed image metadata: {e}"))?;
-    let pages = crate::measure::snp::launch_pages(image, &metadata, &launch);
+    Ok(crate::measure::snp::launch_pages(image, &metadata, &launch))
+}
+
+fn image_figures(image: &[u8]) -> Result<Vec<Figure>> {
+    let pages = launch_pages(image)?;
     Ok(vec![
         Figure {
             name: "image.size_kib",
@@ -127,10 +138,11 @@ fn image_figures(image: &[u8]) -> Result<Vec<Figure>> {
             name: "image.measured_pages",
             value: pages.normal as f64,
             unit: "pages",
-            goal: Some("<= 512"),
-            meets_goal: Some(pages.normal <= 512),
+            goal: Some("<= 1024"),
+            meets_goal: Some(pages.normal <= 1024),
             how: format!(
-                "4 KiB pages whose contents an SNP launch hashes (the whole -bios image, NORMAL pages); the launch also \
+                "4 KiB pages whose contents an SNP launch hashes (the whole -bios image, NORMAL pages: 4 MiB since the \
+                 image holds MiniLM's graph beside the MLP's, 2 MiB before); the launch also \
                  hands the PSP {} ZERO pages (SNP_SEC_MEM), {} SECRETS/CPUID and {} VMSA page(s) with 1 vCPU",
                 pages.zero, pages.secrets_and_cpuid, pages.vmsa
             ),

@@ -93,3 +93,25 @@ fn interrupting_xtask_alone_ends_its_qemu() {
         assert!(!xtask::procfs::alive(qemu), "QEMU {qemu} outlived xtask after SIG{signal}");
     }
 }
+
+#[test]
+fn print_cmdline_binds_snp_and_tdx_launches_to_the_sealed_model() {
+    use base64::Engine;
+    let root = xtask::paths::repo_root();
+    let blob = xtask::sealing::ensure_sealed(&root, &xtask::sealing::MLP).unwrap();
+    let digest = *xtask::model_delivery::header_of(&blob).unwrap().digest();
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let image = common::image(xtask::image::Variant::Release);
+    let cases = [
+        ("snp", format!("host-data={}", base64(&digest[..32]))),
+        ("tdx", format!(r#""mrconfigid":"{}""#, base64(&digest))),
+    ];
+    for (tee, binding) in cases {
+        let out = xtask().args(["run-qemu", "--tee", tee, "--print-cmdline", "--image"]).arg(&image).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{tee}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(&binding), "{tee}: no {binding} in {stdout}");
+        assert!(stdout.contains(&format!("name=opt/ampoule/model,file={}", blob.display())), "{tee}: {stdout}");
+        assert!(!stdout.contains("opt/ampoule/host-data"), "{tee}: a real launch binds in its own field: {stdout}");
+    }
+}

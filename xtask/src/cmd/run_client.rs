@@ -20,16 +20,9 @@ pub(super) fn run_qemu_with_client(
     let policy = xtask::serve::policy_of(policy_file)?;
     let cases = xtask::serve::reference_cases(root)?;
     let guest = std::net::SocketAddr::from(([127, 0, 0, 1], service_port));
-    let (report, summary) =
-        xtask::serve::run_serving(&config, move || xtask::serve::check_reference_cases(guest, &policy, &cases))?;
-    let summary = summary.map(|s| s.unwrap_or_else(|_| Err(anyhow::anyhow!("the client thread panicked"))));
-    let digest = expected_digest.map(|expected| xtask::hypervisor::check_launch_digest(&report, expected));
-    let exit = report_run(&report);
-    digest.transpose()?;
-    let summary = match summary {
-        Some(summary) => summary?,
-        None => return exit.and_then(|_| bail!("the guest never said it was serving")),
-    };
+    let (exit, summary) =
+        serve_and_check(&config, expected_digest, move || xtask::serve::check_reference_cases(guest, &policy, &cases))?;
+    let Some(summary) = summary else { return exit.and_then(|_| bail!("the guest never said it was serving")) };
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mut latencies: Vec<f64> = summary.latencies.iter().map(|d| ms(*d)).collect();
     latencies.sort_by(f64::total_cmp);
@@ -60,16 +53,9 @@ pub(super) fn run_minilm_with_client(
     let policy = xtask::serve::policy_of(policy_file)?;
     let cases = xtask::minilm::reference_cases(root)?;
     let guest = std::net::SocketAddr::from(([127, 0, 0, 1], service_port));
-    let (report, summary) =
-        xtask::serve::run_serving(&config, move || xtask::minilm::check_embeddings(guest, &policy, &cases))?;
-    let summary = summary.map(|s| s.unwrap_or_else(|_| Err(anyhow::anyhow!("the client thread panicked"))));
-    let digest = expected_digest.map(|expected| xtask::hypervisor::check_launch_digest(&report, expected));
-    let exit = report_run(&report);
-    digest.transpose()?;
-    let summary = match summary {
-        Some(summary) => summary?,
-        None => return exit.and_then(|_| bail!("the guest never said it was serving")),
-    };
+    let (exit, summary) =
+        serve_and_check(&config, expected_digest, move || xtask::minilm::check_embeddings(guest, &policy, &cases))?;
+    let Some(summary) = summary else { return exit.and_then(|_| bail!("the guest never said it was serving")) };
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let per_token: Vec<String> =
         summary.latencies.iter().map(|(tokens, d)| format!("{tokens}:{:.0}", ms(*d))).collect();
@@ -84,4 +70,19 @@ pub(super) fn run_minilm_with_client(
         per_token.join(" "),
     );
     exit
+}
+
+/// Boots `config`; once the guest serves, runs `client`; checks the simulated platform's launch digest against
+/// `expected_digest` if given. The run's outcome, and what the client found (`None` if the guest never served).
+fn serve_and_check<T: Send + 'static>(
+    config: &RunConfig,
+    expected_digest: Option<&str>,
+    client: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<(Result<ExitCode>, Option<T>)> {
+    let (report, summary) = xtask::serve::run_serving(config, client)?;
+    let summary = summary.map(|s| s.unwrap_or_else(|_| Err(anyhow::anyhow!("the client thread panicked"))));
+    let digest = expected_digest.map(|expected| xtask::hypervisor::check_launch_digest(&report, expected));
+    let exit = report_run(&report);
+    digest.transpose()?;
+    Ok((exit, summary.transpose()?))
 }

@@ -103,6 +103,7 @@ fn the_guest_attests_unseals_and_serves_and_no_output_carries_the_key() {
                 "requests",
                 "ms",
                 "heap_used",
+                "heap_peak",
             ]
             .contains(&k))),
             "{line}"

@@ -2,6 +2,7 @@
 //! (`ovmf::memory_map`): fw_cfg `etc/e820` in plain mode and under SNP, the TD HOB under TDX.
 
 use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use linked_list_allocator::LockedHeap;
@@ -24,22 +25,27 @@ struct PeakTrackingHeap {
     failed: AtomicUsize,
 }
 
-// SAFETY: every call is passed to `LockedHeap`'s own GlobalAlloc unchanged; the peak is bookkeeping beside it.
+// SAFETY: allocation and deallocation go to one `linked_list_allocator::Heap` under its lock, as `LockedHeap`'s
+// own GlobalAlloc does; the peak and the failed size are bookkeeping taken under the same lock.
 unsafe impl GlobalAlloc for PeakTrackingHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
-        let block = unsafe { self.heap.alloc(layout) };
-        if block.is_null() {
-            self.failed.store(layout.size(), Ordering::Relaxed);
-        } else {
-            self.peak.fetch_max(self.heap.lock().used(), Ordering::Relaxed);
+        let mut heap = self.heap.lock();
+        match heap.allocate_first_fit(layout) {
+            Ok(block) => {
+                self.peak.fetch_max(heap.used(), Ordering::Relaxed);
+                block.as_ptr()
+            }
+            Err(()) => {
+                self.failed.store(layout.size(), Ordering::Relaxed);
+                core::ptr::null_mut()
+            }
         }
-        block
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract for `dealloc` is passed on unchanged.
-        unsafe { self.heap.dealloc(ptr, layout) }
+        let Some(block) = NonNull::new(ptr) else { return };
+        // SAFETY: the caller passes a block `alloc` returned with this layout, which came from this heap.
+        unsafe { self.heap.lock().deallocate(block, layout) }
     }
 }
 

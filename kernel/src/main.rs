@@ -140,10 +140,10 @@ fn guest_attester(tee: Tee, fw_cfg: &mut FwCfg) -> GuestAttester {
     if let Some(file) = fw_cfg.find(FW_CFG_HOST_DATA) {
         let mut text = [0u8; 64];
         let read = file.size as usize == text.len() && fw_cfg.read(file, 0, &mut text).is_ok();
-        match model_load::parse_host_data_hex(&text).filter(|_| read) {
-            Some(parsed) => host_data = parsed,
-            None => key_dance::fail("no evidence", "host-data-malformed"),
-        }
+        let Some(parsed) = read.then(|| model_load::parse_host_data_hex(&text)).flatten() else {
+            key_dance::fail("no evidence", "host-data-malformed")
+        };
+        host_data = parsed;
     }
     GuestAttester::Simulated(SimulatedAttester::new(measurement).with_host_data(host_data))
 }

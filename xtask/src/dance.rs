@@ -140,7 +140,7 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
     };
     let key_id = match (options.allowed_key_id, &model) {
         (Some(id), _) => id,
-        (None, Some(model)) => crate::model_delivery::header_of(&model.blob)?.key_id,
+        (None, Some(model)) => model.key_id,
         (None, None) => anyhow::bail!("a broker without a sealed model needs an explicit key id"),
     };
     let model_digest = options.allowed_model_digest.or(model.as_ref().map(|m| m.digest));

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use base64::Engine;
+use protocol::message::KeyId;
 use protocol::sealed_blob::{BlobDigest, BlobHeader, FW_CFG_HOST_DATA, FW_CFG_MODEL, HEADER_LEN, launch_binding};
 
 use crate::qemu::Tee;
@@ -27,12 +28,15 @@ pub struct ModelDelivery {
     pub blob: PathBuf,
     /// The digest the launch is bound to.
     pub digest: BlobDigest,
+    /// The key the blob's header names: the one the guest asks the broker for.
+    pub key_id: KeyId,
 }
 
 impl ModelDelivery {
     /// Delivers `blob`, bound to its own digest (read from its header, which must parse).
     pub fn of(blob: &Path) -> Result<ModelDelivery> {
-        Ok(ModelDelivery { blob: blob.to_path_buf(), digest: *header_of(blob)?.digest() })
+        let header = header_of(blob)?;
+        Ok(ModelDelivery { blob: blob.to_path_buf(), digest: *header.digest(), key_id: header.key_id })
     }
 
     /// What the launch reports for `tee`: the binding zero-extended to 48 bytes.
@@ -90,7 +94,7 @@ mod tests {
     fn delivery() -> ModelDelivery {
         let mut digest = [0u8; 48];
         digest.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8 + 1);
-        ModelDelivery { blob: "/m/mlp.sealed".into(), digest }
+        ModelDelivery { blob: "/m/mlp.sealed".into(), digest, key_id: [7; 16] }
     }
 
     #[test]

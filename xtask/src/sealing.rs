@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use broker::keys::KeyStore;
 use protocol::message::KeyId;
-use protocol::sealed_blob::{BlobDigest, MAX_CHUNK_LEN, seal};
+use protocol::sealed_blob::{BlobDigest, BlobHeader, HEADER_LEN, MAX_CHUNK_LEN, seal};
 use zeroize::Zeroizing;
 
 use crate::dance::plain_measurement;
@@ -119,7 +119,8 @@ pub fn seal_and_register_with(
     let parent = out.parent().context("the blob's path has no directory")?;
     fs::create_dir_all(parent)?;
     write_atomically(out, &blob, 0o644)?;
-    let digest = *header_of(out)?.digest();
+    let header = BlobHeader::parse(&blob[..HEADER_LEN]).map_err(|e| anyhow::anyhow!("the blob just sealed: {e}"))?;
+    let digest = *header.digest();
     let sealing = Sealing { sealed_model: out.to_path_buf(), key_id, digest, measurement };
     let others = registered_beside(out, state_dir)?;
     write_broker_state(state_dir, &measurement, &others, (&sealing, &key))?;

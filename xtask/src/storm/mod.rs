@@ -69,7 +69,7 @@ pub fn run(root: &Path, seconds: u64) -> Result<StormReport> {
     let measurement = dance::plain_measurement(&bytes);
     let blob = crate::sealing::ensure_sealed(root, &crate::sealing::MLP)?;
     let model = crate::model_delivery::ModelDelivery::of(&blob)?;
-    let key_id = crate::model_delivery::header_of(&blob)?.key_id;
+    let key_id = model.key_id;
     let keys = crate::sealing::default_broker_state(root).join("keys.toml");
     let config_path = dir.join("broker.toml");
     std::fs::write(

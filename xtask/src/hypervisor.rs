@@ -40,7 +40,7 @@ pub fn build(root: &Path, verbose: bool) -> Result<PathBuf> {
     }
     let status = cargo.status().context("running cargo for the hypervisor")?;
     ensure!(status.success(), "building the hypervisor failed ({status})");
-    Ok(target_dir.join("x86_64-unknown-linux-gnu/release/ampoule-hypervisor"))
+    Ok(target_dir.join(paths::GUEST_TARGET).join("release/ampoule-hypervisor"))
 }
 
 /// What the simulated launch is configured with: what run-qemu would give QEMU + KVM for `--tee snp` or

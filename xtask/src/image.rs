@@ -106,7 +106,8 @@ pub fn build(variant: Variant, options: &BuildOptions) -> Result<BuiltImage> {
     };
     // No path of this machine may reach the image: map the checkout and CARGO_HOME to fixed names.
     let remap = format!(
-        "target.x86_64-unknown-linux-gnu.rustflags=[\"--remap-path-prefix={}=/ampoule\", \"--remap-path-prefix={}=/cargo\"]",
+        "target.{}.rustflags=[\"--remap-path-prefix={}=/ampoule\", \"--remap-path-prefix={}=/cargo\"]",
+        paths::GUEST_TARGET,
         toml_escape(&options.root)?,
         toml_escape(&cargo_home)?,
     );
@@ -130,7 +131,7 @@ pub fn build(variant: Variant, options: &BuildOptions) -> Result<BuiltImage> {
     }
     let status = cargo.status().context("running cargo for the guest")?;
     ensure!(status.success(), "building the guest failed ({status})");
-    let elf_path = options.target_dir.join("x86_64-unknown-linux-gnu/release/ampoule");
+    let elf_path = options.target_dir.join(paths::GUEST_TARGET).join("release/ampoule");
     let elf = fs::read(&elf_path).with_context(|| format!("reading {}", elf_path.display()))?;
     let bytes = flatten(&elf)?;
     fs::create_dir_all(&options.out_dir)?;

@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// The target the guest, the hypervisor and the benchmarks' host-native builds are compiled for (DESIGN.md §3).
+pub const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
+
 /// The repository root (the parent of xtask/).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()

@@ -91,8 +91,8 @@ pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
     Ok(figures)
 }
 
-/// Builds the example `inference/examples/{example}.rs` with the guest's codegen settings: its target CPU and every
-/// setting of its release profile (`kernel/Cargo.toml`: fat LTO, one codegen unit, overflow checks, burn at
+/// Builds the example `inference/examples/{example}.rs` with the guest's codegen settings: its target CPU and cfgs
+/// ([`guest_codegen_flags`]) and every setting of its release profile (`kernel/Cargo.toml`: fat LTO, one codegen unit, overflow checks, burn at
 /// opt-level "z", ...), passed to cargo as `--config` overrides; with the guest's allocator if asked. Returns a
 /// copy of the binary named for the variant (the variants share one target directory).
 pub(super) fn build_native(root: &Path, example: &str, guest_allocator: bool) -> Result<PathBuf> {
@@ -109,8 +109,9 @@ pub(super) fn build_native_example(
     let target_dir = paths::target_dir(root).join("bench-native");
     let mut command = paths::cargo(root);
     command
-        .env("RUSTFLAGS", "-C target-cpu=x86-64-v3")
-        .args(["build", "--quiet", "--release", "-p", package, "--example", example, "--target-dir"])
+        .env("CARGO_ENCODED_RUSTFLAGS", guest_codegen_flags(root)?.join("\x1f"))
+        .args(["build", "--quiet", "--release", "-p", package, "--example", example, "--target", paths::GUEST_TARGET])
+        .arg("--target-dir")
         .arg(&target_dir);
     if guest_allocator {
         command.args(["--features", "guest-allocator"]);
@@ -121,7 +122,7 @@ pub(super) fn build_native_example(
     ensure!(command.status().context("running cargo")?.success(), "building the native inference benchmark failed");
     let allocator = if guest_allocator { "guest-allocator" } else { "system-allocator" };
     let variant = target_dir.join(format!("{example}-{allocator}"));
-    std::fs::copy(target_dir.join("release/examples").join(example), &variant)?;
+    std::fs::copy(target_dir.join(paths::GUEST_TARGET).join("release/examples").join(example), &variant)?;
     Ok(variant)
 }
 
@@ -136,6 +137,31 @@ fn guest_release_profile(root: &Path) -> Result<Vec<String>> {
     let mut settings = Vec::new();
     flatten("profile.release", profile, &mut settings);
     Ok(settings)
+}
+
+/// The guest's code-generation flags from `kernel/.cargo/config.toml` that a host-native build can share: its
+/// `-C target-cpu` and its `--cfg`s (gemm's `feature="fma"` among them), without the linker's.
+fn guest_codegen_flags(root: &Path) -> Result<Vec<String>> {
+    let config: toml::Table = std::fs::read_to_string(root.join("kernel/.cargo/config.toml"))?.parse()?;
+    let flags: Vec<&str> = config
+        .get("target")
+        .and_then(|t| t.get(paths::GUEST_TARGET))
+        .and_then(|t| t.get("rustflags"))
+        .and_then(toml::Value::as_array)
+        .context("kernel/.cargo/config.toml has no rustflags for the guest's target")?
+        .iter()
+        .map(|flag| flag.as_str().context("a rustflag that is not a string"))
+        .collect::<Result<_>>()?;
+    let mut shared = Vec::new();
+    for pair in flags.windows(2) {
+        if let [option, value] = pair
+            && (*option == "--cfg" || (*option == "-C" && value.starts_with("target-cpu=")))
+        {
+            shared.extend([option.to_string(), value.to_string()]);
+        }
+    }
+    ensure!(shared.iter().any(|f| f.starts_with("target-cpu=")), "the guest's rustflags name no target-cpu");
+    Ok(shared)
 }
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {

@@ -1,12 +1,14 @@
-//! `ampoule-client evidence | infer | embed | health --guest 127.0.0.1:PORT --policy broker.toml`.
+//! `ampoule-client evidence | infer | embed | health --guest 127.0.0.1:PORT --policy broker.toml [--model NAME]`.
 //!
 //! The policy file is a broker configuration (its `allow_simulated`, `allow_debug` and `[[allow]]` entries); the
-//! guest's evidence must pass it before anything is sent. `infer` reads inputs from its arguments or, when none
-//! are given, from stdin: JSON (`[v, ...]`, `{"features": [v, ...]}`, or a list of either) or CSV (one input a line,
-//! an optional header line of feature names). Outputs are JSON lines, or CSV with `--csv`. `embed` tokenizes each
-//! sentence (its arguments, or stdin's lines) on this side with the model's `tokenizer.json`, sends only the token
-//! ids, sealed, and prints one JSON line per sentence: the token count, whether the text was cut at 128 tokens, and
-//! the 384-float embedding.
+//! guest's evidence must pass it before anything is sent. `--model` names the model the guest serves (one of
+//! `inference::served::SERVED`, from the manifests in `inference/models/`): its input names and output labels.
+//! `infer` (a model that reads values) reads inputs from its arguments or, when none are given, from stdin: JSON
+//! (`[v, ...]`, `{"features": [v, ...]}`, or a list of either) or CSV (one input a line, an optional header line of
+//! the model's input names). Outputs are JSON lines (with the best label when the model's outputs are labelled),
+//! or CSV with `--format csv`. `embed` (a model that reads token ids) tokenizes each sentence (its arguments, or
+//! stdin's lines) on this side with the model's `tokenizer.json`, sends only the token ids, sealed, and prints one
+//! JSON line per sentence: the token count, whether the text was cut at the model's length, and the embedding.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -20,7 +22,7 @@ use broker::policy::Policy;
 use clap::{Parser, Subcommand, ValueEnum};
 use client::GuestClient;
 use client::tokenizer::SentenceTokenizer;
-use inference::limits::{CLASSES, FEATURE_NAMES};
+use inference::{InputKind, ServedModel};
 
 #[derive(Parser)]
 #[command(name = "ampoule-client", about = "Verify an Ampoule guest, send it sealed inputs, open its results")]
@@ -34,6 +36,9 @@ struct Cli {
     /// Seconds to wait for the guest at each step.
     #[arg(long, global = true, default_value_t = 30)]
     timeout: u64,
+    /// The model the guest serves (a manifest's name): `infer` takes its input names and output labels from it.
+    #[arg(long, global = true, default_value = "mlp")]
+    model: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,6 +84,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let Some(model) = inference::served::SERVED.iter().find(|m| m.name == cli.model) else {
+        let names: Vec<&str> = inference::served::SERVED.iter().map(|m| m.name).collect();
+        bail!("no model {:?}; this build knows {}", cli.model, names.join(", "))
+    };
+    let feature_names = match (&cli.command, model.input) {
+        (Command::Infer { .. }, InputKind::Values { names, .. }) => names,
+        (Command::Infer { .. }, InputKind::Tokens { .. }) => bail!("model {} reads token ids: use embed", model.name),
+        (Command::Embed { .. }, InputKind::Values { .. }) => bail!("model {} reads values: use infer", model.name),
+        _ => &[],
+    };
     // The tokenizer is read before anything is sent: a missing file is not the guest's fault.
     let tokenizer = match &cli.command {
         Command::Embed { tokenizer, .. } => Some(SentenceTokenizer::from_file(tokenizer)?),
@@ -108,19 +123,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 values.join(if values.len() > 1 && !values[0].contains(',') { "," } else { "\n" })
             };
-            let inputs = parse_inputs(&text)?;
+            let inputs = parse_inputs(&text, feature_names)?;
             if format == Format::Csv {
-                println!("class,{}", CLASSES.map(|c| format!("p_{c}")).join(","));
+                print_csv_header(model);
             }
             let mut refused = 0;
             for input in &inputs {
                 match guest.infer(input)? {
-                    Ok(probabilities) => print_result(format, &probabilities),
+                    Ok(output) => print_result(format, model, &output),
                     Err(code) => {
                         refused += 1;
                         match format {
                             Format::Json => println!("{}", serde_json::json!({ "error": code.as_str() })),
-                            Format::Csv => println!("error:{},{}", code.as_str(), ",".repeat(CLASSES.len() - 1)),
+                            Format::Csv => println!("error:{}{}", code.as_str(), ",".repeat(model.output_len)),
                         }
                     }
                 }
@@ -161,20 +176,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_result(format: Format, probabilities: &[f32]) {
-    let best = (0..probabilities.len()).max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]));
-    let class = best.and_then(|i| CLASSES.get(i)).copied().unwrap_or("?");
-    match format {
-        Format::Json => println!("{}", serde_json::json!({ "class": class, "probabilities": probabilities })),
-        Format::Csv => {
-            let values: Vec<String> = probabilities.iter().map(|p| p.to_string()).collect();
-            println!("{class},{}", values.join(","));
-        }
+/// CSV's header: the best label and one column per labelled output value, or one per output value.
+fn print_csv_header(model: &ServedModel) {
+    match model.output_labels {
+        [] => println!("{}", (0..model.output_len).map(|i| format!("v{i}")).collect::<Vec<_>>().join(",")),
+        labels => println!("class,{}", labels.iter().map(|c| format!("p_{c}")).collect::<Vec<_>>().join(",")),
     }
 }
 
-/// Parses JSON (one input or a list) or CSV (one input a line, optional header).
-pub fn parse_inputs(text: &str) -> Result<Vec<Vec<f32>>> {
+/// One output: with the best label when the model's outputs are labelled (one value per class).
+fn print_result(format: Format, model: &ServedModel, output: &[f32]) {
+    let values: Vec<String> = output.iter().map(|p| p.to_string()).collect();
+    if model.output_labels.is_empty() {
+        match format {
+            Format::Json => println!("{}", serde_json::json!({ "output": output })),
+            Format::Csv => println!("{}", values.join(",")),
+        }
+        return;
+    }
+    let best = (0..output.len()).max_by(|&a, &b| output[a].total_cmp(&output[b]));
+    let class = best.and_then(|i| model.output_labels.get(i)).copied().unwrap_or("?");
+    match format {
+        Format::Json => println!("{}", serde_json::json!({ "class": class, "probabilities": output })),
+        Format::Csv => println!("{class},{}", values.join(",")),
+    }
+}
+
+/// Parses JSON (one input or a list) or CSV (one input a line, an optional header of `feature_names`).
+pub fn parse_inputs(text: &str, feature_names: &[&str]) -> Result<Vec<Vec<f32>>> {
     let trimmed = text.trim();
     if trimmed.starts_with('[') || trimmed.starts_with('{') {
         let value: serde_json::Value = serde_json::from_str(trimmed).context("the input is not valid JSON")?;
@@ -186,7 +215,7 @@ pub fn parse_inputs(text: &str) -> Result<Vec<Vec<f32>>> {
     }
     let mut inputs = Vec::new();
     for (n, line) in trimmed.lines().map(str::trim).enumerate().filter(|(_, l)| !l.is_empty()) {
-        if n == 0 && line.split(',').next().is_some_and(|f| FEATURE_NAMES.contains(&f.trim())) {
+        if n == 0 && line.split(',').next().is_some_and(|f| feature_names.contains(&f.trim())) {
             continue;
         }
         let values: Result<Vec<f32>, _> = line.split(',').map(|v| v.trim().parse::<f32>()).collect();
@@ -211,21 +240,26 @@ fn json_values(value: &serde_json::Value) -> Result<Vec<f32>> {
 mod tests {
     use super::*;
 
+    const NAMES: [&str; 2] = ["mean radius", "mean texture"];
+
     #[test]
     fn inputs_parse_from_json_and_csv() {
-        assert_eq!(parse_inputs("[1, 2.5, 3]").unwrap(), vec![vec![1.0, 2.5, 3.0]]);
-        assert_eq!(parse_inputs(r#"{"features": [1, 2]}"#).unwrap(), vec![vec![1.0, 2.0]]);
-        assert_eq!(parse_inputs(r#"[[1, 2], {"features": [3]}]"#).unwrap(), vec![vec![1.0, 2.0], vec![3.0]]);
-        let csv = format!("{},{}\n1,2\n\n3, 4\n", FEATURE_NAMES[0], FEATURE_NAMES[1]);
-        assert_eq!(parse_inputs(&csv).unwrap(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert_eq!(parse_inputs("[1, 2.5, 3]", &NAMES).unwrap(), vec![vec![1.0, 2.5, 3.0]]);
+        assert_eq!(parse_inputs(r#"{"features": [1, 2]}"#, &NAMES).unwrap(), vec![vec![1.0, 2.0]]);
+        let list = parse_inputs(r#"[[1, 2], {"features": [3]}]"#, &NAMES).unwrap();
+        assert_eq!(list, vec![vec![1.0, 2.0], vec![3.0]]);
+        let csv = format!("{},{}\n1,2\n\n3, 4\n", NAMES[0], NAMES[1]);
+        assert_eq!(parse_inputs(&csv, &NAMES).unwrap(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
     }
 
     #[test]
     fn bad_inputs_are_clear_errors() {
         for bad in ["", "  \n", "1,two,3", "[1, \"x\"]", r#"{"values": [1]}"#, "[1, 2"] {
-            assert!(parse_inputs(bad).is_err(), "{bad:?}");
+            assert!(parse_inputs(bad, &NAMES).is_err(), "{bad:?}");
         }
-        let error = parse_inputs("1,2\n3,x").unwrap_err().to_string();
+        let error = parse_inputs("1,2\n3,x", &NAMES).unwrap_err().to_string();
         assert!(error.contains("line 2"), "{error}");
+        // A header of another model's names is not a header.
+        assert!(parse_inputs("radius,texture\n1,2", &NAMES).is_err());
     }
 }

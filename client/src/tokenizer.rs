@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Result, anyhow, ensure};
-use inference::minilm::MAX_TOKENS;
+use inference::served::minilm::MAX_TOKENS;
 use tokenizers::Tokenizer;
 use tokenizers::utils::truncation::TruncationParams;
 

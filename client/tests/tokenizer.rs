@@ -3,7 +3,7 @@
 //! every reference sentence, the one cut at 128 tokens included.
 
 use client::tokenizer::{MAX_TEXT_LEN, SentenceTokenizer};
-use inference::minilm::MAX_TOKENS;
+use inference::served::minilm::MAX_TOKENS;
 
 #[test]
 fn the_client_tokenizes_every_reference_sentence_as_the_reference_did() {

@@ -9,7 +9,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use inference::Embedder;
+use inference::served::minilm::MODEL_ID;
+use inference::{Graph, Input, WeightsBuffer};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,11 +21,12 @@ fn main() {
     let runs: usize = runs.parse().expect("N is a count");
     let ids: Vec<u32> = ids.split(',').map(|id| id.parse().expect("a token id")).collect();
     let weights = std::fs::read(weights).expect("the generated weights");
-    let embedder = Embedder::from_weights(&weights).expect("the weights load");
+    let buffer = WeightsBuffer::copy_of(&weights).expect("memory for the weights");
+    let embedder = Graph::load(MODEL_ID, buffer).expect("the weights load");
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
         let started = Instant::now();
-        let embedding = embedder.embed(black_box(&ids)).expect("valid token ids");
+        let embedding = embedder.run(Input::Tokens(black_box(&ids))).expect("valid token ids");
         black_box(&embedding);
         samples.push(started.elapsed().as_nanos() as u64);
     }

@@ -10,7 +10,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use inference::Classifier;
+use inference::served::mlp::MODEL_ID;
+use inference::{Graph, Input, WeightsBuffer};
 
 #[cfg(feature = "guest-allocator")]
 mod guest_allocator {
@@ -61,13 +62,14 @@ fn main() {
     };
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/model");
     let weights = std::fs::read(format!("{dir}/ampoule-mlp.bpk")).expect("the committed weights");
-    let classifier = Classifier::from_weights(&weights).expect("the committed weights load");
+    let buffer = WeightsBuffer::copy_of(&weights).expect("memory for the weights");
+    let classifier = Graph::load(MODEL_ID, buffer).expect("the committed weights load");
     let inputs = reference_inputs(&format!("{dir}/reference.json"));
     let mut samples = Vec::with_capacity(if mode == "time" { runs } else { 0 });
     for i in 0..runs {
         let input = &inputs[i % inputs.len()];
         let started = Instant::now();
-        let output = classifier.classify(black_box(input)).expect("a reference input is valid");
+        let output = classifier.run(Input::Values(black_box(input))).expect("a reference input is valid");
         black_box(&output);
         if mode == "time" {
             samples.push(started.elapsed().as_nanos() as u64);

@@ -12,8 +12,8 @@
 //! a wrong weight, a wrong operator or a wrong mask moves values by 1e-2 or more. The largest difference found is
 //! printed.
 
-use inference::Embedder;
-use inference::minilm::{EMBEDDING_DIM, MAX_TOKENS, TokenError, VOCAB_SIZE};
+use inference::served::minilm::{MAX_TOKENS, MODEL_ID, OUTPUT_LEN as EMBEDDING_DIM, VOCAB_SIZE};
+use inference::{Graph, Input, InputError, LoadError, RunError, WeightsBuffer};
 
 const REFERENCE: &str = include_str!("../model/minilm-reference.json");
 const TOLERANCE: f32 = 1e-5;
@@ -40,6 +40,10 @@ fn cases() -> Vec<(String, Vec<u32>, Vec<f32>)> {
         .collect()
 }
 
+fn load(weights: &[u8]) -> Result<Graph, LoadError> {
+    Graph::load(MODEL_ID, WeightsBuffer::copy_of(weights).unwrap())
+}
+
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
     let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
@@ -48,13 +52,14 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn the_graph_matches_onnxruntime_on_every_reference_sentence_and_refuses_bad_tokens() {
-    let embedder = Embedder::from_weights(&weights()).unwrap();
+    let embedder = load(&weights()).unwrap();
+    let embed = |ids: &[u32]| embedder.run(Input::Tokens(ids));
     let cases = cases();
     assert!(cases.len() >= 16);
     assert!(cases.iter().any(|(_, ids, _)| ids.len() == MAX_TOKENS), "a case at the maximum length");
     let mut worst = 0f32;
     for (text, ids, expected) in &cases {
-        let got = embedder.embed(ids).unwrap();
+        let got = embed(ids).unwrap();
         assert_eq!(got.len(), EMBEDDING_DIM);
         let difference = got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(difference <= TOLERANCE, "{text:?}: largest difference {difference:e}");
@@ -64,15 +69,17 @@ fn the_graph_matches_onnxruntime_on_every_reference_sentence_and_refuses_bad_tok
     eprintln!("largest difference from onnxruntime over {} sentences: {worst:e}", cases.len());
     // Distinct sentences give distinct embeddings: the weights are really in use.
     assert!(cosine(&cases[0].2, &cases[1].2) < 0.99);
-    assert_eq!(embedder.embed(&[]).unwrap_err(), TokenError::Count);
-    assert_eq!(embedder.embed(&[101; MAX_TOKENS + 1]).unwrap_err(), TokenError::Count);
-    assert_eq!(embedder.embed(&[101, VOCAB_SIZE, 102]).unwrap_err(), TokenError::OutOfVocabulary(1));
+    let refused = |error| Err(RunError::Input(error));
+    assert_eq!(embed(&[]), refused(InputError::TokenCount));
+    assert_eq!(embed(&[101; MAX_TOKENS + 1]), refused(InputError::TokenCount));
+    assert_eq!(embed(&[101, VOCAB_SIZE, 102]), refused(InputError::OutOfVocabulary(1)));
+    assert_eq!(embedder.run(Input::Values(&[1.0])), refused(InputError::WrongKind));
 }
 
 #[test]
 fn weights_that_are_not_the_models_do_not_load() {
     let mut truncated = weights();
     truncated.truncate(truncated.len() / 2);
-    assert!(Embedder::from_weights(&truncated).is_err());
-    assert!(Embedder::from_weights(include_bytes!("../model/ampoule-mlp.bpk")).is_err());
+    assert!(load(&truncated).is_err());
+    assert!(load(include_bytes!("../model/ampoule-mlp.bpk")).is_err());
 }

@@ -8,8 +8,8 @@
 //! by 1, so their absolute error stays below ~1e-5 even with the three layers compounding; anything above that is a
 //! wrong graph or wrong weights, not rounding. The largest difference found is printed.
 
-use inference::limits::{CLASSES, FEATURE_COUNT, FEATURE_MAX, FEATURE_MIN};
-use inference::{Classifier, InputError, check};
+use inference::served::mlp::{FEATURE_COUNT, FEATURE_MAX, FEATURE_MIN, MODEL, MODEL_ID, OUTPUT_LABELS as CLASSES};
+use inference::{Graph, Input, InputError, LoadError, RunError, WeightsBuffer};
 
 const WEIGHTS: &[u8] = include_bytes!("../model/ampoule-mlp.bpk");
 const REFERENCE: &str = include_str!("../model/reference.json");
@@ -26,19 +26,27 @@ fn cases() -> Vec<(Vec<f32>, Vec<f32>)> {
         .collect()
 }
 
+fn load(weights: &[u8]) -> Result<Graph, LoadError> {
+    Graph::load(MODEL_ID, WeightsBuffer::copy_of(weights).unwrap())
+}
+
+fn check(values: &[f32]) -> Result<(), InputError> {
+    MODEL.check(Input::Values(values))
+}
+
 fn argmax(values: &[f32]) -> usize {
     (0..values.len()).max_by(|&a, &b| values[a].total_cmp(&values[b])).unwrap()
 }
 
 #[test]
 fn the_graph_matches_onnxruntime_on_every_reference_vector() {
-    let classifier = Classifier::from_weights(WEIGHTS).unwrap();
+    let classifier = load(WEIGHTS).unwrap();
     let cases = cases();
     assert!(cases.len() >= 20);
     let mut worst = 0f32;
     let mut classes_seen = [false; 2];
     for (i, (features, expected)) in cases.iter().enumerate() {
-        let got = classifier.classify(features).unwrap();
+        let got = classifier.run(Input::Values(features)).unwrap();
         assert_eq!(got.len(), CLASSES.len());
         for (g, e) in got.iter().zip(expected) {
             worst = worst.max((g - e).abs());
@@ -53,23 +61,32 @@ fn the_graph_matches_onnxruntime_on_every_reference_vector() {
 
 #[test]
 fn wrong_weights_do_not_load() {
-    assert!(Classifier::from_weights(&[]).is_err());
-    assert!(Classifier::from_weights(&WEIGHTS[..WEIGHTS.len() / 2]).is_err());
-    assert!(Classifier::from_weights(b"not a burnpack at all, just bytes").is_err());
+    assert!(load(&[]).is_err());
+    assert!(load(&WEIGHTS[..WEIGHTS.len() / 2]).is_err());
+    assert!(load(b"not a burnpack at all, just bytes").is_err());
+    // The right weights under another model's id go into that model's graph, which they do not fit.
+    let other = Graph::load(inference::served::minilm::MODEL_ID, WeightsBuffer::copy_of(WEIGHTS).unwrap());
+    assert!(other.is_err());
+    assert!(Graph::load([0; 16], WeightsBuffer::copy_of(WEIGHTS).unwrap()).is_err());
 }
 
 #[test]
 fn inputs_outside_the_limits_are_refused_before_the_graph_runs() {
-    let classifier = Classifier::from_weights(WEIGHTS).unwrap();
+    let classifier = load(WEIGHTS).unwrap();
+    let refused = |input: &[f32]| match classifier.run(Input::Values(input)) {
+        Err(RunError::Input(error)) => error,
+        other => panic!("not refused: {other:?}"),
+    };
     let good = cases()[0].0.clone();
     assert_eq!(check(&good), Ok(()));
-    assert_eq!(classifier.classify(&good[..29]).unwrap_err(), InputError::WrongCount);
-    assert_eq!(classifier.classify(&[good.as_slice(), &[1.0]].concat()).unwrap_err(), InputError::WrongCount);
+    assert_eq!(refused(&good[..29]), InputError::WrongCount);
+    assert_eq!(refused(&[good.as_slice(), &[1.0]].concat()), InputError::WrongCount);
+    assert_eq!(classifier.run(Input::Tokens(&[1, 2])).unwrap_err(), RunError::Input(InputError::WrongKind));
     assert_eq!(check(&[]), Err(InputError::WrongCount));
     for (index, bad) in [(3, f32::NAN), (0, f32::INFINITY), (29, f32::NEG_INFINITY)] {
         let mut input = good.clone();
         input[index] = bad;
-        assert_eq!(classifier.classify(&input).unwrap_err(), InputError::NotFinite(index));
+        assert_eq!(refused(&input), InputError::NotFinite(index));
     }
     for index in [0, 7, FEATURE_COUNT - 1] {
         let mut input = good.clone();

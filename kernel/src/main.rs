@@ -175,12 +175,12 @@ fn attest_unseal_and_serve(nic: virtio_net::VirtioNet, tee: Tee) -> ! {
     };
     // The model key is erased here: nothing needs it once the weights are loaded.
     drop(key);
-    log::info!(target: "loader", weight_bytes = weight_bytes, heap_used = heap::used(), heap_peak = heap::peak(),
+    log::info!(target: "loader", model = graph.model().name, weight_bytes = weight_bytes, heap_used = heap::used(), heap_peak = heap::peak(),
         ms = time::cycles_to_ms(time::rdtsc().wrapping_sub(started)); "model unsealed");
     let service_key = protocol::seal::EphemeralKeyPair::generate(&mut rng::HardwareRng);
     let mut service = loader::Service::new(attester, service_key);
     service.set_attested();
-    service.load_model(model::ServedModel::new(graph));
+    service.load_model(model::LoadedModel::new(graph));
     let started = time::rdtsc();
     let resolved = network.resolve_gateway(GATEWAY_ARP_TIMEOUT_MS);
     log::info!(target: "net", resolved = resolved,

@@ -16,7 +16,7 @@ use protocol::service::{ServiceErrorCode, ServiceReply};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State;
 
-use crate::model::ServedModel;
+use crate::model::LoadedModel;
 use crate::net::Network;
 use crate::rng::HardwareRng;
 use crate::{heap, time};
@@ -33,7 +33,7 @@ struct Slot {
 }
 
 /// Serves forever (the host ends the run).
-pub fn serve<A: Attester>(network: &mut Network, service: &mut Service<A, ServedModel>) -> ! {
+pub fn serve<A: Attester>(network: &mut Network, service: &mut Service<A, LoadedModel>) -> ! {
     let mut slots: Vec<Slot> = (0..SOCKETS)
         .map(|_| Slot { handle: network.listen(SERVICE_GUEST_PORT), connection: None, closing_since_ms: None })
         .collect();
@@ -73,7 +73,7 @@ fn evict_if_full(network: &mut Network, slots: &mut [Slot], now: u64) {
     }
 }
 
-fn step<A: Attester>(network: &mut Network, slot: &mut Slot, service: &mut Service<A, ServedModel>, now: u64) {
+fn step<A: Attester>(network: &mut Network, slot: &mut Slot, service: &mut Service<A, LoadedModel>, now: u64) {
     let state = network.tcp(slot.handle).state();
     match state {
         State::Listen | State::SynReceived => return,

@@ -62,14 +62,21 @@ impl LoadError {
     }
 }
 
-/// What the launch says the blob must be: one of the models the image has a graph for, the most plaintext it may
-/// hold, and the launch's HOST_DATA / MRCONFIGID (zero-extended to 48 bytes) for its TEE.
+/// A model the image has a graph for, as the load sees it: its id and the most plaintext a blob for it may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelBound {
+    /// The id its blobs carry.
+    pub model_id: [u8; 16],
+    /// The largest plaintext the guest accepts for it (its manifest's bound, within the heap's).
+    pub max_plaintext_len: u64,
+}
+
+/// What the launch says the blob must be: for one of the models the image has a graph for, within that model's
+/// bound, and bound to the launch's HOST_DATA / MRCONFIGID (zero-extended to 48 bytes) for its TEE.
 #[derive(Clone, Copy, Debug)]
 pub struct Expected<'a> {
-    /// The ids of the models the image serves.
-    pub model_ids: &'a [[u8; 16]],
-    /// The largest plaintext the guest accepts (its heap's bound).
-    pub max_plaintext_len: u64,
+    /// The models the image serves.
+    pub models: &'a [ModelBound],
     /// The TEE the launch reports from.
     pub tee: Tee,
     /// What the launch reports.
@@ -99,10 +106,10 @@ pub fn read_header(source: &mut impl BlobSource, expected: &Expected<'_>) -> Res
     if declared != header.sealed_len() {
         return Err(LoadError::Malformed);
     }
-    if !expected.model_ids.contains(&header.model_id) {
+    let Some(model) = expected.models.iter().find(|m| m.model_id == header.model_id) else {
         return Err(LoadError::OtherModel);
-    }
-    if header.plaintext_len > expected.max_plaintext_len {
+    };
+    if header.plaintext_len > model.max_plaintext_len {
         return Err(LoadError::TooLarge);
     }
     if launch_binding(expected.tee, header.digest()) != expected.host_data {

@@ -88,7 +88,7 @@ impl BrokerOptions {
             allowed_key_id: None,
             allowed_model_digest: None,
             key: None,
-            sealed_model: Some(crate::sealing::default_sealed_model(root, &crate::sealing::MLP)),
+            sealed_model: Some(crate::sealing::default_sealed_model(root, crate::manifest::DEFAULT_MODEL)),
             state_dir: crate::sealing::default_broker_state(root),
             snp: None,
             tdx: None,
@@ -132,8 +132,9 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
     std::fs::create_dir_all(dir)?;
     let root = crate::paths::repo_root();
     let model = match &options.sealed_model {
-        Some(path) if *path == crate::sealing::default_sealed_model(&root, &crate::sealing::MLP) => {
-            Some(ModelDelivery::of(&crate::sealing::ensure_sealed(&root, &crate::sealing::MLP)?)?)
+        Some(path) if *path == crate::sealing::default_sealed_model(&root, crate::manifest::DEFAULT_MODEL) => {
+            let model = crate::manifest::named(&root, crate::manifest::DEFAULT_MODEL)?;
+            Some(ModelDelivery::of(&crate::sealing::ensure_sealed(&root, &model)?)?)
         }
         Some(path) => Some(ModelDelivery::of(path)?),
         None => None,

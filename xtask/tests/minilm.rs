@@ -9,16 +9,16 @@ mod common;
 use std::time::Duration;
 
 use common::run_serving_with;
-use inference::minilm::{MAX_TOKENS, VOCAB_SIZE};
+use inference::served::minilm::{MAX_TOKENS, VOCAB_SIZE};
 use protocol::service::ServiceErrorCode;
 use xtask::dance::BrokerOptions;
 use xtask::qemu::Outcome;
-use xtask::sealing::{MINILM, ensure_sealed};
+use xtask::sealing::ensure_sealed;
 
 #[test]
 fn the_guest_serves_minilm_embeddings_that_match_onnxruntime() {
     let root = xtask::paths::repo_root();
-    let blob = ensure_sealed(&root, &MINILM).unwrap();
+    let blob = ensure_sealed(&root, &xtask::manifest::named(&root, xtask::minilm::NAME).unwrap()).unwrap();
     let options = BrokerOptions { sealed_model: Some(blob), ..BrokerOptions::for_checkout(&root) };
     let cases = xtask::minilm::reference_cases(&root).unwrap();
     let policy_file = common::broker_dir_path("minilm").join("broker.toml");

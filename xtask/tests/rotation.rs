@@ -9,15 +9,16 @@ use std::path::Path;
 
 use broker::config::Config;
 use broker::keys::KeyStore;
-use loader::model_load::{self, BlobSource, Expected, LoadError, NotDelivered};
+use loader::model_load::{self, BlobSource, Expected, LoadError, ModelBound, NotDelivered};
 use loader::{LoaderError, ReleasedKey, SimulatedAttester, StreamTransport, obtain_key};
 use protocol::refusal::RefusalCode;
 use protocol::sealed_blob::BlobDigest;
 use protocol::tee::Tee;
 use xtask::dance::{plain_measurement, serve_in_process};
 use xtask::image::{self, BuildOptions, Variant};
+use xtask::manifest::ModelManifest;
 use xtask::model_delivery::{ModelDelivery, header_of};
-use xtask::sealing::{MLP, load_keys, seal_and_register_with};
+use xtask::sealing::{load_keys, seal_and_register_with};
 
 /// A blob as the host would hand it over, from memory.
 struct Bytes(Vec<u8>);
@@ -61,7 +62,8 @@ fn load(blob: &[u8], digest: &BlobDigest, key: &[u8; 32]) -> Result<usize, LoadE
     let mut source = Bytes(blob.to_vec());
     let mut host_data = [0u8; 48];
     host_data[..32].copy_from_slice(&digest[..32]);
-    let expected = Expected { model_ids: &[MLP.model_id], max_plaintext_len: 1 << 20, tee: Tee::Plain, host_data };
+    let models = [ModelBound { model_id: mlp().model_id(), max_plaintext_len: 1 << 20 }];
+    let expected = Expected { models: &models, tee: Tee::Plain, host_data };
     let header = model_load::read_header(&mut source, &expected)?;
     model_load::load(&mut source, &header, key).map(|weights| weights.len())
 }
@@ -78,12 +80,12 @@ fn sealing_again_rotates_the_key_and_leaves_the_image_as_it_was() {
     let before = build("image-before");
     let measurement = plain_measurement(&before);
     let (blob, state) = (dir.join("models/mlp.sealed"), dir.join("state"));
-    let weights = root.join(MLP.weights);
+    let weights = root.join(mlp().weights());
 
-    let a = seal_and_register_with(MLP.model_id, &weights, &blob, &state, measurement).unwrap();
+    let a = seal_and_register_with(mlp().model_id(), &weights, &blob, &state, measurement).unwrap();
     let blob_a = std::fs::read(&blob).unwrap();
     let key_a = **load_keys(&state).unwrap().get(&a.key_id).unwrap();
-    let b = seal_and_register_with(MLP.model_id, &weights, &blob, &state, measurement).unwrap();
+    let b = seal_and_register_with(mlp().model_id(), &weights, &blob, &state, measurement).unwrap();
     let blob_b = std::fs::read(&blob).unwrap();
     assert_eq!(build("image-after"), before, "sealing changed the image");
     assert_ne!(a.digest, b.digest);
@@ -112,13 +114,14 @@ fn sealing_one_model_keeps_the_other_models_deployments() {
     let root = xtask::paths::repo_root();
     let dir = xtask::paths::target_dir(&root).join("test-rotation-two-models");
     let _ = std::fs::remove_dir_all(&dir);
-    let (state, weights, measurement) = (dir.join("state"), root.join(MLP.weights), [0x3c; 48]);
+    let (state, weights, measurement) = (dir.join("state"), root.join(mlp().weights()), [0x3c; 48]);
     let other =
         seal_and_register_with([0x0f; 16], &weights, &dir.join("models/other.sealed"), &state, measurement).unwrap();
-    let first =
-        seal_and_register_with(MLP.model_id, &weights, &dir.join("models/mlp.sealed"), &state, measurement).unwrap();
+    let first = seal_and_register_with(mlp().model_id(), &weights, &dir.join("models/mlp.sealed"), &state, measurement)
+        .unwrap();
     let second =
-        seal_and_register_with(MLP.model_id, &weights, &dir.join("models/mlp.sealed"), &state, measurement).unwrap();
+        seal_and_register_with(mlp().model_id(), &weights, &dir.join("models/mlp.sealed"), &state, measurement)
+            .unwrap();
     let keys = load_keys(&state).unwrap();
     assert!(keys.get(&other.key_id).is_some() && keys.get(&second.key_id).is_some());
     assert!(keys.get(&first.key_id).is_none());
@@ -128,4 +131,8 @@ fn sealing_one_model_keeps_the_other_models_deployments() {
         assert_eq!(config.contains(&hex::encode(sealing.digest)), registered, "{config}");
     }
     Config::load(&state.join("broker.toml")).expect("the state's broker.toml loads");
+}
+
+fn mlp() -> ModelManifest {
+    xtask::manifest::named(&xtask::paths::repo_root(), "mlp").unwrap()
 }

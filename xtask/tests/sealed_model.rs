@@ -24,9 +24,10 @@ fn options() -> BrokerOptions {
 
 /// A blob of the MLP's weights under the test key in 4 KiB chunks (two chunks), at `path`.
 fn test_blob(path: &Path, nonce_prefix: [u8; 7]) -> Vec<u8> {
-    let weights = std::fs::read(xtask::paths::repo_root().join(xtask::sealing::MLP.weights)).unwrap();
-    let blob =
-        seal(&weights, xtask::sealing::MLP.model_id, TEST_KEY_ID, &TEST_KEY, nonce_prefix, MIN_CHUNK_LEN).unwrap();
+    let root = xtask::paths::repo_root();
+    let mlp = xtask::manifest::named(&root, "mlp").unwrap();
+    let weights = std::fs::read(root.join(mlp.weights())).unwrap();
+    let blob = seal(&weights, mlp.model_id(), TEST_KEY_ID, &TEST_KEY, nonce_prefix, MIN_CHUNK_LEN).unwrap();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, &blob).unwrap();
     blob

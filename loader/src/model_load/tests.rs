@@ -9,6 +9,12 @@ use protocol::sealed_blob::{BlobDigest, MIN_CHUNK_LEN, seal};
 use super::*;
 
 const MODEL: [u8; 16] = [0x4d; 16];
+/// Another model the image serves, with a smaller bound.
+const SMALL_MODEL: [u8; 16] = [0x11; 16];
+const MODELS: [ModelBound; 2] = [
+    ModelBound { model_id: SMALL_MODEL, max_plaintext_len: 100 },
+    ModelBound { model_id: MODEL, max_plaintext_len: 1 << 20 },
+];
 const KEY: [u8; 32] = [0x6b; 32];
 
 fn weights() -> Vec<u8> {
@@ -55,12 +61,7 @@ impl BlobSource for Host {
 
 /// A plain launch bound to `digest`.
 fn launch(digest: &BlobDigest) -> Expected<'static> {
-    Expected {
-        model_ids: &[[0x11; 16], MODEL],
-        max_plaintext_len: 1 << 20,
-        tee: Tee::Plain,
-        host_data: launch_binding(Tee::Plain, digest),
-    }
+    Expected { models: &MODELS, tee: Tee::Plain, host_data: launch_binding(Tee::Plain, digest) }
 }
 
 fn load_from(host: &mut Host, expected: &Expected) -> Result<Vec<u8>, LoadError> {
@@ -85,6 +86,7 @@ fn the_blob_the_launch_is_bound_to_loads_chunk_by_chunk() {
 fn a_blob_this_launch_was_not_made_for_is_refused_from_its_header() {
     let blob = blob();
     let other = blob_of(&weights(), MODEL, [2; 7]);
+    let small = blob_of(&weights(), SMALL_MODEL, [3; 7]);
     for (given, expected, error) in [
         // Another sealing of the same model: another digest.
         (other.clone(), launch(&digest_of(&blob)), LoadError::NotThisLaunch),
@@ -93,7 +95,8 @@ fn a_blob_this_launch_was_not_made_for_is_refused_from_its_header() {
         // The right digest, read as another TEE's field.
         (blob.clone(), Expected { tee: Tee::Tdx, ..launch(&digest_of(&blob)) }, LoadError::NotThisLaunch),
         (blob_of(&weights(), [0x4e; 16], [1; 7]), launch(&digest_of(&blob)), LoadError::OtherModel),
-        (blob.clone(), Expected { max_plaintext_len: 100, ..launch(&digest_of(&blob)) }, LoadError::TooLarge),
+        // Each model has its own bound: these weights are too large for the small model, not for the other.
+        (small.clone(), launch(&digest_of(&small)), LoadError::TooLarge),
         (vec![0; 64], launch(&digest_of(&blob)), LoadError::Malformed),
         (blob[..10].to_vec(), launch(&digest_of(&blob)), LoadError::Unreadable),
     ] {

@@ -22,7 +22,7 @@ use super::inference::{ServingGuest, build_native, callgrind_instructions, clien
 use super::{Figure, median, round};
 use crate::dance::BrokerOptions;
 use crate::serve::run_serving;
-use crate::{codegen, install, minilm, paths, python, sealing};
+use crate::{codegen, install, manifest, minilm, paths, python, sealing};
 
 /// Timed embeddings per side for the p50 latencies.
 const TIMED_EMBEDDINGS: usize = 30;
@@ -46,7 +46,7 @@ pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
         "the MiniLM benchmark counts host instructions",
         &paths::target_dir(root),
     )?;
-    let weights = codegen::ensure_weights(root, codegen::MINILM)?;
+    let weights = codegen::ensure_weights(root, &manifest::named(root, minilm::NAME)?)?;
     let files = minilm::ensure(root)?;
     let cases = minilm::reference_cases(root)?;
     let native = build_native(root, "native_embedding", false)?;
@@ -145,7 +145,7 @@ struct GuestLoad {
 }
 
 fn minilm_options(root: &Path) -> Result<BrokerOptions> {
-    let blob = sealing::ensure_sealed(root, &sealing::MINILM)?;
+    let blob = sealing::ensure_sealed(root, &manifest::named(root, minilm::NAME)?)?;
     Ok(BrokerOptions { sealed_model: Some(blob), ..BrokerOptions::for_checkout(root) })
 }
 

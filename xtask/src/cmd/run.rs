@@ -52,9 +52,10 @@ pub struct RunArgs {
     /// Boot only: no broker, no network, no key dance.
     #[arg(long)]
     pub no_broker: bool,
-    /// The shipped model to serve: its blob (target/ampoule/models/NAME.sealed, sealed when missing) goes to the
-    /// guest through fw_cfg, and its digest binds the launch (HOST_DATA, MRCONFIGID).
-    #[arg(long, default_value = "mlp")]
+    /// The model to serve (its manifest: inference/models/NAME.toml; the image must have been built with it): its
+    /// blob (target/ampoule/models/NAME.sealed, sealed when missing) goes to the guest through fw_cfg, and its digest
+    /// binds the launch (HOST_DATA, MRCONFIGID).
+    #[arg(long, default_value = xtask::manifest::DEFAULT_MODEL)]
     pub model: String,
     /// Keep the guest serving (on the printed loopback port) until Ctrl-C, instead of running the reference
     /// inputs through it and shutting it down.
@@ -203,7 +204,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         step("qemu", || qemu::ensure_installed(&paths::target_dir(root)))?;
     }
     config.image = resolve_image(root, image, variant, &config)?;
-    let model = xtask::sealing::shipped_model(&model)?;
+    let model = xtask::manifest::named(root, &model)?;
     let sealed_model = if with_broker || print_cmdline {
         let blob = step("seal", || xtask::sealing::ensure_sealed(root, &model))?;
         config.model = Some(xtask::model_delivery::ModelDelivery::of(&blob)?);
@@ -306,10 +307,14 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     } else {
         let policy = broker_dir.join("broker.toml");
         let expected = expected_digest.as_deref();
-        if model == xtask::sealing::MINILM {
-            super::run_client::run_minilm_with_client(root, config, service_port, &policy, expected)
-        } else {
-            super::run_client::run_qemu_with_client(root, config, service_port, &policy, expected)
+        match model.name.as_str() {
+            xtask::manifest::DEFAULT_MODEL => {
+                super::run_client::run_qemu_with_client(root, config, service_port, &policy, expected)
+            }
+            xtask::minilm::NAME => {
+                super::run_client::run_minilm_with_client(root, config, service_port, &policy, expected)
+            }
+            _ => super::run_client::run_model_with_client(root, &model, config, service_port, &policy, expected),
         }
     };
     if let Some(psp) = psp {

@@ -72,6 +72,41 @@ pub(super) fn run_minilm_with_client(
     exit
 }
 
+/// The same for a model without reference outputs (your own): one input made from its manifest (each value the
+/// middle of its range, or the token ids 0, 1, 2, ... up to 8 of them), sealed to the guest; the output opened and
+/// checked for its length and finiteness only. `ampoule-client` sends real inputs.
+pub(super) fn run_model_with_client(
+    root: &std::path::Path,
+    model: &xtask::manifest::ModelManifest,
+    config: RunConfig,
+    service_port: u16,
+    policy_file: &std::path::Path,
+    expected_digest: Option<&str>,
+) -> Result<ExitCode> {
+    let policy = xtask::serve::policy_of(policy_file)?;
+    let input = xtask::manifest::SmokeInput::of(root, model)?;
+    let (name, output_len) = (model.name.clone(), model.output.len);
+    let guest = std::net::SocketAddr::from(([127, 0, 0, 1], service_port));
+    let (exit, output) = serve_and_check(&config, expected_digest, move || {
+        let mut client = client::GuestClient::connect(guest, &policy, Duration::from_secs(60))?;
+        anyhow::ensure!(client.health()? == (true, true), "the guest is not attested with its model loaded");
+        let output = match &input {
+            xtask::manifest::SmokeInput::Values(values) => client.infer(values)?,
+            xtask::manifest::SmokeInput::Tokens(ids) => client.embed(ids)?,
+        };
+        let output = output.map_err(|code| anyhow::anyhow!("the guest refused the input: {}", code.as_str()))?;
+        anyhow::ensure!(output.len() == output_len, "{} output values, not the manifest's {output_len}", output.len());
+        anyhow::ensure!(output.iter().all(|v| v.is_finite()), "an output value is not finite");
+        Ok(output.len())
+    })?;
+    let Some(len) = output else { return exit.and_then(|_| bail!("the guest never said it was serving")) };
+    eprintln!(
+        "xtask: model {name}: one input made from its manifest sealed to the guest, an output of {len} finite values \
+         opened (no reference outputs to compare with: send real inputs with ampoule-client)"
+    );
+    exit
+}
+
 /// Boots `config`; once the guest serves, runs `client`; checks the simulated platform's launch digest against
 /// `expected_digest` if given. The run's outcome, and what the client found (`None` if the guest never served).
 fn serve_and_check<T: Send + 'static>(

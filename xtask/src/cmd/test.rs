@@ -114,7 +114,9 @@ fn test(root: &std::path::Path, args: &TestArgs) -> Result<ExitCode> {
     // The drift test (xtask/tests/codegen.rs) runs burn-onnx: built here, before the tests run in parallel. The
     // MiniLM tests need its fetched ONNX file and generated weights (never committed).
     step("build the graph generator (burn-onnx)", || xtask::codegen::build_generator(root))?;
-    step("paraphrase-MiniLM-L3-v2 (fetch, weights)", || xtask::codegen::ensure_weights(root, xtask::codegen::MINILM))?;
+    step("paraphrase-MiniLM-L3-v2 (fetch, weights)", || {
+        xtask::codegen::ensure_weights(root, &xtask::manifest::named(root, xtask::minilm::NAME)?)
+    })?;
     // cargo test's summary lines end the output, as CI expects; a total of all of them closes it.
     let mut child = paths::cargo(root)
         .args(["test", "--workspace", "--no-fail-fast"])

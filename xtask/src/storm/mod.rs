@@ -67,7 +67,7 @@ pub fn run(root: &Path, seconds: u64) -> Result<StormReport> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let measurement = dance::plain_measurement(&bytes);
-    let blob = crate::sealing::ensure_sealed(root, &crate::sealing::MLP)?;
+    let blob = crate::sealing::ensure_sealed(root, &crate::manifest::named(root, crate::manifest::DEFAULT_MODEL)?)?;
     let model = crate::model_delivery::ModelDelivery::of(&blob)?;
     let key_id = model.key_id;
     let keys = crate::sealing::default_broker_state(root).join("keys.toml");

@@ -62,7 +62,8 @@ enum Cmd {
     /// Compute paraphrase-MiniLM-L3-v2's reference outputs with onnxruntime (Python, in target/venv) on the ONNX
     /// file as shipped, and write inference/model/minilm-reference.json (token ids and embeddings).
     MinilmReference,
-    /// Train the model (Python, in target/venv) and write inference/model/: ONNX, reference vectors, limits.
+    /// Train the MLP (Python, in target/venv) and write inference/model/: ONNX, reference vectors, limits; and the
+    /// bring-your-own-model example in examples/own-model/.
     Train,
     /// Generate every model's graph and weights from its ONNX file (burn-onnx, inference/codegen) and
     /// inference/src/served.rs from the manifests in inference/models/; with --check, write nothing and fail if a
@@ -177,7 +178,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Train => {
-            xtask::model::train(&root, &root.join("inference/model"))?;
+            for script in xtask::model::SCRIPTS {
+                script.train(&root, &script.committed_dir(&root))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::MinilmReference => {

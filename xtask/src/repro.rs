@@ -57,6 +57,12 @@ fn copy_checkout(root: &Path, files: &[PathBuf], dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Copies the checkout's files (tracked, and untracked but not ignored) to `dest`: a checkout at another path with
+/// no target directory (repro; the bring-your-own-model test, which adds a model to a copy).
+pub fn copy_of_checkout(root: &Path, dest: &Path) -> Result<()> {
+    copy_checkout(root, &checkout_files(root)?, dest)
+}
+
 /// A second `CARGO_HOME` at a different path that shares the first one's downloaded crates through symlinks, so
 /// the second build sees different registry paths without downloading anything again.
 fn second_cargo_home(dir: &Path) -> Result<PathBuf> {

@@ -1,18 +1,20 @@
 //! The committed model (inference/model/) is what `cargo xtask train` makes, byte for byte, and is sane: its
 //! reference cases lie within the input limits, its probabilities sum to one, its accuracy is what the README says.
 
-use xtask::model::{ARTIFACTS, train};
+use xtask::model::SCRIPTS;
 use xtask::paths;
 
 #[test]
-fn training_reproduces_the_committed_model_exactly() {
+fn training_reproduces_the_committed_models_exactly() {
     let root = paths::repo_root();
-    let out = paths::target_dir(&root).join("model-check");
-    train(&root, &out).expect("training runs");
-    for name in ARTIFACTS {
-        let committed = std::fs::read(root.join("inference/model").join(name)).unwrap();
-        let regenerated = std::fs::read(out.join(name)).unwrap();
-        assert!(committed == regenerated, "{name} drifted from what `cargo xtask train` makes");
+    for script in SCRIPTS {
+        let out = paths::target_dir(&root).join("model-check").join(script.dir);
+        script.train(&root, &out).expect("training runs");
+        for name in script.artifacts {
+            let committed = std::fs::read(script.committed_dir(&root).join(name)).unwrap();
+            let regenerated = std::fs::read(out.join(name)).unwrap();
+            assert!(committed == regenerated, "{name} drifted from what `cargo xtask train` makes");
+        }
     }
 }
 

@@ -84,3 +84,14 @@ fn a_wheel_needs_its_member() {
     let alone = "sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\npypi = \"x==1\"";
     assert!(with("sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"", alone).is_err());
 }
+
+#[test]
+fn the_bring_your_own_model_example_names_the_committed_onnx_file() {
+    let root = crate::paths::repo_root();
+    let text = std::fs::read_to_string(root.join("examples/own-model/iris.toml")).unwrap();
+    let iris = ModelManifest::parse(&text, "examples/own-model/iris.toml").unwrap();
+    assert_eq!(crate::pypi_file::sha256_hex(&root.join(&iris.onnx.path)).unwrap(), iris.onnx.sha256);
+    let limits = iris.value_limits(&root).unwrap().unwrap();
+    assert_eq!((limits.features.len(), limits.classes.len(), iris.output.len), (4, 3, 3));
+    assert!(SmokeInput::of(&root, &iris).is_ok());
+}

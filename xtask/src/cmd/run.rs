@@ -307,15 +307,9 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     } else {
         let policy = broker_dir.join("broker.toml");
         let expected = expected_digest.as_deref();
-        match model.name.as_str() {
-            xtask::manifest::DEFAULT_MODEL => {
-                super::run_client::run_qemu_with_client(root, config, service_port, &policy, expected)
-            }
-            xtask::minilm::NAME => {
-                super::run_client::run_minilm_with_client(root, config, service_port, &policy, expected)
-            }
-            _ => super::run_client::run_model_with_client(root, &model, config, service_port, &policy, expected),
-        }
+        let run =
+            super::run_client::ClientRun { config, service_port, policy_file: &policy, expected_digest: expected };
+        super::run_client::run_with_client(root, &model, run)
     };
     if let Some(psp) = psp {
         let answered = psp.finish()?;

@@ -1,7 +1,7 @@
 //! `ampoule-broker`: verifies a guest's evidence, applies the policy and, only if everything holds, releases the
 //! model key bound to the guest's measurement, sealed (HPKE) to the guest's ephemeral key (DESIGN.md §5, §7).
 //!
-//! - [`config`]: the TOML configuration; [`keys`]: the key store.
+//! - [`config`]: the TOML configuration; [`keys`]: the key store; [`custody`]: the PKCS#11 token that wraps keys.
 //! - [`nonce`]: single-use, expiring, connection-bound nonces.
 //! - [`verify`]: one verifier per TEE (simulated so far); [`policy`]: the checks on evidence, shared with the client.
 //! - [`decision`]: the ordered checks and the sealing; [`audit`]: one JSON line per decision.
@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod custody;
 pub mod decision;
 pub mod keys;
 pub mod log;

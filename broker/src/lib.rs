@@ -1,7 +1,8 @@
 //! `ampoule-broker`: verifies a guest's evidence, applies the policy and, only if everything holds, releases the
 //! model key bound to the guest's measurement, sealed (HPKE) to the guest's ephemeral key (DESIGN.md §5, §7).
 //!
-//! - [`config`]: the TOML configuration; [`keys`]: the key store; [`custody`]: the PKCS#11 token that wraps keys.
+//! - [`config`]: the TOML configuration; [`keys`]: the key store; [`custody`]: the PKCS#11 token that wraps keys;
+//!   [`registry`]: key versions and the audit trail in a database.
 //! - [`nonce`]: single-use, expiring, connection-bound nonces.
 //! - [`verify`]: one verifier per TEE (simulated so far); [`policy`]: the checks on evidence, shared with the client.
 //! - [`decision`]: the ordered checks and the sealing; [`audit`]: one JSON line per decision.
@@ -15,6 +16,7 @@ pub mod keys;
 pub mod log;
 pub mod nonce;
 pub mod policy;
+pub mod registry;
 pub mod server;
 mod session;
 pub use session::MessageWatch;

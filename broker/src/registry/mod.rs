@@ -7,6 +7,8 @@
 //! (numbered `$N` parameters, which SQLite numbers in order of appearance), and [`Database`] runs them on SQLite
 //! (embedded: one machine, one broker) or PostgreSQL (several broker replicas).
 
+pub mod local_cluster;
+mod postgres;
 pub mod sql;
 mod sqlite;
 
@@ -14,6 +16,7 @@ use anyhow::{Context, Result, bail, ensure};
 use protocol::message::KeyId;
 use protocol::tee::Tee;
 
+pub use postgres::PostgresDatabase;
 pub use sqlite::SqliteDatabase;
 
 /// A statement's parameter.

@@ -1,6 +1,8 @@
-//! The registry on SQLite: versions, retirement, the audit trail, and transactions that take effect whole or not
-//! at all. (The same statements run on PostgreSQL in the replica tests.)
+//! The registry on both stores, through the same statements: versions, retirement, the audit trail, and
+//! transactions that take effect whole or not at all. PostgreSQL runs as a private cluster per test
+//! ([`local_cluster`]; Debian's postgresql, which `cargo xtask test` installs).
 
+use super::local_cluster::LocalCluster;
 use super::*;
 
 const KEY_ID: KeyId = [0x1d; 16];
@@ -14,6 +16,16 @@ fn database(name: &str) -> Box<dyn Database> {
 
 fn registry(name: &str) -> Registry {
     Registry::open(database(name), &sql::SQLITE_SCHEMA).unwrap()
+}
+
+/// A private cluster of this test's own (stopped when dropped) and a registry in it.
+fn postgres_registry(name: &str) -> (LocalCluster, Registry) {
+    let dir: std::path::PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "target", "pg-tests", name].iter().collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cluster = LocalCluster::start(&dir, port).unwrap();
+    let db = Box::new(PostgresDatabase::connect(&cluster.params()).unwrap());
+    (cluster, Registry::open(db, &sql::POSTGRES_SCHEMA).unwrap())
 }
 
 fn version(version: u32) -> KeyVersion {
@@ -40,8 +52,17 @@ fn admin(action: &str, time_ms: u64, version: Option<u32>) -> AuditEntry {
 }
 
 #[test]
-fn versions_are_kept_retired_together_and_audited() {
-    let mut registry = registry("versions");
+fn versions_are_kept_retired_together_and_audited_sqlite() {
+    versions_are_kept_retired_together_and_audited(registry("versions"));
+}
+
+#[test]
+fn versions_are_kept_retired_together_and_audited_postgres() {
+    let (_cluster, registry) = postgres_registry("versions");
+    versions_are_kept_retired_together_and_audited(registry);
+}
+
+fn versions_are_kept_retired_together_and_audited(mut registry: Registry) {
     registry.insert(&version(1), &admin("create", 1_001, Some(1))).unwrap();
     registry.insert(&version(2), &admin("rotate", 1_002, Some(2))).unwrap();
     assert_eq!(registry.versions(&KEY_ID).unwrap(), [version(1), version(2)]);
@@ -59,8 +80,17 @@ fn versions_are_kept_retired_together_and_audited() {
 }
 
 #[test]
-fn decisions_are_audit_rows_with_metadata_only() {
-    let mut registry = registry("decisions");
+fn decisions_are_audit_rows_with_metadata_only_sqlite() {
+    decisions_are_audit_rows_with_metadata_only(registry("decisions"));
+}
+
+#[test]
+fn decisions_are_audit_rows_with_metadata_only_postgres() {
+    let (_cluster, registry) = postgres_registry("decisions");
+    decisions_are_audit_rows_with_metadata_only(registry);
+}
+
+fn decisions_are_audit_rows_with_metadata_only(mut registry: Registry) {
     let refusal = AuditEntry {
         time_ms: 5,
         actor: "broker:a".into(),
@@ -76,15 +106,18 @@ fn decisions_are_audit_rows_with_metadata_only() {
 }
 
 #[test]
-fn a_transaction_that_fails_leaves_nothing_behind() {
-    let mut db = database("rollback");
-    db.transaction(&mut |s| {
-        for statement in sql::SQLITE_SCHEMA {
-            s.execute(statement, &[])?;
-        }
-        Ok(())
-    })
-    .unwrap();
+fn a_transaction_that_fails_leaves_nothing_behind_sqlite() {
+    a_transaction_that_fails_leaves_nothing_behind(registry("rollback"));
+}
+
+#[test]
+fn a_transaction_that_fails_leaves_nothing_behind_postgres() {
+    let (_cluster, registry) = postgres_registry("rollback");
+    a_transaction_that_fails_leaves_nothing_behind(registry);
+}
+
+fn a_transaction_that_fails_leaves_nothing_behind(registry: Registry) {
+    let mut db = registry.db;
     let result = db.transaction(&mut |s| {
         s.execute(
             sql::INSERT_AUDIT,

@@ -117,10 +117,11 @@ fn test(root: &std::path::Path, args: &TestArgs) -> Result<ExitCode> {
     step("paraphrase-MiniLM-L3-v2 (fetch, weights)", || {
         xtask::codegen::ensure_weights(root, &xtask::manifest::named(root, xtask::minilm::NAME)?)
     })?;
-    // The key custody tests (broker::custody) run against SoftHSM2.
+    // The key custody tests (broker::custody) run against SoftHSM2; the registry's run against SQLite (compiled in)
+    // and private PostgreSQL clusters.
     xtask::install::ensure_debian_packages(
-        &["softhsm2"],
-        "the broker's key custody tests use a SoftHSM2 token",
+        &["softhsm2", "postgresql"],
+        "the broker's key custody and registry tests use a SoftHSM2 token and PostgreSQL",
         &paths::target_dir(root),
     )?;
     // cargo test's summary lines end the output, as CI expects; a total of all of them closes it.

@@ -9,6 +9,7 @@
 
 pub mod local_cluster;
 mod postgres;
+mod rows;
 pub mod sql;
 mod sqlite;
 
@@ -69,19 +70,12 @@ pub enum KeyState {
 }
 
 impl KeyState {
-    fn as_str(self) -> &'static str {
+    /// The name in the registry and the commands' output.
+    pub fn as_str(self) -> &'static str {
         match self {
             KeyState::Active => "active",
             KeyState::Retired => "retired",
         }
-    }
-
-    fn parse(text: &str) -> Result<KeyState> {
-        Ok(match text {
-            "active" => KeyState::Active,
-            "retired" => KeyState::Retired,
-            other => bail!("a key state {other:?} in the registry"),
-        })
     }
 }
 
@@ -92,7 +86,8 @@ pub struct Binding {
     pub tee: Tee,
     /// The launch measurement (48 bytes).
     pub measurement: Vec<u8>,
-    /// The launch's HOST_DATA / MRCONFIGID: the sealed model's digest.
+    /// The launch's HOST_DATA / MRCONFIGID as the guest's evidence reports it (48 bytes): the sealed model's
+    /// binding.
     pub host_data: Vec<u8>,
 }
 
@@ -105,11 +100,9 @@ pub struct KeyVersion {
     pub version: u32,
     /// The key, wrapped by the token's KEK.
     pub wrapped: Vec<u8>,
-    /// What it is released to.
-    pub binding: Binding,
     /// Active or retired.
     pub state: KeyState,
-    /// When it was made, and retired (milliseconds since the Unix epoch).
+    /// When it was made (milliseconds since the Unix epoch).
     pub created_ms: u64,
     /// When it was retired.
     pub retired_ms: Option<u64>,
@@ -122,7 +115,7 @@ pub struct AuditEntry {
     pub time_ms: u64,
     /// `broker:NAME` (a replica), or `admin` (the lifecycle commands).
     pub actor: String,
-    /// `release`, `refusal`, `create`, `rotate`, `retire`, `import`.
+    /// `release`, `refusal`, `create`, `rotate`, `bind`, `retire`, `import`.
     pub action: String,
     /// The key, if the act names one.
     pub key_id: Option<KeyId>,
@@ -132,7 +125,7 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-/// The registry over one connection.
+/// The registry over one connection. Each method is one transaction, its audit row inside it.
 pub struct Registry {
     db: Box<dyn Database>,
 }
@@ -150,58 +143,122 @@ impl Registry {
         Ok(Registry { db })
     }
 
-    /// Adds version `version` of `key_id` (its wrapped key and binding), active, and its audit row, in one
-    /// transaction. Refused if that version exists.
-    pub fn insert(&mut self, key: &KeyVersion, audit: &AuditEntry) -> Result<()> {
+    /// Adds the next version of `key_id` (1 for a new key), active, with `wrapped` (made by the caller for that
+    /// version: [`Registry::next_version`]). `new_key`: the key must not exist yet (create), or must have an active
+    /// version (rotate: a retired key stays retired). Returns the version.
+    pub fn add_version(
+        &mut self,
+        key_id: &KeyId,
+        version: u32,
+        wrapped: &[u8],
+        new_key: bool,
+        audit: &AuditEntry,
+    ) -> Result<()> {
         self.db.transaction(&mut |s| {
-            let exists = s.query(sql::VERSION_EXISTS, &[Param::Bytes(&key.key_id), Param::Int(key.version.into())])?;
-            ensure!(exists.is_empty(), "key {} already has a version {}", hex::encode(key.key_id), key.version);
+            let newest = newest_version(s, key_id)?;
+            match (new_key, newest) {
+                (true, Some(_)) => bail!("key {} exists", hex::encode(key_id)),
+                (false, None) => bail!("no key {}", hex::encode(key_id)),
+                _ => {}
+            }
+            ensure!(
+                newest.map_or(1, |v| v + 1) == version,
+                "version {version} is not the next of key {}",
+                hex::encode(key_id)
+            );
+            if !new_key {
+                let active = s.query(sql::KEY_VERSIONS, &[Param::Bytes(key_id)])?;
+                let any_active = active.iter().any(|row| matches!(row.get(3), Some(Value::Text(t)) if t == "active"));
+                ensure!(any_active, "key {} is retired: a retired key is never made active again", hex::encode(key_id));
+            }
             s.execute(
                 sql::INSERT_KEY,
                 &[
-                    Param::Bytes(&key.key_id),
-                    Param::Int(key.version.into()),
-                    Param::Bytes(&key.wrapped),
-                    Param::Text(key.binding.tee.as_str()),
-                    Param::Bytes(&key.binding.measurement),
-                    Param::Bytes(&key.binding.host_data),
-                    Param::Text(key.state.as_str()),
-                    Param::Int(to_i64(key.created_ms)?),
+                    Param::Bytes(key_id),
+                    Param::Int(version.into()),
+                    Param::Bytes(wrapped),
+                    Param::Text(KeyState::Active.as_str()),
+                    Param::Int(to_i64(audit.time_ms)?),
                 ],
             )?;
             append(s, audit)
         })
     }
 
-    /// Retires every active version of `key_id`, with its audit row, in one transaction; how many were active.
-    pub fn retire(&mut self, key_id: &KeyId, audit: &AuditEntry) -> Result<u64> {
+    /// The number the next version of `key_id` gets (1 for a new key).
+    pub fn next_version(&mut self, key_id: &KeyId) -> Result<u32> {
+        let mut newest = None;
+        self.db.transaction(&mut |s| {
+            newest = newest_version(s, key_id)?;
+            Ok(())
+        })?;
+        Ok(newest.map_or(1, |v| v + 1))
+    }
+
+    /// Binds an active version to a launch; refused for a retired or unknown version or a binding it has.
+    pub fn bind(&mut self, key_id: &KeyId, version: u32, binding: &Binding, audit: &AuditEntry) -> Result<()> {
+        self.db.transaction(&mut |s| {
+            let state = s.query(sql::VERSION_STATE, &[Param::Bytes(key_id), Param::Int(version.into())])?;
+            match state.first().map(|row| row.as_slice()) {
+                Some([Value::Text(state)]) if state == "active" => {}
+                Some(_) => bail!("version {version} of key {} is retired", hex::encode(key_id)),
+                None => bail!("key {} has no version {version}", hex::encode(key_id)),
+            }
+            let params = binding_params(key_id, version, binding);
+            ensure!(s.query(sql::BINDING_EXISTS, &params)?.is_empty(), "that binding exists");
+            let mut insert = params.to_vec();
+            insert.push(Param::Int(to_i64(audit.time_ms)?));
+            s.execute(sql::INSERT_BINDING, &insert)?;
+            append(s, audit)
+        })
+    }
+
+    /// Retires one version of `key_id`, or every active one; how many were retired (at least one, else refused).
+    pub fn retire(&mut self, key_id: &KeyId, version: Option<u32>, audit: &AuditEntry) -> Result<u64> {
         let mut retired = 0;
         self.db.transaction(&mut |s| {
-            retired = s.execute(sql::RETIRE_KEY, &[Param::Int(to_i64(audit.time_ms)?), Param::Bytes(key_id)])?;
-            ensure!(retired > 0, "key {} has no active version", hex::encode(key_id));
+            let time = Param::Int(to_i64(audit.time_ms)?);
+            retired = match version {
+                Some(v) => s.execute(sql::RETIRE_VERSION, &[time, Param::Bytes(key_id), Param::Int(v.into())])?,
+                None => s.execute(sql::RETIRE_KEY, &[time, Param::Bytes(key_id)])?,
+            };
+            ensure!(retired > 0, "key {} has no such active version", hex::encode(key_id));
             append(s, audit)
         })?;
         Ok(retired)
     }
 
-    /// Every version of `key_id`, oldest first.
-    pub fn versions(&mut self, key_id: &KeyId) -> Result<Vec<KeyVersion>> {
+    /// The newest active version of `key_id` bound to `binding`, and its wrapped key: what a guest launched that
+    /// way may be given.
+    pub fn releasable(&mut self, key_id: &KeyId, binding: &Binding) -> Result<Option<(u32, Vec<u8>)>> {
         let mut rows = Vec::new();
         self.db.transaction(&mut |s| {
-            rows = s.query(sql::KEY_VERSIONS, &[Param::Bytes(key_id)])?;
+            let params = [
+                Param::Bytes(key_id),
+                Param::Text(binding.tee.as_str()),
+                Param::Bytes(&binding.measurement),
+                Param::Bytes(&binding.host_data),
+            ];
+            rows = s.query(sql::RELEASABLE, &params)?;
             Ok(())
         })?;
-        rows.into_iter().map(key_version).collect()
+        rows.first().map(|row| rows::releasable(row)).transpose()
+    }
+
+    /// Every version of `key_id`, oldest first.
+    pub fn versions(&mut self, key_id: &KeyId) -> Result<Vec<KeyVersion>> {
+        self.read(sql::KEY_VERSIONS, &[Param::Bytes(key_id)])?.iter().map(|r| rows::key_version(r)).collect()
     }
 
     /// Every key version, by key id and version.
     pub fn all(&mut self) -> Result<Vec<KeyVersion>> {
-        let mut rows = Vec::new();
-        self.db.transaction(&mut |s| {
-            rows = s.query(sql::ALL_KEYS, &[])?;
-            Ok(())
-        })?;
-        rows.into_iter().map(key_version).collect()
+        self.read(sql::ALL_KEYS, &[])?.iter().map(|r| rows::key_version(r)).collect()
+    }
+
+    /// A version's bindings.
+    pub fn bindings(&mut self, key_id: &KeyId, version: u32) -> Result<Vec<Binding>> {
+        let params = [Param::Bytes(key_id), Param::Int(version.into())];
+        self.read(sql::BINDINGS_OF, &params)?.iter().map(|r| rows::binding(r)).collect()
     }
 
     /// Appends one audit row in a transaction of its own (a decision: committed before its reply is sent).
@@ -211,13 +268,35 @@ impl Registry {
 
     /// The audit trail, oldest first.
     pub fn audit_trail(&mut self) -> Result<Vec<AuditEntry>> {
+        self.read(sql::AUDIT_TRAIL, &[])?.iter().map(|r| rows::audit_entry(r)).collect()
+    }
+
+    fn read(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Value>>> {
         let mut rows = Vec::new();
         self.db.transaction(&mut |s| {
-            rows = s.query(sql::AUDIT_TRAIL, &[])?;
+            rows = s.query(sql, params)?;
             Ok(())
         })?;
-        rows.into_iter().map(audit_entry).collect()
+        Ok(rows)
     }
+}
+
+fn newest_version(s: &mut dyn Statements, key_id: &KeyId) -> Result<Option<u32>> {
+    match s.query(sql::NEWEST_VERSION, &[Param::Bytes(key_id)])?.first().map(|r| r.as_slice()) {
+        Some([Value::Int(v)]) => Ok(Some(u32::try_from(*v).context("a key version")?)),
+        Some([Value::Null]) | None => Ok(None),
+        Some(other) => bail!("a newest version of {other:?}"),
+    }
+}
+
+fn binding_params<'a>(key_id: &'a KeyId, version: u32, binding: &'a Binding) -> [Param<'a>; 5] {
+    [
+        Param::Bytes(key_id),
+        Param::Int(version.into()),
+        Param::Text(binding.tee.as_str()),
+        Param::Bytes(&binding.measurement),
+        Param::Bytes(&binding.host_data),
+    ]
 }
 
 fn append(s: &mut dyn Statements, audit: &AuditEntry) -> Result<()> {
@@ -239,76 +318,6 @@ fn append(s: &mut dyn Statements, audit: &AuditEntry) -> Result<()> {
 
 fn to_i64(value: u64) -> Result<i64> {
     i64::try_from(value).context("a time past 2^63 ms")
-}
-
-fn bytes(value: &Value) -> Result<Vec<u8>> {
-    match value {
-        Value::Bytes(b) => Ok(b.clone()),
-        other => bail!("a registry column holds {other:?}, not bytes"),
-    }
-}
-
-fn int(value: &Value) -> Result<i64> {
-    match value {
-        Value::Int(i) => Ok(*i),
-        other => bail!("a registry column holds {other:?}, not an integer"),
-    }
-}
-
-fn text(value: &Value) -> Result<String> {
-    match value {
-        Value::Text(t) => Ok(t.clone()),
-        other => bail!("a registry column holds {other:?}, not text"),
-    }
-}
-
-fn key_id(value: &Value) -> Result<KeyId> {
-    bytes(value)?.try_into().map_err(|_| anyhow::anyhow!("a key id in the registry is not 16 bytes"))
-}
-
-/// A row of [`sql::ALL_KEYS`] / [`sql::KEY_VERSIONS`].
-fn key_version(row: Vec<Value>) -> Result<KeyVersion> {
-    let [id, version, wrapped, tee, measurement, host_data, state, created, retired] = row.as_slice() else {
-        bail!("a key row of {} columns", row.len())
-    };
-    let tee = text(tee)?;
-    Ok(KeyVersion {
-        key_id: key_id(id)?,
-        version: u32::try_from(int(version)?).context("a key version")?,
-        wrapped: bytes(wrapped)?,
-        binding: Binding {
-            tee: crate::config::parse_tee(&tee).context("a TEE in the registry")?,
-            measurement: bytes(measurement)?,
-            host_data: bytes(host_data)?,
-        },
-        state: KeyState::parse(&text(state)?)?,
-        created_ms: u64::try_from(int(created)?).context("a creation time")?,
-        retired_ms: match retired {
-            Value::Null => None,
-            value => Some(u64::try_from(int(value)?).context("a retirement time")?),
-        },
-    })
-}
-
-/// A row of [`sql::AUDIT_TRAIL`].
-fn audit_entry(row: Vec<Value>) -> Result<AuditEntry> {
-    let [time, actor, action, id, version, detail] = row.as_slice() else {
-        bail!("an audit row of {} columns", row.len())
-    };
-    Ok(AuditEntry {
-        time_ms: u64::try_from(int(time)?).context("an audit time")?,
-        actor: text(actor)?,
-        action: text(action)?,
-        key_id: match id {
-            Value::Null => None,
-            value => Some(key_id(value)?),
-        },
-        version: match version {
-            Value::Null => None,
-            value => Some(u32::try_from(int(value)?).context("an audit version")?),
-        },
-        detail: text(detail)?,
-    })
 }
 
 #[cfg(test)]

@@ -28,16 +28,12 @@ fn postgres_registry(name: &str) -> (LocalCluster, Registry) {
     (cluster, Registry::open(db, &sql::POSTGRES_SCHEMA).unwrap())
 }
 
-fn version(version: u32) -> KeyVersion {
-    KeyVersion {
-        key_id: KEY_ID,
-        version,
-        wrapped: vec![version as u8; 60],
-        binding: Binding { tee: Tee::Plain, measurement: vec![0x4d; 48], host_data: vec![0x44; 48] },
-        state: KeyState::Active,
-        created_ms: 1_000 + u64::from(version),
-        retired_ms: None,
-    }
+fn binding(tee: Tee, fill: u8) -> Binding {
+    Binding { tee, measurement: vec![fill; 48], host_data: vec![0x44; 48] }
+}
+
+fn wrapped(version: u32) -> Vec<u8> {
+    vec![version as u8; 60]
 }
 
 fn admin(action: &str, time_ms: u64, version: Option<u32>) -> AuditEntry {
@@ -63,19 +59,56 @@ fn versions_are_kept_retired_together_and_audited_postgres() {
 }
 
 fn versions_are_kept_retired_together_and_audited(mut registry: Registry) {
-    registry.insert(&version(1), &admin("create", 1_001, Some(1))).unwrap();
-    registry.insert(&version(2), &admin("rotate", 1_002, Some(2))).unwrap();
-    assert_eq!(registry.versions(&KEY_ID).unwrap(), [version(1), version(2)]);
+    assert_eq!(registry.next_version(&KEY_ID).unwrap(), 1);
+    // Rotating a key that does not exist, or creating one twice, or skipping a version: refused.
+    assert!(registry.add_version(&KEY_ID, 1, &wrapped(1), false, &admin("rotate", 1, Some(1))).is_err());
+    registry.add_version(&KEY_ID, 1, &wrapped(1), true, &admin("create", 1_001, Some(1))).unwrap();
+    assert!(registry.add_version(&KEY_ID, 2, &wrapped(2), true, &admin("create", 2, Some(2))).is_err());
+    assert!(registry.add_version(&KEY_ID, 3, &wrapped(3), false, &admin("rotate", 3, Some(3))).is_err());
+    registry.add_version(&KEY_ID, 2, &wrapped(2), false, &admin("rotate", 1_002, Some(2))).unwrap();
+    let versions = registry.versions(&KEY_ID).unwrap();
+    let summary: Vec<_> = versions.iter().map(|v| (v.version, v.wrapped.clone(), v.state, v.created_ms)).collect();
+    assert_eq!(summary, [(1, wrapped(1), KeyState::Active, 1_001), (2, wrapped(2), KeyState::Active, 1_002)]);
     assert!(registry.versions(&[0; 16]).unwrap().is_empty());
-    // The same version twice is refused, and leaves no audit row.
-    assert!(registry.insert(&version(2), &admin("rotate", 1_003, Some(2))).is_err());
-    assert_eq!(registry.retire(&KEY_ID, &admin("retire", 2_000, None)).unwrap(), 2);
-    let retired: Vec<_> = registry.versions(&KEY_ID).unwrap().into_iter().map(|v| (v.state, v.retired_ms)).collect();
-    assert_eq!(retired, [(KeyState::Retired, Some(2_000)); 2]);
-    // Retiring again finds nothing active: refused, and not audited.
-    assert!(registry.retire(&KEY_ID, &admin("retire", 2_001, None)).is_err());
-    let actions: Vec<_> = registry.audit_trail().unwrap().into_iter().map(|a| (a.action, a.time_ms)).collect();
-    assert_eq!(actions, [("create".into(), 1_001), ("rotate".into(), 1_002), ("retire".into(), 2_000)]);
+
+    // Bindings: an active version, each once; the newest bound active version is the releasable one.
+    let (snp, plain) = (binding(Tee::Snp, 0x5e), binding(Tee::Plain, 0x4d));
+    registry.bind(&KEY_ID, 1, &plain, &admin("bind", 1_003, Some(1))).unwrap();
+    assert!(registry.bind(&KEY_ID, 1, &plain, &admin("bind", 4, Some(1))).is_err());
+    assert!(registry.bind(&KEY_ID, 9, &plain, &admin("bind", 4, Some(9))).is_err());
+    registry.bind(&KEY_ID, 2, &plain, &admin("bind", 1_004, Some(2))).unwrap();
+    registry.bind(&KEY_ID, 2, &snp, &admin("bind", 1_005, Some(2))).unwrap();
+    assert_eq!(registry.bindings(&KEY_ID, 2).unwrap(), [plain.clone(), snp.clone()]);
+    assert_eq!(registry.releasable(&KEY_ID, &plain).unwrap(), Some((2, wrapped(2))));
+    assert_eq!(registry.releasable(&KEY_ID, &binding(Tee::Tdx, 0x5e)).unwrap(), None);
+    assert_eq!(registry.releasable(&[0; 16], &plain).unwrap(), None);
+
+    // Retiring version 2 leaves version 1 releasable for the plain launch; retiring the key leaves nothing.
+    assert_eq!(registry.retire(&KEY_ID, Some(2), &admin("retire", 2_000, Some(2))).unwrap(), 1);
+    assert!(registry.retire(&KEY_ID, Some(2), &admin("retire", 5, Some(2))).is_err());
+    assert_eq!(registry.releasable(&KEY_ID, &plain).unwrap(), Some((1, wrapped(1))));
+    assert_eq!(registry.releasable(&KEY_ID, &snp).unwrap(), None);
+    assert!(registry.bind(&KEY_ID, 2, &binding(Tee::Tdx, 1), &admin("bind", 6, Some(2))).is_err());
+    assert_eq!(registry.retire(&KEY_ID, None, &admin("retire", 2_001, None)).unwrap(), 1);
+    assert!(registry.retire(&KEY_ID, None, &admin("retire", 7, None)).is_err());
+    assert_eq!(registry.releasable(&KEY_ID, &plain).unwrap(), None);
+    // A retired key is never made active again.
+    assert!(registry.add_version(&KEY_ID, 3, &wrapped(3), false, &admin("rotate", 8, Some(3))).is_err());
+    let states: Vec<_> = registry.versions(&KEY_ID).unwrap().into_iter().map(|v| (v.state, v.retired_ms)).collect();
+    assert_eq!(states, [(KeyState::Retired, Some(2_001)), (KeyState::Retired, Some(2_000))]);
+
+    // Only the acts that took effect are in the trail.
+    let trail: Vec<_> = registry.audit_trail().unwrap().into_iter().map(|a| (a.action, a.time_ms)).collect();
+    let expected = [
+        ("create", 1_001),
+        ("rotate", 1_002),
+        ("bind", 1_003),
+        ("bind", 1_004),
+        ("bind", 1_005),
+        ("retire", 2_000),
+        ("retire", 2_001),
+    ];
+    assert_eq!(trail, expected.map(|(a, t)| (a.to_string(), t)));
     assert_eq!(registry.all().unwrap().len(), 2);
 }
 
@@ -138,7 +171,7 @@ fn a_transaction_that_fails_leaves_nothing_behind(registry: Registry) {
 #[test]
 fn a_row_that_is_not_a_registry_row_is_an_error_not_a_key() {
     let mut registry = registry("corrupt");
-    registry.insert(&version(1), &admin("create", 1, Some(1))).unwrap();
+    registry.add_version(&KEY_ID, 1, &wrapped(1), true, &admin("create", 1, Some(1))).unwrap();
     registry
         .db
         .transaction(&mut |s| {

@@ -84,6 +84,12 @@ pub struct Config {
     /// The TDX verifier's collateral and rules; without it TDX evidence is refused (`tee_not_supported`).
     #[serde(default)]
     pub tdx: Option<crate::verify::tdx::TdxConfig>,
+    /// The PKCS#11 token whose KEK wraps the model keys (`broker::custody`).
+    #[serde(default)]
+    pub custody: Option<crate::custody::TokenConfig>,
+    /// The key registry and audit trail (`broker::registry`).
+    #[serde(default)]
+    pub store: Option<crate::registry::StoreConfig>,
 }
 
 fn default_nonce_lifetime() -> u64 {
@@ -187,6 +193,8 @@ impl Config {
             allow: Vec::new(),
             snp: None,
             tdx: None,
+            custody: None,
+            store: None,
         }
     }
 
@@ -202,6 +210,13 @@ impl Config {
         }
         if let Some(tdx) = config.tdx.as_mut() {
             crate::verify::TdxVerifier::resolve_paths(tdx, base);
+        }
+        if let Some(custody) = config.custody.as_mut() {
+            custody.pin_file = custody.pin_file.as_ref().map(|p| base.join(p));
+        }
+        if let Some(store) = config.store.as_mut() {
+            store.resolve_paths(base);
+            store.check()?;
         }
         config.check().with_context(|| format!("checking {}", path.display()))?;
         Ok(config)

@@ -70,7 +70,7 @@ impl TokenConfig {
 }
 
 /// Refuses a secret file that others can read or write.
-fn check_private(path: &Path) -> Result<()> {
+pub fn check_private(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.permissions().mode();
     ensure!(mode & 0o077 == 0, "{} has mode {:o}: a PIN file must be the owner's alone (0600)", path.display(), mode);

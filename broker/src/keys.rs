@@ -50,6 +50,13 @@ impl KeyStore {
         self.keys.get(id)
     }
 
+    /// Every key, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (&KeyId, &Zeroizing<[u8; 32]>)> {
+        let mut keys: Vec<_> = self.keys.iter().collect();
+        keys.sort_by_key(|(id, _)| **id);
+        keys.into_iter()
+    }
+
     /// Checks that every key id the allowlist names is present.
     pub fn check_covers(&self, ids: impl IntoIterator<Item = KeyId>) -> Result<()> {
         for id in ids {

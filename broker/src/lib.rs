@@ -13,6 +13,7 @@ pub mod config;
 pub mod custody;
 pub mod decision;
 pub mod keys;
+pub mod lifecycle;
 pub mod log;
 pub mod nonce;
 pub mod policy;

@@ -12,6 +12,7 @@ mod postgres;
 mod rows;
 pub mod sql;
 mod sqlite;
+pub mod store;
 
 use anyhow::{Context, Result, bail, ensure};
 use protocol::message::KeyId;
@@ -19,6 +20,7 @@ use protocol::tee::Tee;
 
 pub use postgres::PostgresDatabase;
 pub use sqlite::SqliteDatabase;
+pub use store::StoreConfig;
 
 /// A statement's parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -43,6 +43,9 @@ use serde::Deserialize;
 pub struct Config {
     /// Where to listen.
     pub listen: String,
+    /// This broker's name among replicas sharing a registry: its audit rows' actor is `broker:NAME`.
+    #[serde(default = "default_name")]
+    pub name: String,
     /// Accept simulated (plain-mode) evidence.
     #[serde(default)]
     pub allow_simulated: bool,
@@ -92,6 +95,9 @@ pub struct Config {
     pub store: Option<crate::registry::StoreConfig>,
 }
 
+fn default_name() -> String {
+    "broker".into()
+}
 fn default_nonce_lifetime() -> u64 {
     10
 }
@@ -180,6 +186,7 @@ impl Config {
     pub fn with_defaults(listen: &str, audit_log: PathBuf) -> Config {
         Config {
             listen: listen.into(),
+            name: default_name(),
             allow_simulated: false,
             allow_debug: false,
             nonce_lifetime_secs: default_nonce_lifetime(),

@@ -36,6 +36,8 @@ pub struct AttestRequest<'a> {
 pub struct Decision {
     /// The measurement, once the evidence was verified.
     pub measurement: Option<Vec<u8>>,
+    /// The released key's version (a registry key).
+    pub version: Option<u32>,
     /// The released key id, or why nothing was released.
     pub outcome: Result<KeyId, RefusalCode>,
 }
@@ -53,8 +55,8 @@ impl Broker {
         let mut measurement = None;
         let outcome = self.check_and_seal(connection, announced, request, now_ms, &mut measurement);
         match outcome {
-            Ok((key_id, message)) => (message, Decision { measurement, outcome: Ok(key_id) }),
-            Err(code) => (Message::Refused { code }, Decision { measurement, outcome: Err(code) }),
+            Ok((key_id, version, message)) => (message, Decision { measurement, version, outcome: Ok(key_id) }),
+            Err(code) => (Message::Refused { code }, Decision { measurement, version: None, outcome: Err(code) }),
         }
     }
 
@@ -65,7 +67,7 @@ impl Broker {
         request: &AttestRequest<'_>,
         now_ms: u64,
         measurement: &mut Option<Vec<u8>>,
-    ) -> Result<(KeyId, Message), RefusalCode> {
+    ) -> Result<(KeyId, Option<u32>, Message), RefusalCode> {
         if request.tee != announced {
             return Err(RefusalCode::WrongTee);
         }
@@ -73,17 +75,16 @@ impl Broker {
         let verified = self.policy.verify(request.tee, request.evidence)?;
         // Recorded for the audit even when a later check refuses.
         *measurement = Some(verified.measurement.clone());
-        let allowed = self.policy.judge(&verified, &report_data(request.nonce, request.guest_public_key))?;
-        if &allowed.key_id != request.key_id {
-            return Err(RefusalCode::KeyNotForMeasurement);
-        }
-        let key = self.keys.get(&allowed.key_id).ok_or(RefusalCode::Internal)?;
+        let bound = report_data(request.nonce, request.guest_public_key);
+        let released = self.keys.release(&self.policy, &verified, &bound, request.key_id)?;
+        let (key_id, key) = (released.key_id, &released.key);
         // Both in range (Config::check), so this cannot overflow; checked all the same.
         let expires_at = (now_ms / 1000).checked_add(self.config.release_lifetime_secs).ok_or(RefusalCode::Internal)?;
-        let aad = key_release_aad(&allowed.key_id, expires_at);
+        let aad = key_release_aad(&key_id, expires_at);
         let mut rng = protocol::seal::rand_core::UnwrapErr(SysRng);
         let (encapped_key, sealed_key) = seal(request.guest_public_key, &key[..], KEY_RELEASE_INFO, &aad, &mut rng)
             .map_err(|_| RefusalCode::MalformedMessage)?;
-        Ok((allowed.key_id, Message::KeyRelease { key_id: allowed.key_id, expires_at, encapped_key, sealed_key }))
+        let message = Message::KeyRelease { key_id, expires_at, encapped_key, sealed_key };
+        Ok((key_id, released.version, message))
     }
 }

@@ -18,6 +18,7 @@ pub mod log;
 pub mod nonce;
 pub mod policy;
 pub mod registry;
+pub mod release;
 pub mod server;
 mod session;
 pub use session::MessageWatch;
@@ -31,10 +32,16 @@ use anyhow::{Context, Result};
 
 use crate::audit::AuditLog;
 use crate::config::Config;
+use crate::custody::KeyCustody;
+use crate::decision::Decision;
 use crate::keys::KeyStore;
 use crate::nonce::NonceStore;
 use crate::policy::Policy;
+use crate::registry::Registry;
+use crate::release::KeySource;
 use crate::stats::Stats;
+use protocol::tee::Tee;
+use std::sync::Mutex;
 
 /// Milliseconds since the Unix epoch; tests substitute their own clock.
 pub type Clock = Box<dyn Fn() -> u64 + Send + Sync>;
@@ -54,7 +61,7 @@ pub fn system_seconds() -> Clock {
 pub struct Broker {
     config: Config,
     policy: Policy,
-    keys: KeyStore,
+    keys: KeySource,
     nonces: NonceStore,
     audit: AuditLog,
     stats: Stats,
@@ -64,11 +71,22 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// A broker with `config`, `keys` and `clock`.
+    /// A broker with `config`, the keys of its allowlist in memory, and `clock`.
     pub fn new(config: Config, keys: KeyStore, clock: Clock) -> Result<Broker> {
-        config.check()?;
         let policy = Policy::from_config(&config)?;
         keys.check_covers(policy.allowlist.iter().map(|a| a.key_id))?;
+        Broker::with_keys(config, KeySource::Allowlist(keys), clock)
+    }
+
+    /// A broker whose keys are in `registry`, wrapped by `custody`'s token, and whose decisions are audited there.
+    pub fn with_registry(config: Config, registry: Registry, custody: KeyCustody, clock: Clock) -> Result<Broker> {
+        let actor = format!("broker:{}", config.name);
+        Broker::with_keys(config, KeySource::Registry { registry: Mutex::new(registry), custody, actor }, clock)
+    }
+
+    fn with_keys(config: Config, keys: KeySource, clock: Clock) -> Result<Broker> {
+        config.check()?;
+        let policy = Policy::from_config(&config)?;
         let audit = AuditLog::open(&config.audit_log, clock())
             .with_context(|| format!("opening {}", config.audit_log.display()))?;
         // In range (Config::check): at most an hour.
@@ -98,12 +116,31 @@ impl Broker {
         self.log.record(level, msg, fields);
     }
 
-    /// Loads the configuration and key store from files.
+    /// Loads the configuration and opens its keys: the registry and token it names (`[store]`, `[custody]`), or
+    /// the older `key_store` file with the configuration's allowlist.
     pub fn from_config_file(path: &std::path::Path) -> Result<Broker> {
         let config = Config::load(path)?;
-        let key_store = config.key_store.as_ref().context("the configuration names no key_store")?;
+        if let Some(store) = &config.store {
+            anyhow::ensure!(
+                config.key_store.is_none(),
+                "[store] and key_store together: import the key store (`ampoule-broker keys import`), then drop it"
+            );
+            let token = config.custody.as_ref().context("[store] needs [custody]: the token that wraps its keys")?;
+            let custody = KeyCustody::open(token)?;
+            let registry = store.open()?;
+            return Broker::with_registry(config, registry, custody, system_clock());
+        }
+        let key_store = config.key_store.as_ref().context("the configuration names no [store] and no key_store")?;
         let keys = KeyStore::load(key_store)?;
         Broker::new(config, keys, system_clock())
+    }
+
+    /// Audits a decision (in the registry, or the audit log file) before its reply is sent.
+    pub(crate) fn record(&self, time_ms: u64, peer: &str, tee: Option<Tee>, decision: &Decision) -> Result<()> {
+        if !self.keys.audit(time_ms, peer, tee, decision)? {
+            self.audit.record(time_ms, peer, tee, decision)?;
+        }
+        Ok(())
     }
 
     /// Logs where the broker listens and, loudly, whether it trusts simulated evidence.

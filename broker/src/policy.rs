@@ -58,17 +58,26 @@ impl Policy {
 
     /// The other steps of [`Policy::check`], on verified facts.
     pub fn judge(&self, verified: &Verified, report_data: &[u8; 64]) -> Result<&Allowed, RefusalCode> {
+        self.judge_launch(verified, report_data)?;
+        let mut same = self.allowlist.iter().filter(|a| a.measurement == verified.measurement).peekable();
+        same.peek().ok_or(RefusalCode::UnknownMeasurement)?;
+        let mut same_tee = same.filter(|a| a.tee == verified.tee).peekable();
+        same_tee.peek().ok_or(RefusalCode::WrongTee)?;
+        same_tee.find(|a| a.expected_host_data() == verified.host_data).ok_or(RefusalCode::HostDataMismatch)
+    }
+}
+
+impl Policy {
+    /// The checks of [`Policy::judge`] that need no allowlist: the report data matches, debugging is off (or
+    /// allowed). A broker whose keys are in the registry checks the launch against the registry's bindings next.
+    pub fn judge_launch(&self, verified: &Verified, report_data: &[u8; 64]) -> Result<(), RefusalCode> {
         if &verified.report_data != report_data {
             return Err(RefusalCode::BindingMismatch);
         }
         if verified.debug && !self.allow_debug {
             return Err(RefusalCode::DebugPolicy);
         }
-        let mut same = self.allowlist.iter().filter(|a| a.measurement == verified.measurement).peekable();
-        same.peek().ok_or(RefusalCode::UnknownMeasurement)?;
-        let mut same_tee = same.filter(|a| a.tee == verified.tee).peekable();
-        same_tee.peek().ok_or(RefusalCode::WrongTee)?;
-        same_tee.find(|a| a.expected_host_data() == verified.host_data).ok_or(RefusalCode::HostDataMismatch)
+        Ok(())
     }
 }
 

@@ -75,10 +75,11 @@ impl Broker {
     /// Audits and counts a decision, then sends the reply, which becomes a refusal if the audit failed.
     fn conclude<S: Write>(&self, stream: &mut S, peer: &str, tee: Option<Tee>, reply: Message, decision: Decision) {
         let now = self.now_ms();
-        let (reply, decision) = match self.audit.record(now, peer, tee, &decision) {
+        let (reply, decision) = match self.record(now, peer, tee, &decision) {
             Ok(()) => (reply, decision),
             Err(_) => {
-                let failed = Decision { measurement: decision.measurement, outcome: Err(RefusalCode::Internal) };
+                let failed =
+                    Decision { measurement: decision.measurement, version: None, outcome: Err(RefusalCode::Internal) };
                 (Message::Refused { code: RefusalCode::Internal }, failed)
             }
         };
@@ -104,7 +105,7 @@ impl Broker {
     }
 
     fn refuse<S: Write>(&self, stream: &mut S, peer: &str, tee: Option<Tee>, code: RefusalCode) {
-        let decision = Decision { measurement: None, outcome: Err(code) };
+        let decision = Decision { measurement: None, version: None, outcome: Err(code) };
         self.conclude(stream, peer, tee, Message::Refused { code }, decision);
     }
 

@@ -27,11 +27,18 @@ impl SoftHsm {
     /// The installation in `dir`, its configuration written if missing.
     pub fn ensure(dir: &Path) -> Result<SoftHsm> {
         let tokens = dir.join("tokens");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&tokens)
-            .with_context(|| format!("creating {}", tokens.display()))?;
+        // Its parents as they would be made anyway; itself and its token directory the owner's alone.
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        for own in [dir, tokens.as_path()] {
+            if !own.exists() {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(own)
+                    .with_context(|| format!("creating {}", own.display()))?;
+            }
+        }
         let softhsm = SoftHsm { dir: dir.to_path_buf() };
         let conf = softhsm.conf();
         if !conf.exists() {

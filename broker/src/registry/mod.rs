@@ -247,6 +247,11 @@ impl Registry {
         rows.first().map(|row| rows::releasable(row)).transpose()
     }
 
+    /// The active versions' bindings for a measurement: (key id, TEE, host data) each.
+    pub fn launch_bindings(&mut self, measurement: &[u8]) -> Result<Vec<(KeyId, Tee, Vec<u8>)>> {
+        self.read(sql::LAUNCH_BINDINGS, &[Param::Bytes(measurement)])?.iter().map(|r| rows::launch_binding(r)).collect()
+    }
+
     /// Every version of `key_id`, oldest first.
     pub fn versions(&mut self, key_id: &KeyId) -> Result<Vec<KeyVersion>> {
         self.read(sql::KEY_VERSIONS, &[Param::Bytes(key_id)])?.iter().map(|r| rows::key_version(r)).collect()

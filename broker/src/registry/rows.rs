@@ -73,6 +73,12 @@ pub(super) fn binding(row: &[Value]) -> Result<Binding> {
     })
 }
 
+/// A row of `sql::LAUNCH_BINDINGS`.
+pub(super) fn launch_binding(row: &[Value]) -> Result<(KeyId, protocol::tee::Tee, Vec<u8>)> {
+    let [id, tee, host_data] = row else { bail!("a launch binding row of {} columns", row.len()) };
+    Ok((key_id(id)?, crate::config::parse_tee(text(tee)?).context("a TEE in the registry")?, bytes(host_data)?))
+}
+
 /// A row of `sql::RELEASABLE`.
 pub(super) fn releasable(row: &[Value]) -> Result<(u32, Vec<u8>)> {
     let [v, wrapped] = row else { bail!("a releasable row of {} columns", row.len()) };

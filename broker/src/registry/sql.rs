@@ -78,6 +78,11 @@ pub const RELEASABLE: &str = "SELECT k.version, k.wrapped FROM model_keys k JOIN
     WHERE k.key_id = $1 AND k.state = 'active' AND b.tee = $2 AND b.measurement = $3 AND b.host_data = $4
     ORDER BY k.version DESC LIMIT 1";
 
+/// `$1` measurement: the active versions' bindings for it (key id, TEE, host data), to say why nothing was
+/// releasable.
+pub const LAUNCH_BINDINGS: &str = "SELECT b.key_id, b.tee, b.host_data FROM bindings b JOIN model_keys k
+    ON b.key_id = k.key_id AND b.version = k.version WHERE k.state = 'active' AND b.measurement = $1";
+
 /// `$1` .. `$6`: time, actor, action, key id, version, detail.
 pub const INSERT_AUDIT: &str =
     "INSERT INTO audit (time_ms, actor, action, key_id, version, detail) VALUES ($1, $2, $3, $4, $5, $6)";

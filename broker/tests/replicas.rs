@@ -38,10 +38,20 @@ impl Drop for Replica {
 struct Fleet {
     dir: PathBuf,
     softhsm: SoftHsm,
-    _cluster: LocalCluster,
+    _cluster: Option<LocalCluster>,
 }
 
 impl Fleet {
+    /// The test key, imported from a key store of the old format and bound to the guests' launch.
+    fn import_and_bind(&self) {
+        let old_store = self.dir.join("keys.toml");
+        std::fs::write(&old_store, format!("[keys]\n\"{KEY_ID}\" = \"{}\"\n", hex::encode(KEY))).unwrap();
+        self.keys(&["import", old_store.to_str().unwrap()]);
+        let (measurement, digest) = (hex::encode(MEASUREMENT_A), hex::encode(DIGEST));
+        let bind = ["bind", KEY_ID, "--version", "1", "--tee", "plain", "--measurement", &measurement];
+        self.keys(&[&bind[..], &["--model-digest", &digest]].concat());
+    }
+
     fn config(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.toml"))
     }
@@ -86,25 +96,41 @@ impl Fleet {
     }
 }
 
-fn fleet(name: &str) -> Fleet {
+/// Where the fleet keeps its registry.
+enum Store {
+    /// A private PostgreSQL cluster shared by the replicas.
+    Postgres,
+    /// One SQLite file (one replica).
+    Sqlite,
+}
+
+fn fleet(name: &str, store: Store) -> Fleet {
     let dir: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "target", "replica-tests", name].iter().collect();
     let _ = std::fs::remove_dir_all(&dir);
     let softhsm = SoftHsm::ensure(&dir.join("softhsm")).unwrap();
     let token = softhsm.ensure_token("replicas").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cluster = LocalCluster::start(&dir.join("pg"), port).unwrap();
-    let password_file = dir.join("pg.password");
-    let params = cluster.params();
-    let password = params.split_whitespace().find_map(|kv| kv.strip_prefix("password=")).unwrap();
-    write_private(&password_file, password);
+    let (cluster, store) = match store {
+        Store::Postgres => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let cluster = LocalCluster::start(&dir.join("pg"), port).unwrap();
+            let password_file = dir.join("pg.password");
+            let params = cluster.params();
+            let password = params.split_whitespace().find_map(|kv| kv.strip_prefix("password=")).unwrap();
+            write_private(&password_file, password);
+            let store = format!(
+                "postgres = \"host=127.0.0.1 port={port} user=ampoule dbname=postgres\"\npassword_file = \"{}\"\n",
+                password_file.display()
+            );
+            (Some(cluster), store)
+        }
+        Store::Sqlite => (None, "sqlite = \"registry.db\"\n".to_string()),
+    };
     for name in ["a", "b"] {
         let config = format!(
             "listen = \"127.0.0.1:0\"\nname = \"{name}\"\nallow_simulated = true\naudit_log = \"{name}.audit.jsonl\"\n\
-             [custody]\nmodule = \"{}\"\ntoken = \"replicas\"\npin_file = \"{}\"\n\
-             [store]\npostgres = \"host=127.0.0.1 port={port} user=ampoule dbname=postgres\"\npassword_file = \"{}\"\n",
+             [custody]\nmodule = \"{}\"\ntoken = \"replicas\"\npin_file = \"{}\"\n[store]\n{store}",
             token.module.display(),
             token.pin_file.as_ref().unwrap().display(),
-            password_file.display()
         );
         std::fs::write(dir.join(format!("{name}.toml")), config).unwrap();
     }
@@ -152,23 +178,8 @@ fn dance_until(addr: SocketAddr, stop: Arc<AtomicBool>, started: Instant) -> Vec
 
 #[test]
 fn two_replicas_share_the_registry_survive_a_kill_9_and_see_a_retirement_at_once() {
-    let fleet = fleet("kill");
-    let old_store = fleet.dir.join("keys.toml");
-    std::fs::write(&old_store, format!("[keys]\n\"{KEY_ID}\" = \"{}\"\n", hex::encode(KEY))).unwrap();
-    fleet.keys(&["import", old_store.to_str().unwrap()]);
-    let (measurement, digest) = (hex::encode(MEASUREMENT_A), hex::encode(DIGEST));
-    fleet.keys(&[
-        "bind",
-        KEY_ID,
-        "--version",
-        "1",
-        "--tee",
-        "plain",
-        "--measurement",
-        &measurement,
-        "--model-digest",
-        &digest,
-    ]);
+    let fleet = fleet("kill", Store::Postgres);
+    fleet.import_and_bind();
 
     let (mut a, addr_a) = fleet.start("a");
     let (b, addr_b) = fleet.start("b");
@@ -242,4 +253,31 @@ fn export_audit(fleet: &Fleet) -> Vec<serde_json::Value> {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_tampered_wrapped_key_is_refused_audited_and_releases_nothing() {
+    use broker::registry::{Database, Param, SqliteDatabase, Value};
+    let fleet = fleet("tampered", Store::Sqlite);
+    fleet.import_and_bind();
+    let (replica, addr) = fleet.start("a");
+    assert!(matches!(dance(addr), Some((_, Ok(key))) if key == KEY));
+    // Someone with write access to the database flips one bit of the wrapped key.
+    let mut db = SqliteDatabase::open(&fleet.dir.join("registry.db")).unwrap();
+    db.transaction(&mut |s| {
+        let rows = s.query("SELECT wrapped FROM model_keys", &[])?;
+        let Some([Value::Bytes(wrapped)]) = rows.first().map(Vec::as_slice) else {
+            anyhow::bail!("no wrapped key: {rows:?}")
+        };
+        let mut tampered = wrapped.clone();
+        tampered[20] ^= 1;
+        s.execute("UPDATE model_keys SET wrapped = $1", &[Param::Bytes(&tampered)])?;
+        Ok(())
+    })
+    .unwrap();
+    let outcome = dance(addr).map(|(_, outcome)| outcome);
+    assert_eq!(outcome, Some(Err(Some(RefusalCode::Internal))), "a tampered key was released");
+    drop(replica);
+    let last = export_audit(&fleet).pop().unwrap();
+    assert_eq!((last["action"].as_str(), last["detail"]["reason"].as_str()), (Some("refusal"), Some("internal")));
 }

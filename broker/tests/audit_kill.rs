@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -23,33 +22,6 @@ fn random_below(n: u64) -> u64 {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).unwrap();
     u64::from_le_bytes(bytes) % n
-}
-
-/// Starts the broker and returns it with the address it announced.
-fn start(config: &std::path::Path) -> (std::process::Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ampoule-broker"))
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
-            let _ = child.wait();
-            panic!("the broker exited before listening");
-        }
-        if let Some(addr) = broker::Broker::announced_addr(&line) {
-            break addr;
-        }
-    };
-    // Keep draining its log so that it never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, addr)
 }
 
 /// Dances until `stop`; returns the local address of each connection that received the key.
@@ -92,7 +64,7 @@ fn kill_9_under_load_leaves_only_whole_records_and_every_received_release_record
     .unwrap();
     let mut received = Vec::new();
     for _ in 0..KILLS {
-        let (mut broker, addr) = start(&config);
+        let (mut broker, addr) = common::start_binary(&config, &[]);
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|_| {

@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -70,28 +69,7 @@ impl Fleet {
 
     /// Starts replica `name`; it and the address it announced.
     fn start(&self, name: &str) -> (Replica, SocketAddr) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ampoule-broker"))
-            .arg("--config")
-            .arg(self.config(name))
-            .env(CONF_ENV, self.softhsm.conf())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
-                let _ = child.wait();
-                panic!("replica {name} exited before listening");
-            }
-            if let Some(addr) = broker::Broker::announced_addr(&line) {
-                break addr;
-            }
-        };
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let (child, addr) = common::start_binary(&self.config(name), &[(CONF_ENV, &self.softhsm.conf())]);
         (Replica(child), addr)
     }
 }

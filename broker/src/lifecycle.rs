@@ -105,6 +105,10 @@ pub fn unwrapped(
 /// again. Bindings are made with [`bind`] afterwards. Returns the imported ids.
 pub fn import_toml(registry: &mut Registry, custody: &KeyCustody, path: &Path, actor: &Actor) -> Result<Vec<KeyId>> {
     let store = crate::keys::KeyStore::load(path)?;
+    // All or nothing: a key the registry already has stops the import before any is added.
+    for (key_id, _) in store.iter() {
+        ensure!(registry.next_version(key_id)? == 1, "key {} is already in the registry", hex::encode(key_id));
+    }
     let mut imported = Vec::new();
     for (key_id, key) in store.iter() {
         let wrapped = custody.wrap(key_id, 1, key)?;

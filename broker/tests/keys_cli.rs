@@ -116,6 +116,15 @@ fn the_old_key_store_is_imported_once_and_no_key_stays_on_disk_in_plaintext() {
     let imported = setup.ok(&["import", old.to_str().unwrap()]);
     assert_eq!(imported[0]["key_id"], key_id);
     assert!(!old.exists(), "the imported key store is still there");
+    // A second store naming a key the registry has is refused whole, and left where it is.
+    let second = setup.dir.join("keys2.toml");
+    let other_id = "fedcba9876543210fedcba9876543210";
+    let text =
+        format!("[keys]\n\"{key_id}\" = \"{}\"\n\"{other_id}\" = \"{}\"\n", hex::encode(key), hex::encode([7u8; 32]));
+    std::fs::write(&second, text).unwrap();
+    assert!(setup.refused(&["import", second.to_str().unwrap()]).contains("already in the registry"));
+    assert!(second.exists());
+    std::fs::remove_file(&second).unwrap();
     assert!(setup.refused(&["import", old.to_str().unwrap()]).contains("reading"));
     assert_eq!(setup.ok(&["list"])[0]["key_id"], key_id);
     // Nothing under the test's directory (registry, WAL, token files, logs) holds the key in plaintext.

@@ -85,21 +85,6 @@ pub fn retire(registry: &mut Registry, key_id: &KeyId, version: Option<u32>, act
     registry.retire(key_id, version, &actor.audit("retire", key_id, version, json!({})))
 }
 
-/// The key of version `version` of `key_id`, unwrapped by the token (sealing a model under a key made earlier).
-pub fn unwrapped(
-    registry: &mut Registry,
-    custody: &KeyCustody,
-    key_id: &KeyId,
-    version: u32,
-) -> Result<Zeroizing<[u8; 32]>> {
-    let versions = registry.versions(key_id)?;
-    let found = versions.iter().find(|v| v.version == version);
-    let found = found.with_context(|| format!("key {} has no version {version}", hex::encode(key_id)))?;
-    custody.unwrap(key_id, version, &found.wrapped).map_err(|e| {
-        anyhow::anyhow!("the token did not unwrap version {version} of key {}: {e:?}", hex::encode(key_id))
-    })
-}
-
 /// Imports a key store of the old format (`[keys]`, `"<key id hex>" = "<key hex>"`): each key becomes version 1 of
 /// its id, wrapped; then the file is overwritten with zeros and removed, so that it cannot be read, or imported,
 /// again. Bindings are made with [`bind`] afterwards. Returns the imported ids.

@@ -78,7 +78,7 @@ impl KeySource {
                         let key = custody.unwrap(requested, version, &wrapped).map_err(|_| RefusalCode::Internal)?;
                         Ok(Released { key_id: *requested, version: Some(version), key })
                     }
-                    None => Err(why_not(&mut registry, &binding, requested)),
+                    None => Err(why_not(&mut registry, &binding)),
                 }
             }
         }
@@ -107,8 +107,9 @@ impl KeySource {
     }
 }
 
-/// Why nothing is releasable for `binding` and `requested`: the same codes the allowlist gives, in its order.
-fn why_not(registry: &mut Registry, binding: &Binding, requested: &KeyId) -> RefusalCode {
+/// Why no version of the requested key is releasable to `binding`: the same codes the allowlist gives, in its
+/// order.
+fn why_not(registry: &mut Registry, binding: &Binding) -> RefusalCode {
     let Ok(bound) = registry.launch_bindings(&binding.measurement) else { return RefusalCode::Internal };
     let same_tee: Vec<_> = bound.iter().filter(|(_, tee, _)| *tee == binding.tee).collect();
     if bound.is_empty() {
@@ -118,8 +119,7 @@ fn why_not(registry: &mut Registry, binding: &Binding, requested: &KeyId) -> Ref
     } else if !same_tee.iter().any(|(_, _, host_data)| *host_data == binding.host_data) {
         RefusalCode::HostDataMismatch
     } else {
-        // The launch is bound, to another key (or to a retired version of this one).
-        let _ = requested;
+        // The launch is bound, to another key.
         RefusalCode::KeyNotForMeasurement
     }
 }

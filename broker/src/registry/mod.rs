@@ -169,8 +169,9 @@ impl Registry {
                 hex::encode(key_id)
             );
             if !new_key {
-                let active = s.query(sql::KEY_VERSIONS, &[Param::Bytes(key_id)])?;
-                let any_active = active.iter().any(|row| matches!(row.get(3), Some(Value::Text(t)) if t == "active"));
+                let versions = s.query(sql::KEY_VERSIONS, &[Param::Bytes(key_id)])?;
+                let versions = versions.iter().map(|r| rows::key_version(r)).collect::<Result<Vec<_>>>()?;
+                let any_active = versions.iter().any(|v| v.state == KeyState::Active);
                 ensure!(any_active, "key {} is retired: a retired key is never made active again", hex::encode(key_id));
             }
             s.execute(

@@ -114,7 +114,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let model = xtask::manifest::named(&root, &model)?;
             let weights = match weights {
                 Some(weights) => weights,
-                None => xtask::sealing::weights_of(&root, &model)?,
+                None => xtask::codegen::ensure_weights(&root, &model)?,
             };
             let out = out.unwrap_or_else(|| xtask::sealing::default_sealed_model(&root, &model.name));
             let state = broker_state.unwrap_or_else(|| xtask::sealing::default_broker_state(&root));

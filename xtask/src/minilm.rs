@@ -9,8 +9,6 @@ use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
 
-use crate::paths;
-
 /// The model's name in `inference/models/`.
 pub const NAME: &str = "minilm";
 
@@ -21,11 +19,6 @@ pub struct MiniLmFiles {
     pub onnx: PathBuf,
     /// `tokenizer.json`.
     pub tokenizer: PathBuf,
-}
-
-/// `target/models/minilm/`.
-pub fn dir(root: &Path) -> PathBuf {
-    paths::target_dir(root).join("models/minilm")
 }
 
 /// The committed reference outputs (`cargo xtask minilm-reference` writes them).

@@ -94,11 +94,6 @@ pub fn seal_and_register_with(
     Ok(sealing)
 }
 
-/// The plaintext weights of `model`, generated first when they are not committed and not there yet.
-pub fn weights_of(root: &Path, model: &ModelManifest) -> Result<PathBuf> {
-    crate::codegen::ensure_weights(root, model)
-}
-
 /// Seals `model` with the defaults unless its blob exists; returns the blob's path.
 pub fn ensure_sealed(root: &Path, model: &ModelManifest) -> Result<PathBuf> {
     let out = default_sealed_model(root, &model.name);
@@ -108,7 +103,13 @@ pub fn ensure_sealed(root: &Path, model: &ModelManifest) -> Result<PathBuf> {
             model.name,
             out.display()
         );
-        seal_and_register(root, model, &weights_of(root, model)?, &out, &default_broker_state(root))?;
+        seal_and_register(
+            root,
+            model,
+            &crate::codegen::ensure_weights(root, model)?,
+            &out,
+            &default_broker_state(root),
+        )?;
     }
     Ok(out)
 }

@@ -10,8 +10,14 @@
 //! message_timeout_ms = 5000       # 100..=60000: each whole message, however it is split into reads
 //! session_timeout_ms = 15000      # 100..=300000: the whole dance, from accept to the reply
 //! max_connections = 64            # 1..=4096
-//! audit_log = "audit.jsonl"        # relative paths are relative to this file
-//! key_store = "keys.toml"         # the standalone broker needs one
+//!
+//! [custody]                        # the PKCS#11 token whose KEK wraps the keys (broker::custody)
+//! module = "/usr/lib/softhsm/libsofthsm2.so"
+//! token = "ampoule"
+//! pin_file = "token.pin"           # mode 0600; relative paths are relative to this file
+//!
+//! [store]                          # the key registry and audit trail (broker::registry)
+//! sqlite = "registry.db"
 //!
 //! [snp]                            # optional: verify SEV-SNP reports (broker::verify::snp says what is checked)
 //! product = "milan"
@@ -19,6 +25,16 @@
 //! allow_smt = false
 //! min_abi = [1, 51]
 //! min_tcb = { bootloader = 3, tee = 0, snp = 8, microcode = 115 }
+//!
+//! ```
+//!
+//! The registry's bindings decide which launch gets which key. A program that embeds the broker with keys in
+//! memory (`Broker::new`) uses an allowlist instead, with an audit log file; a client's policy file
+//! (`ampoule-client --policy`) is this format's verifier part, its allowlist what the client pins:
+//!
+//! ```toml
+//! allow_simulated = true
+//! audit_log = "audit.jsonl"        # the embedded broker's decisions (JSON lines)
 //!
 //! [[allow]]                        # one entry per (measurement, model digest): it gets exactly one key
 //! tee = "plain"
@@ -41,8 +57,9 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where to listen.
-    pub listen: String,
+    /// Where to listen (the standalone broker needs it).
+    #[serde(default)]
+    pub listen: Option<String>,
     /// This broker's name among replicas sharing a registry: its audit rows' actor is `broker:NAME`.
     #[serde(default = "default_name")]
     pub name: String,
@@ -72,10 +89,11 @@ pub struct Config {
     /// message; if every connection is busy deciding, the newcomer is refused (and counted).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// The audit log (JSON lines).
-    pub audit_log: PathBuf,
-    /// The key store file. Absent when the program embedding the broker supplies keys in memory (run-qemu's
-    /// per-run key never touches the disk).
+    /// The audit log (JSON lines) of a broker whose keys are in memory; a registry's decisions are its rows.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+    /// The key store file of older releases: refused, after `ampoule-broker keys import` has wrapped it into the
+    /// registry.
     #[serde(default)]
     pub key_store: Option<PathBuf>,
     /// Measurement -> key bindings.
@@ -181,11 +199,11 @@ pub fn parse_key_id(text: &str) -> Result<KeyId> {
 }
 
 impl Config {
-    /// A configuration listening on `listen` and auditing to `audit_log`, every other setting at its default (no
-    /// simulated evidence, no allowlist): what programs that embed the broker start from.
-    pub fn with_defaults(listen: &str, audit_log: PathBuf) -> Config {
+    /// A configuration auditing to `audit_log`, every other setting at its default (no simulated evidence, no
+    /// allowlist): what programs that embed the broker with keys in memory start from.
+    pub fn with_defaults(audit_log: PathBuf) -> Config {
         Config {
-            listen: listen.into(),
+            listen: None,
             name: default_name(),
             allow_simulated: false,
             allow_debug: false,
@@ -195,7 +213,7 @@ impl Config {
             message_timeout_ms: default_message_timeout(),
             session_timeout_ms: default_session_timeout(),
             max_connections: default_max_connections(),
-            audit_log,
+            audit_log: Some(audit_log),
             key_store: None,
             allow: Vec::new(),
             snp: None,
@@ -210,7 +228,7 @@ impl Config {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut config: Config = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        config.audit_log = base.join(&config.audit_log);
+        config.audit_log = config.audit_log.map(|a| base.join(a));
         config.key_store = config.key_store.map(|k| base.join(k));
         if let Some(snp) = config.snp.as_mut() {
             crate::verify::SnpVerifier::resolve_paths(snp, base);
@@ -244,6 +262,19 @@ impl Config {
             self.message_timeout_ms
         );
         self.allowlist()?;
+        if self.store.is_some() {
+            ensure!(self.custody.is_some(), "[store] needs [custody]: the token that wraps its keys");
+            ensure!(
+                self.allow.is_empty(),
+                "[[allow]] beside [store]: the registry's bindings decide releases (`ampoule-broker keys bind`); an \
+                 allowlist belongs in a client's policy file"
+            );
+        }
+        ensure!(
+            self.key_store.is_none(),
+            "key_store is no longer read: wrap it into the registry with `ampoule-broker --config FILE keys import \
+             KEYS.toml` (which erases it), then remove the line"
+        );
         Ok(())
     }
 
@@ -311,9 +342,28 @@ mod tests {
     fn the_defaults_and_the_old_timeout_name_are_accepted() {
         let config = load("").unwrap();
         assert_eq!((config.message_timeout_ms, config.session_timeout_ms), (5000, 15_000));
-        let built = Config::with_defaults("127.0.0.1:0", config.audit_log.clone());
+        let built =
+            Config { listen: config.listen.clone(), ..Config::with_defaults(config.audit_log.clone().unwrap()) };
         assert_eq!(format!("{built:?}"), format!("{config:?}"), "with_defaults and an empty file agree");
         assert_eq!(load("read_timeout_ms = 2500").unwrap().message_timeout_ms, 2500);
         assert!(load("nonce_lifetime_secs = 3600\nrelease_lifetime_secs = 86400\nmax_connections = 4096").is_ok());
+    }
+
+    #[test]
+    fn the_old_key_store_an_allowlist_beside_a_registry_and_a_registry_without_a_token_are_refused() {
+        let error = format!("{:#}", load("key_store = \"keys.toml\"").unwrap_err());
+        assert!(error.contains("keys import"), "{error}");
+        let custody = "[custody]\nmodule = \"/m.so\"\ntoken = \"t\"\n";
+        let allow = "[[allow]]\ntee = \"plain\"\nmeasurement = \"00\"\nkey_id = \"00\"\n";
+        let error = format!("{:#}", load(&format!("[store]\nsqlite = \"r.db\"\n{allow}")).unwrap_err());
+        assert!(error.contains("is not 48 bytes") || error.contains("expected 48"), "{error}");
+        let allow = allow
+            .replace("\"00\"\nkey", &format!("\"{}\"\nkey", "00".repeat(48)))
+            .replace("key_id = \"00\"", &format!("key_id = \"{}\"", "00".repeat(16)));
+        let error = format!("{:#}", load(&format!("{custody}[store]\nsqlite = \"r.db\"\n{allow}")).unwrap_err());
+        assert!(error.contains("registry's bindings decide"), "{error}");
+        let error = format!("{:#}", load("[store]\nsqlite = \"r.db\"").unwrap_err());
+        assert!(error.contains("needs [custody]"), "{error}");
+        assert!(load(&format!("{custody}[store]\nsqlite = \"r.db\"")).is_ok());
     }
 }

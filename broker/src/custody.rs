@@ -16,6 +16,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail, ensure};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
@@ -190,8 +191,12 @@ fn login(config: &TokenConfig) -> Result<(Pkcs11, Session)> {
     }
     let Some(slot) = found else { bail!("no token labelled {:?} in {}", config.token, config.module.display()) };
     let session = pkcs11.open_rw_session(slot).context("opening a session with the token")?;
-    session.login(UserType::User, Some(&config.pin()?)).context("logging in to the token")?;
-    Ok((pkcs11, session))
+    match session.login(UserType::User, Some(&config.pin()?)) {
+        // A login is the application's, not the session's (PKCS#11, C_Login): while another session of this process is
+        // logged in to the token, this one is too.
+        Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) | Ok(()) => Ok((pkcs11, session)),
+        Err(e) => Err(e).context("logging in to the token"),
+    }
 }
 
 fn find_kek(session: &Session) -> Result<Option<ObjectHandle>> {

@@ -28,7 +28,7 @@ pub mod verify;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::audit::AuditLog;
 use crate::config::Config;
@@ -63,7 +63,8 @@ pub struct Broker {
     policy: Policy,
     keys: KeySource,
     nonces: NonceStore,
-    audit: AuditLog,
+    /// The decisions' log file (keys in memory); a registry audits in its own rows.
+    audit: Option<AuditLog>,
     stats: Stats,
     clock: Clock,
     connections: AtomicU64,
@@ -87,8 +88,13 @@ impl Broker {
     fn with_keys(config: Config, keys: KeySource, clock: Clock) -> Result<Broker> {
         config.check()?;
         let policy = Policy::from_config(&config)?;
-        let audit = AuditLog::open(&config.audit_log, clock())
-            .with_context(|| format!("opening {}", config.audit_log.display()))?;
+        let audit = match (&keys, &config.audit_log) {
+            (KeySource::Registry { .. }, _) => None,
+            (KeySource::Allowlist(_), Some(path)) => {
+                Some(AuditLog::open(path, clock()).with_context(|| format!("opening {}", path.display()))?)
+            }
+            (KeySource::Allowlist(_), None) => bail!("a broker with keys in memory needs an audit_log"),
+        };
         // In range (Config::check): at most an hour.
         let nonce_lifetime_ms =
             config.nonce_lifetime_secs.checked_mul(1000).context("nonce_lifetime_secs overflows")?;
@@ -116,29 +122,24 @@ impl Broker {
         self.log.record(level, msg, fields);
     }
 
-    /// Loads the configuration and opens its keys: the registry and token it names (`[store]`, `[custody]`), or
-    /// the older `key_store` file with the configuration's allowlist.
+    /// Loads the configuration and opens its keys: the registry and token it names (`[store]`, `[custody]`).
     pub fn from_config_file(path: &std::path::Path) -> Result<Broker> {
         let config = Config::load(path)?;
-        if let Some(store) = &config.store {
-            anyhow::ensure!(
-                config.key_store.is_none(),
-                "[store] and key_store together: import the key store (`ampoule-broker keys import`), then drop it"
-            );
-            let token = config.custody.as_ref().context("[store] needs [custody]: the token that wraps its keys")?;
-            let custody = KeyCustody::open(token)?;
-            let registry = store.open()?;
-            return Broker::with_registry(config, registry, custody, system_clock());
-        }
-        let key_store = config.key_store.as_ref().context("the configuration names no [store] and no key_store")?;
-        let keys = KeyStore::load(key_store)?;
-        Broker::new(config, keys, system_clock())
+        let store = config.store.as_ref().context(
+            "the configuration names no [store]: a standalone broker's keys are in a registry, wrapped by a token's KEK",
+        )?;
+        let token = config.custody.as_ref().context("[store] needs [custody]: the token that wraps its keys")?;
+        let custody = KeyCustody::open(token)?;
+        let registry = store.open()?;
+        Broker::with_registry(config, registry, custody, system_clock())
     }
 
     /// Audits a decision (in the registry, or the audit log file) before its reply is sent.
     pub(crate) fn record(&self, time_ms: u64, peer: &str, tee: Option<Tee>, decision: &Decision) -> Result<()> {
-        if !self.keys.audit(time_ms, peer, tee, decision)? {
-            self.audit.record(time_ms, peer, tee, decision)?;
+        if !self.keys.audit(time_ms, peer, tee, decision)?
+            && let Some(audit) = &self.audit
+        {
+            audit.record(time_ms, peer, tee, decision)?;
         }
         Ok(())
     }
@@ -153,11 +154,11 @@ impl Broker {
                 &[("allow_simulated", Value::Bool(true))],
             );
         }
-        if self.audit.repaired_bytes() > 0 {
+        if let Some(repaired) = self.audit.as_ref().map(AuditLog::repaired_bytes).filter(|&b| b > 0) {
             self.log(
                 Level::Warn,
                 "audit log ended in a torn record (the last broker died writing it): removed, and recorded there",
-                &[("bytes", Value::U64(self.audit.repaired_bytes()))],
+                &[("bytes", Value::U64(repaired))],
             );
         }
         self.log(

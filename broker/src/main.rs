@@ -37,7 +37,7 @@ fn main() -> Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let broker = Arc::new(Broker::from_config_file(&cli.config)?);
-            let listen = broker.config().listen.clone();
+            let listen = broker.config().listen.clone().context("the configuration names no listen address")?;
             let listener = TcpListener::bind(&listen).with_context(|| format!("binding {listen}"))?;
             broker.announce(&listener.local_addr()?.to_string());
             broker::server::serve(broker, listener, Arc::new(AtomicBool::new(false)))?;

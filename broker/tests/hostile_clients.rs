@@ -48,7 +48,7 @@ fn serve(name: &str, max_connections: usize) -> Served {
             key_id: hex::encode(KEY_ID_A),
             model_digest: None,
         }],
-        ..Config::with_defaults("127.0.0.1:0", dir.join("audit.jsonl"))
+        ..Config::with_defaults(dir.join("audit.jsonl"))
     };
     let mut keys = KeyStore::default();
     keys.insert(KEY_ID_A, Zeroizing::new(KEY_A));

@@ -5,142 +5,15 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use broker::custody::softhsm::{CONF_ENV, SoftHsm};
-use broker::registry::local_cluster::LocalCluster;
-use common::{MEASUREMENT_A, guest_rng};
-use loader::{LoaderError, SimulatedAttester, StreamTransport, obtain_key};
+use common::fleet::{KEY, KEY_ID, Store, dance, export_audit, fleet};
 use protocol::refusal::RefusalCode;
 
-const KEY_ID: &str = "0123456789abcdef0123456789abcdef";
-const KEY: [u8; 32] = [0x6b; 32];
-/// The sealed model's digest the guests are launched bound to (plain mode: its first 32 bytes).
-const DIGEST: [u8; 48] = [0xd1; 48];
 const CLIENTS_PER_REPLICA: usize = 3;
-
-/// A replica's process, killed when dropped (a failing assertion leaves no broker behind).
-struct Replica(Child);
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Fleet {
-    dir: PathBuf,
-    softhsm: SoftHsm,
-    _cluster: Option<LocalCluster>,
-}
-
-impl Fleet {
-    /// The test key, imported from a key store of the old format and bound to the guests' launch.
-    fn import_and_bind(&self) {
-        let old_store = self.dir.join("keys.toml");
-        std::fs::write(&old_store, format!("[keys]\n\"{KEY_ID}\" = \"{}\"\n", hex::encode(KEY))).unwrap();
-        self.keys(&["import", old_store.to_str().unwrap()]);
-        let (measurement, digest) = (hex::encode(MEASUREMENT_A), hex::encode(DIGEST));
-        let bind = ["bind", KEY_ID, "--version", "1", "--tee", "plain", "--measurement", &measurement];
-        self.keys(&[&bind[..], &["--model-digest", &digest]].concat());
-    }
-
-    fn config(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.toml"))
-    }
-
-    fn keys(&self, args: &[&str]) {
-        let output = Command::new(env!("CARGO_BIN_EXE_ampoule-broker"))
-            .arg("--config")
-            .arg(self.config("a"))
-            .arg("keys")
-            .args(args)
-            .env(CONF_ENV, self.softhsm.conf())
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "keys {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    }
-
-    /// Starts replica `name`; it and the address it announced.
-    fn start(&self, name: &str) -> (Replica, SocketAddr) {
-        let (child, addr) = common::start_binary(&self.config(name), &[(CONF_ENV, &self.softhsm.conf())]);
-        (Replica(child), addr)
-    }
-}
-
-/// Where the fleet keeps its registry.
-enum Store {
-    /// A private PostgreSQL cluster shared by the replicas.
-    Postgres,
-    /// One SQLite file (one replica).
-    Sqlite,
-}
-
-fn fleet(name: &str, store: Store) -> Fleet {
-    let dir: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "target", "replica-tests", name].iter().collect();
-    let _ = std::fs::remove_dir_all(&dir);
-    let softhsm = SoftHsm::ensure(&dir.join("softhsm")).unwrap();
-    let token = softhsm.ensure_token("replicas").unwrap();
-    let (cluster, store) = match store {
-        Store::Postgres => {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let cluster = LocalCluster::start(&dir.join("pg"), port).unwrap();
-            let password_file = dir.join("pg.password");
-            let params = cluster.params();
-            let password = params.split_whitespace().find_map(|kv| kv.strip_prefix("password=")).unwrap();
-            write_private(&password_file, password);
-            let store = format!(
-                "postgres = \"host=127.0.0.1 port={port} user=ampoule dbname=postgres\"\npassword_file = \"{}\"\n",
-                password_file.display()
-            );
-            (Some(cluster), store)
-        }
-        Store::Sqlite => (None, "sqlite = \"registry.db\"\n".to_string()),
-    };
-    for name in ["a", "b"] {
-        let config = format!(
-            "listen = \"127.0.0.1:0\"\nname = \"{name}\"\nallow_simulated = true\naudit_log = \"{name}.audit.jsonl\"\n\
-             [custody]\nmodule = \"{}\"\ntoken = \"replicas\"\npin_file = \"{}\"\n[store]\n{store}",
-            token.module.display(),
-            token.pin_file.as_ref().unwrap().display(),
-        );
-        std::fs::write(dir.join(format!("{name}.toml")), config).unwrap();
-    }
-    Fleet { dir, softhsm, _cluster: cluster }
-}
-
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).unwrap();
-    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
-}
-
-/// A dance's outcome: the key, or the broker's refusal (`None`: the connection failed).
-type Outcome = Result<[u8; 32], Option<RefusalCode>>;
-
-/// One key dance against `addr`: the connection's local address and the outcome.
-fn dance(addr: SocketAddr) -> Option<(String, Outcome)> {
-    let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let local = stream.local_addr().ok()?.to_string();
-    let mut transport = StreamTransport(stream);
-    let mut host_data = [0u8; 32];
-    host_data.copy_from_slice(&DIGEST[..32]);
-    let mut attester = SimulatedAttester::new(MEASUREMENT_A).with_host_data(host_data);
-    let key_id: [u8; 16] = hex::decode(KEY_ID).unwrap().try_into().unwrap();
-    let outcome = match obtain_key(&mut transport, &mut attester, &mut guest_rng(), key_id, |_| {}) {
-        Ok(released) => Ok(*released.key),
-        Err(LoaderError::Refused(code)) => Err(Some(code)),
-        Err(_) => Err(None),
-    };
-    Some((local, outcome))
-}
 
 /// Dances against `addr` until `stop`: the local addresses that received the key, and when.
 fn dance_until(addr: SocketAddr, stop: Arc<AtomicBool>, started: Instant) -> Vec<(String, Duration)> {
@@ -219,18 +92,6 @@ fn two_replicas_share_the_registry_survive_a_kill_9_and_see_a_retirement_at_once
         "{} keys received from two replicas, {b_after_kill} from b after a's kill -9; {decisions} decisions",
         received.len()
     );
-}
-
-fn export_audit(fleet: &Fleet) -> Vec<serde_json::Value> {
-    let output = Command::new(env!("CARGO_BIN_EXE_ampoule-broker"))
-        .arg("--config")
-        .arg(fleet.config("b"))
-        .args(["keys", "export-audit"])
-        .env(CONF_ENV, fleet.softhsm.conf())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[test]

@@ -54,7 +54,7 @@ fn broker() -> &'static Broker {
                 key_id: "0a".repeat(16),
                 model_digest: None,
             }],
-            ..Config::with_defaults("127.0.0.1:0", audit_log)
+            ..Config::with_defaults(audit_log)
         };
         let mut keys = KeyStore::default();
         keys.insert([0x0a; 16], zeroize::Zeroizing::new([0x5a; 32]));

@@ -1,6 +1,6 @@
-//! The key dance under run-qemu: a broker in process on 127.0.0.1 with the sealed model's key (in memory only)
-//! bound to the image's measurement and the blob's digest, and QEMU user networking whose only way out is a
-//! forward to it.
+//! The key dance under run-qemu: a broker in process on 127.0.0.1 over the development token and registry
+//! ([`BrokerState`]), the sealed model's key bound to the launch the run performs, and QEMU user networking whose
+//! only way out is a forward to it.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -11,13 +11,15 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result};
 use broker::Broker;
 use broker::config::Config;
-use broker::keys::KeyStore;
+use broker::lifecycle;
+use broker::registry::{AuditEntry, Binding, Registry};
 use protocol::endpoint::{BROKER_GUEST_ADDRESS, BROKER_GUEST_PORT, SERVICE_GUEST_PORT};
 use protocol::message::KeyId;
-use protocol::sealed_blob::BlobDigest;
+use protocol::sealed_blob::launch_binding;
+use protocol::tee::Tee;
 use sha2::{Digest, Sha384};
-use zeroize::Zeroizing;
 
+use crate::broker_state::{BrokerState, OpenStore, StoreKind, actor, broker_config};
 use crate::model_delivery::ModelDelivery;
 use crate::qemu::RunConfig;
 
@@ -31,22 +33,17 @@ pub fn plain_measurement(image: &[u8]) -> [u8; 48] {
 pub struct BrokerOptions {
     /// Trust simulated evidence (required for plain mode to get a key).
     pub allow_simulated: bool,
-    /// The measurement the allowlist names (default: the image's own).
-    pub allowed_measurement: Option<[u8; 48]>,
-    /// The key id the allowlist binds to it (default: the one the sealed model names).
-    pub allowed_key_id: Option<KeyId>,
-    /// The blob digest the allowlist binds to it (default: the sealed model's own).
-    pub allowed_model_digest: Option<BlobDigest>,
-    /// The key released (default: the sealed model's key, from the broker state `cargo xtask seal` wrote).
-    pub key: Option<[u8; 32]>,
+    /// Bind the sealed model's key to the launch this run performs before serving (run-qemu deploys what it runs:
+    /// an audited `bind` by `xtask run-qemu`). Tests of refusals set their registry up themselves and leave it.
+    pub bind_launch: bool,
     /// The sealed model the guest is launched with (default: the MLP's, sealed first when missing). Without one
-    /// (broker-only runs with a made-up key), the allowlist admits launches bound to no blob.
+    /// (broker-only runs), a fresh key is made and bound to a launch bound to no blob.
     pub sealed_model: Option<PathBuf>,
-    /// The broker state whose key store holds the image's key.
-    pub state_dir: PathBuf,
-    /// Verify real SEV-SNP evidence instead (the allowlist then names the SNP launch digest).
+    /// The token and registry the broker's keys are in.
+    pub state: BrokerState,
+    /// Verify real SEV-SNP evidence instead (the launch is then the SNP launch digest).
     pub snp: Option<SnpBroker>,
-    /// Verify real TDX quotes instead (the allowlist then names the MRTD).
+    /// Verify real TDX quotes instead (the launch is then the MRTD).
     pub tdx: Option<TdxBroker>,
 }
 
@@ -80,16 +77,14 @@ pub struct SnpBroker {
 }
 
 impl BrokerOptions {
-    /// The development broker of `root` (`target/ampoule/broker`), trusting simulated evidence.
+    /// The development broker of `root` (`target/ampoule/broker`, its SQLite registry), trusting simulated
+    /// evidence.
     pub fn for_checkout(root: &Path) -> Self {
         Self {
             allow_simulated: true,
-            allowed_measurement: None,
-            allowed_key_id: None,
-            allowed_model_digest: None,
-            key: None,
+            bind_launch: true,
             sealed_model: Some(crate::sealing::default_sealed_model(root, crate::manifest::DEFAULT_MODEL)),
-            state_dir: crate::sealing::default_broker_state(root),
+            state: BrokerState::for_checkout(root, StoreKind::Sqlite),
             snp: None,
             tdx: None,
         }
@@ -102,20 +97,31 @@ pub struct RunningBroker {
     pub broker: Arc<Broker>,
     /// Its port on 127.0.0.1.
     pub port: u16,
-    /// The key the allowlist binds to the measurement.
+    /// The key the guest asks for: the one its sealed model names.
     pub key_id: KeyId,
-    /// The sealed model the broker holds the key of, bound to its own digest: what the guest is launched with.
+    /// The sealed model the guest is launched with, bound to its own digest.
     pub model: Option<ModelDelivery>,
-    /// The audit log.
-    pub audit_log: PathBuf,
     /// The broker's own log.
     pub log: PathBuf,
+    /// What a client pins for this run (`policy.toml`: the launch's allowlist entry and verifier).
+    pub policy: PathBuf,
+    store: OpenStore,
     shutdown: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl RunningBroker {
-    /// Stops serving.
+    /// The registry's audit trail (a connection of its own).
+    pub fn audit_trail(&self) -> Result<Vec<AuditEntry>> {
+        self.store.registry()?.audit_trail()
+    }
+
+    /// Where the registry is.
+    pub fn store(&self) -> &broker::registry::StoreConfig {
+        &self.store.config
+    }
+
+    /// Stops serving (and the registry's cluster, if this run started one).
     pub fn stop(mut self) {
         self.shutdown.store(true, Ordering::SeqCst);
         broker::server::wake(([127, 0, 0, 1], self.port).into());
@@ -125,38 +131,11 @@ impl RunningBroker {
     }
 }
 
-/// Writes `dir/broker.toml` for `image` and starts a broker from it in process: the allowlist binds the image's
-/// measurement and the sealed model's digest to the key the model names, and the key comes from the broker state
-/// (held in memory). The default sealed model is sealed first when missing.
-pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result<RunningBroker> {
-    std::fs::create_dir_all(dir)?;
-    let root = crate::paths::repo_root();
-    let model = match &options.sealed_model {
-        Some(path) if *path == crate::sealing::default_sealed_model(&root, crate::manifest::DEFAULT_MODEL) => {
-            let model = crate::manifest::named(&root, crate::manifest::DEFAULT_MODEL)?;
-            Some(ModelDelivery::of(&crate::sealing::ensure_sealed(&root, &model)?)?)
-        }
-        Some(path) => Some(ModelDelivery::of(path)?),
-        None => None,
-    };
-    let key_id = match (options.allowed_key_id, &model) {
-        (Some(id), _) => id,
-        (None, Some(model)) => model.key_id,
-        (None, None) => anyhow::bail!("a broker without a sealed model needs an explicit key id"),
-    };
-    let model_digest = options.allowed_model_digest.or(model.as_ref().map(|m| m.digest));
-    let key = Zeroizing::new(match options.key {
-        Some(key) => key,
-        None => *crate::sealing::load_keys(&options.state_dir)?
-            .get(&key_id)
-            .with_context(|| {
-                format!("the broker state {} has no key {}", options.state_dir.display(), hex::encode(key_id))
-            })?
-            .clone(),
-    });
-    let config_path = dir.join("broker.toml");
-    let (tee, measurement, allow_simulated, snp_table) = match (&options.snp, &options.tdx) {
+/// The launch a run performs: its TEE and measurement, and the verifier's table for a broker configuration.
+fn launch(image: &[u8], options: &BrokerOptions) -> Result<(Tee, [u8; 48], String)> {
+    match (&options.snp, &options.tdx) {
         (Some(_), Some(_)) => anyhow::bail!("a run-qemu broker verifies one TEE: SNP or TDX"),
+        (None, None) => Ok((Tee::Plain, plain_measurement(image), String::new())),
         (None, Some(tdx)) => {
             let collateral = tdx
                 .collateral
@@ -168,11 +147,7 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
                 let root_ca = root_ca.canonicalize().with_context(|| format!("the root CA {}", root_ca.display()))?;
                 table.push_str(&format!("root_ca = {:?}\n", root_ca.display().to_string()));
             }
-            ("tdx", options.allowed_measurement.unwrap_or(tdx.mrtd), false, table)
-        }
-        (None, None) => {
-            let measurement = options.allowed_measurement.unwrap_or_else(|| plain_measurement(image));
-            ("plain", measurement, options.allow_simulated, String::new())
+            Ok((Tee::Tdx, tdx.mrtd, table))
         }
         (Some(snp), None) => {
             let vcek = snp.vcek.canonicalize().with_context(|| format!("the VCEK {}", snp.vcek.display()))?;
@@ -192,40 +167,99 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
                     absolute(ask)?.display().to_string()
                 ));
             }
-            ("snp", options.allowed_measurement.unwrap_or(snp.launch_digest), false, table)
+            Ok((Tee::Snp, snp.launch_digest, table))
         }
-    };
-    let config_text = format!(
-        "# Written by `cargo xtask run-qemu` for one run; the key comes from the broker state, held in memory.\n\
-         listen = \"127.0.0.1:0\"\n\
-         allow_simulated = {allow_simulated}  # plain-mode guests prove nothing: development only\n\
-         audit_log = \"audit.jsonl\"\n\n\
-         [[allow]]\ntee = \"{tee}\"\nmeasurement = \"{}\"\n{}key_id = \"{}\"\n{snp_table}",
-        hex::encode(measurement),
-        model_digest.map(|d| format!("model_digest = \"{}\"\n", hex::encode(d))).unwrap_or_default(),
-        hex::encode(key_id),
-    );
-    std::fs::write(&config_path, config_text)?;
-    let config = Config::load(&config_path)?;
-    let mut keys = KeyStore::default();
-    keys.insert(key_id, key);
-    serve_in_process(dir, config, keys, key_id, model)
+    }
 }
 
-/// Serves a broker with `config` and `keys` on a loopback port, its own log in `dir/broker.log`. `key_id` is the
-/// key the caller's guest will ask for, and `model` the sealed model it is launched with (kept for the caller).
-pub fn serve_in_process(
-    dir: &Path,
-    config: Config,
-    keys: KeyStore,
-    key_id: KeyId,
-    model: Option<ModelDelivery>,
-) -> Result<RunningBroker> {
+/// Binds the newest active version of `key_id` to `binding` unless it is bound already: run-qemu deploying the
+/// sealed model's key to the launch it performs, audited like any `bind`.
+pub fn deploy(registry: &mut Registry, key_id: &KeyId, binding: &Binding) -> Result<()> {
+    let version = crate::sealing::newest_active(registry, key_id).with_context(|| {
+        format!("the registry has no active version of key {}: `cargo xtask seal` makes one", hex::encode(key_id))
+    })?;
+    if !registry.bindings(key_id, version)?.contains(binding) {
+        lifecycle::bind(registry, key_id, version, binding, &actor("xtask run-qemu"))?;
+    }
+    Ok(())
+}
+
+/// A launch as a client pins it.
+pub struct PinnedLaunch<'a> {
+    /// Its TEE.
+    pub tee: Tee,
+    /// Its measurement.
+    pub measurement: [u8; 48],
+    /// The sealed model it is launched with.
+    pub model: Option<&'a ModelDelivery>,
+    /// The key the guest asks for.
+    pub key_id: KeyId,
+    /// Whether simulated evidence is trusted (plain mode).
+    pub allow_simulated: bool,
+}
+
+impl PinnedLaunch<'_> {
+    /// Writes `path`, a client's policy (`ampoule-client --policy`) pinning this launch, with `verifier` (the
+    /// broker configuration's `[snp]` or `[tdx]` table, if any).
+    pub fn write_policy(&self, path: &Path, verifier: &str) -> Result<()> {
+        let model_digest =
+            self.model.map(|m| format!("model_digest = \"{}\"\n", hex::encode(m.digest))).unwrap_or_default();
+        let text = format!(
+            "# What a client of this run pins (`ampoule-client --policy`), written by xtask.\n\
+             allow_simulated = {}\n\n[[allow]]\ntee = \"{}\"\nmeasurement = \"{}\"\n{model_digest}key_id = \"{}\"\n{verifier}",
+            self.allow_simulated,
+            self.tee.as_str(),
+            hex::encode(self.measurement),
+            hex::encode(self.key_id),
+        );
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Starts a broker for a run of `image` in process over `options`' token and registry, its configuration in
+/// `dir/broker.toml` and what a client pins in `dir/policy.toml`. The sealed model's key is bound to this launch
+/// first (unless `bind_launch` is off); the default sealed model is sealed first when missing.
+pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result<RunningBroker> {
     std::fs::create_dir_all(dir)?;
-    let audit_log = config.audit_log.clone();
+    let root = crate::paths::repo_root();
+    let model = match &options.sealed_model {
+        Some(path) if *path == crate::sealing::default_sealed_model(&root, crate::manifest::DEFAULT_MODEL) => {
+            let model = crate::manifest::named(&root, crate::manifest::DEFAULT_MODEL)?;
+            Some(ModelDelivery::of(&crate::sealing::ensure_sealed(&root, &model, &options.state)?)?)
+        }
+        Some(path) => Some(ModelDelivery::of(path)?),
+        None => None,
+    };
+    let (tee, measurement, verifier) = launch(image, options)?;
+    let host_data = model.as_ref().map_or([0; 48], |m| launch_binding(tee, &m.digest));
+    let binding = Binding { tee, measurement: measurement.to_vec(), host_data: host_data.to_vec() };
+    let (custody, store, mut registry) = options.state.open()?;
+    let key_id = match &model {
+        Some(model) => {
+            if options.bind_launch {
+                deploy(&mut registry, &model.key_id, &binding)?;
+            }
+            model.key_id
+        }
+        None => {
+            let (key_id, _key) = lifecycle::create(&mut registry, &custody, &actor("xtask run-qemu"))?;
+            deploy(&mut registry, &key_id, &binding)?;
+            key_id
+        }
+    };
+    let allow_simulated = options.allow_simulated && tee == Tee::Plain;
+    let header = "# Written by `cargo xtask run-qemu` for one run: the keys are in the registry below, wrapped by\n\
+                  # the token's KEK; the broker serves in run-qemu's process.\nname = \"run-qemu\"\n";
+    let config_path = dir.join("broker.toml");
+    std::fs::write(&config_path, broker_config(header, &store, allow_simulated, &verifier)?)?;
+    let launch = PinnedLaunch { tee, measurement, model: model.as_ref(), key_id, allow_simulated };
+    let policy = dir.join("policy.toml");
+    launch.write_policy(&policy, &verifier)?;
+    let config = Config::load(&config_path)?;
     let log = dir.join("broker.log");
     let sink = broker::log::LogSink::file(&log).with_context(|| format!("opening {}", log.display()))?;
-    let broker = Arc::new(Broker::new(config, keys, broker::system_clock())?.with_log(sink));
+    let broker = Broker::with_registry(config, registry, custody, broker::system_clock())?.with_log(sink);
+    let broker = Arc::new(broker);
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback port for the broker")?;
     let port = listener.local_addr()?.port();
     broker.announce(&format!("127.0.0.1:{port}"));
@@ -234,7 +268,7 @@ pub fn serve_in_process(
     let thread = std::thread::spawn(move || {
         let _ = broker::server::serve(serving, listener, stop);
     });
-    Ok(RunningBroker { broker, port, key_id, model, audit_log, log, shutdown, thread: Some(thread) })
+    Ok(RunningBroker { broker, port, key_id, model, log, policy, store, shutdown, thread: Some(thread) })
 }
 
 /// Gives the guest a virtio-net device on QEMU user networking that reaches nothing but `port` on the host's

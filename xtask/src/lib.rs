@@ -2,6 +2,7 @@
 //! the integration tests (xtask/tests/) share.
 
 pub mod bench;
+pub mod broker_state;
 pub mod codegen;
 pub mod dance;
 pub mod fuzz;

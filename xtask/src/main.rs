@@ -42,9 +42,10 @@ enum Cmd {
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=1000))]
         runs: u64,
     },
-    /// Seal a model's weights under a fresh key into target/ampoule/models/NAME.sealed and register the key in
-    /// the development broker (target/ampoule/broker/) for the image's measurement and the blob's digest. Sealing
-    /// again rotates that model's key. The image does not change.
+    /// Seal a model's weights into target/ampoule/models/NAME.sealed under a fresh key made in the development
+    /// broker's registry (target/ampoule/broker/; wrapped by its SoftHSM2 token, never on disk in plaintext) and
+    /// bound to the release image's measurement and the blob's digest. Sealing again rotates that model's key and
+    /// retires the old version. The image does not change.
     Seal {
         /// The model to seal (its manifest: inference/models/NAME.toml).
         #[arg(long, default_value = xtask::manifest::DEFAULT_MODEL)]
@@ -55,9 +56,10 @@ enum Cmd {
         /// Where to write the sealed blob.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
-        /// The broker state to register the key in.
-        #[arg(long)]
-        broker_state: Option<std::path::PathBuf>,
+        /// The registry to make the key in: sqlite (target/ampoule/broker/registry.db) or postgres (a private
+        /// cluster in target/ampoule/broker/postgres/, started for the sealing).
+        #[arg(long, value_enum, default_value = "sqlite")]
+        store: xtask::broker_state::StoreKind,
     },
     /// Compute paraphrase-MiniLM-L3-v2's reference outputs with onnxruntime (Python, in target/venv) on the ONNX
     /// file as shipped, and write inference/model/minilm-reference.json (token ids and embeddings).
@@ -110,20 +112,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let root = paths::repo_root();
     match cli.command {
         Cmd::Build(args) => cmd::build::run(&root, args),
-        Cmd::Seal { model, weights, out, broker_state } => {
+        Cmd::Seal { model, weights, out, store } => {
             let model = xtask::manifest::named(&root, &model)?;
             let weights = match weights {
                 Some(weights) => weights,
                 None => xtask::codegen::ensure_weights(&root, &model)?,
             };
             let out = out.unwrap_or_else(|| xtask::sealing::default_sealed_model(&root, &model.name));
-            let state = broker_state.unwrap_or_else(|| xtask::sealing::default_broker_state(&root));
+            let state = xtask::broker_state::BrokerState::for_checkout(&root, store);
             let sealing = step("seal", || xtask::sealing::seal_and_register(&root, &model, &weights, &out, &state))?;
             println!("sealed      {}", sealing.sealed_model.display());
             println!("digest      {}", hex::encode(sealing.digest));
-            println!("key_id      {}", hex::encode(sealing.key_id));
+            println!("key_id      {} version {}", hex::encode(sealing.key_id), sealing.version);
             println!("measurement {}", hex::encode(sealing.measurement));
-            println!("broker      {}", state.join("broker.toml").display());
+            println!("broker      {}", state.dir.join("broker.toml").display());
+            println!("policy      {}", state.dir.join("policy.toml").display());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::RunQemu(args) => cmd::run::run(&root, args),

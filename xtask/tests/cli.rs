@@ -98,7 +98,8 @@ fn interrupting_xtask_alone_ends_its_qemu() {
 fn print_cmdline_binds_snp_and_tdx_launches_to_the_sealed_model() {
     use base64::Engine;
     let root = xtask::paths::repo_root();
-    let blob = xtask::sealing::ensure_sealed(&root, &xtask::manifest::named(&root, "mlp").unwrap()).unwrap();
+    let state = xtask::broker_state::BrokerState::for_checkout(&root, Default::default());
+    let blob = xtask::sealing::ensure_sealed(&root, &xtask::manifest::named(&root, "mlp").unwrap(), &state).unwrap();
     let digest = *xtask::model_delivery::header_of(&blob).unwrap().digest();
     let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let image = common::image(xtask::image::Variant::Release);

@@ -8,15 +8,14 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{Run, boot, broker_dir, broker_dir_path, image, run_serving};
+use broker::registry::AuditEntry;
+use common::{Run, TestKey, boot, broker_dir, broker_dir_path, image, run_serving, unwrapped_key};
 use ovmf::exit::ExitCode;
 use protocol::console::Record;
+use protocol::sealed_blob::MAX_CHUNK_LEN;
 use xtask::dance::{BrokerOptions, attach, free_port, start_broker};
 use xtask::image::Variant;
 use xtask::qemu::{Outcome, RunReport};
-
-/// A key that is not the image's: the broker releases it, and the sealed model does not open with it.
-const WRONG_KEY: [u8; 32] = [0x4b; 32];
 
 fn options() -> BrokerOptions {
     BrokerOptions::for_checkout(&xtask::paths::repo_root())
@@ -32,16 +31,33 @@ fn refusal_reason(report: &RunReport) -> String {
     record.field("reason").unwrap().to_string()
 }
 
-fn audit(run: &Run) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(&run.broker.audit_log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+/// The run's decisions in its registry's audit trail.
+fn decisions(run: &Run) -> Vec<AuditEntry> {
+    let trail = run.broker.audit_trail().unwrap();
+    trail.into_iter().filter(|row| row.actor == "broker:run-qemu").collect()
+}
+
+/// A test registry whose key sealed a blob of the MLP for the run `name`, and the blob's path.
+fn test_key(name: &str) -> (TestKey, std::path::PathBuf) {
+    let key = TestKey::new(name);
+    let path = broker_dir_path(&format!("{name}-registry")).join("mlp.sealed");
+    key.blob(&path, [5; 7], MAX_CHUNK_LEN);
+    (key, path)
 }
 
 #[test]
 fn the_guest_attests_unseals_and_serves_and_no_output_carries_the_key() {
     let root = xtask::paths::repo_root();
+    let releases = |trail: Vec<AuditEntry>, key_id| {
+        trail
+            .iter()
+            .filter(|r| r.action == "release" && r.key_id == Some(key_id) && r.actor == "broker:run-qemu")
+            .count()
+    };
+    let before = options().state.open().ok().map(|(_, _, mut registry)| registry.audit_trail().unwrap());
     let run = run_serving("happy", options(), move |port| {
         let guest = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let policy = xtask::serve::policy_of(&broker_dir_path("happy").join("broker.toml")).unwrap();
+        let policy = xtask::serve::policy_of(&broker_dir_path("happy").join("policy.toml")).unwrap();
         let cases = xtask::serve::reference_cases(&root).unwrap();
         let summary = xtask::serve::check_reference_cases(guest, &policy, &cases).unwrap();
         assert_eq!(summary.predictions.len(), cases.len());
@@ -57,12 +73,13 @@ fn the_guest_attests_unseals_and_serves_and_no_output_carries_the_key() {
     assert_eq!(released.field("key_id"), Some(hex::encode(key_id).as_str()));
     let (measured, _) = run.report.record("measured").unwrap();
     assert_eq!(measured.field("measurement"), Some(hex::encode(xtask::dance::plain_measurement(&bytes)).as_str()));
-    assert_eq!(audit(&run)[0]["decision"], "released");
     assert_eq!(run.broker.broker.stats().get("released"), Some(&1));
+    // Its release row (other tests may release the same development key meanwhile: at least one more).
+    let before = before.map_or(0, |trail| releases(trail, key_id));
+    assert!(releases(run.broker.audit_trail().unwrap(), key_id) > before, "no release row for the run");
 
     // The key in any common encoding, in every output of the run; and no input or output value in the serial log.
-    let keys = xtask::sealing::load_keys(&options().state_dir).unwrap();
-    let key: [u8; 32] = **keys.get(&key_id).unwrap();
+    let key: [u8; 32] = *unwrapped_key(&options().state, &key_id);
     let needles = [
         hex::encode(key),
         hex::encode_upper(key),
@@ -71,11 +88,10 @@ fn the_guest_attests_unseals_and_serves_and_no_output_carries_the_key() {
     ];
     let serial = run.report.lines.join("\n") + &run.report.stderr;
     let broker_log = std::fs::read_to_string(&run.broker.log).unwrap();
-    let audit_log = std::fs::read_to_string(&run.broker.audit_log).unwrap();
+    let audit = format!("{:?}", run.broker.audit_trail().unwrap());
     let config = std::fs::read_to_string(run.broker.log.with_file_name("broker.toml")).unwrap();
     assert!(broker_log.contains("SIMULATED EVIDENCE ACCEPTED"), "the broker's log flags simulated evidence");
-    for (name, text) in
-        [("serial", &serial), ("broker log", &broker_log), ("audit log", &audit_log), ("config", &config)]
+    for (name, text) in [("serial", &serial), ("broker log", &broker_log), ("audit trail", &audit), ("config", &config)]
     {
         for needle in &needles {
             assert!(!text.contains(needle.as_str()), "the {name} contains the key");
@@ -149,21 +165,32 @@ fn bad_requests_then_a_good_one(guest: std::net::SocketAddr, policy: &broker::po
 
 #[test]
 fn the_model_does_not_open_with_another_key() {
-    let run = run("wrong-key", BrokerOptions { key: Some(WRONG_KEY), ..options() });
+    // A new version of the key is made after the blob was sealed, and run-qemu binds the newest: the wrong one.
+    let (key, blob) = test_key("wrong-key");
+    key.another(Some(&key.key_id));
+    let run = run("wrong-key", key.options(&blob));
     assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
     let (record, _) = run.report.record("model not unsealed").expect("a record saying the model did not open");
     assert_eq!(record.field("reason"), Some("blob-chunk-did-not-open"));
     assert!(run.report.record("serving").is_none());
+    let released = decisions(&run);
+    assert_eq!((released.len(), released[0].action.as_str(), released[0].version), (1, "release", Some(2)));
     run.broker.stop();
 }
 
 #[test]
 fn an_unknown_measurement_gets_nothing_end_to_end() {
-    let run = run("unknown-measurement", BrokerOptions { allowed_measurement: Some([0x11; 48]), ..options() });
+    let (key, blob) = test_key("unknown-measurement");
+    let mut elsewhere = key.launch(&blob);
+    elsewhere.measurement = vec![0x11; 48];
+    key.bind(&key.key_id, 1, &elsewhere);
+    let run = run("unknown-measurement", BrokerOptions { bind_launch: false, ..key.options(&blob) });
     assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
     assert_eq!(refusal_reason(&run.report), "unknown_measurement");
     assert!(run.report.record("key released").is_none());
-    assert_eq!(audit(&run)[0]["reason"], "unknown_measurement");
+    let refused = decisions(&run);
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0].action == "refusal" && refused[0].detail.contains("unknown_measurement"), "{refused:?}");
     run.broker.stop();
 }
 
@@ -177,11 +204,26 @@ fn simulated_evidence_gets_nothing_when_not_allowed_end_to_end() {
 
 #[test]
 fn a_key_for_another_measurement_gets_nothing_end_to_end() {
-    // The allowlist binds the image's measurement to another key than the one its sealed model asks for.
-    let options = BrokerOptions { allowed_key_id: Some([0x77; 16]), key: Some(WRONG_KEY), ..options() };
-    let run = run("other-key", options);
+    // The registry binds the image's launch to another key than the one its sealed model asks for.
+    let (key, blob) = test_key("other-key");
+    let (other, version) = key.another(None);
+    key.bind(&other, version, &key.launch(&blob));
+    let run = run("other-key", BrokerOptions { bind_launch: false, ..key.options(&blob) });
     assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
     assert_eq!(refusal_reason(&run.report), "key_not_for_measurement");
+    run.broker.stop();
+}
+
+#[test]
+fn a_retired_key_is_never_released_again_end_to_end() {
+    let (key, blob) = test_key("retired");
+    key.bind(&key.key_id, 1, &key.launch(&blob));
+    let mut registry = key.state.open().unwrap().2;
+    broker::lifecycle::retire(&mut registry, &key.key_id, None, &xtask::broker_state::actor("test")).unwrap();
+    let run = run("retired", BrokerOptions { bind_launch: false, ..key.options(&blob) });
+    assert_eq!(run.report.outcome, Outcome::Guest(ExitCode::KeyNotReleased), "{:#?}", run.report.lines);
+    assert!(run.report.record("key released").is_none());
+    assert!(decisions(&run).iter().all(|row| row.action == "refusal"));
     run.broker.stop();
 }
 

@@ -18,10 +18,12 @@ use xtask::sealing::ensure_sealed;
 #[test]
 fn the_guest_serves_minilm_embeddings_that_match_onnxruntime() {
     let root = xtask::paths::repo_root();
-    let blob = ensure_sealed(&root, &xtask::manifest::named(&root, xtask::minilm::NAME).unwrap()).unwrap();
-    let options = BrokerOptions { sealed_model: Some(blob), ..BrokerOptions::for_checkout(&root) };
+    let options = BrokerOptions::for_checkout(&root);
+    let minilm = xtask::manifest::named(&root, xtask::minilm::NAME).unwrap();
+    let blob = ensure_sealed(&root, &minilm, &options.state).unwrap();
+    let options = BrokerOptions { sealed_model: Some(blob), ..options };
     let cases = xtask::minilm::reference_cases(&root).unwrap();
-    let policy_file = common::broker_dir_path("minilm").join("broker.toml");
+    let policy_file = common::broker_dir_path("minilm").join("policy.toml");
     // The smallest guest RAM it runs in: 104 MiB (88 MiB of heap: the weights once, the chunk buffer, the rest).
     let run = run_serving_with(
         "minilm",

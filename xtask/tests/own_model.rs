@@ -46,19 +46,19 @@ fn a_users_onnx_model_is_generated_built_sealed_and_served() {
     let image = image::build(Variant::Release, &BuildOptions::for_checkout(&copy)).unwrap();
     // 4. seal --model iris, registered for this image's measurement.
     let blob = sealing::default_sealed_model(&copy, "iris");
-    let state = sealing::default_broker_state(&copy);
+    let state = xtask::broker_state::BrokerState::scratch(&work.join("state"));
     let weights = copy.join(iris.weights());
     sealing::seal_and_register_with(iris.model_id(), &weights, &blob, &state, plain_measurement(&image.bytes)).unwrap();
 
     // 5. The guest, launched bound to the blob, serving it.
-    let options = BrokerOptions { sealed_model: Some(blob), state_dir: state, ..BrokerOptions::for_checkout(&root) };
+    let options = BrokerOptions { sealed_model: Some(blob), state, ..BrokerOptions::for_checkout(&root) };
     let broker = start_broker(&work.join("broker"), &image.bytes, &options).unwrap();
     let service_port = free_port().unwrap();
     xtask::qemu::ensure_installed(&paths::target_dir(&root)).unwrap();
     let mut config = RunConfig::new(image.path.clone());
     config.timeout = Duration::from_secs(120);
     attach(&mut config, broker.port, service_port, broker.model.as_ref());
-    let policy = xtask::serve::policy_of(&work.join("broker/broker.toml")).unwrap();
+    let policy = xtask::serve::policy_of(&work.join("broker/policy.toml")).unwrap();
     let cases = reference_cases(&root);
     let (report, client) = xtask::serve::run_serving(&config, move || -> anyhow::Result<f32> {
         let guest = std::net::SocketAddr::from(([127, 0, 0, 1], service_port));

@@ -6,36 +6,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use common::{Run, broker_dir, run_serving_with};
+use common::{Run, TestKey, broker_dir, run_serving_with};
 use ovmf::exit::ExitCode;
-use protocol::sealed_blob::{HEADER_LEN, MIN_CHUNK_LEN, TAG_LEN, seal};
+use protocol::sealed_blob::{HEADER_LEN, MIN_CHUNK_LEN, TAG_LEN};
 use xtask::dance::BrokerOptions;
 use xtask::qemu::Outcome;
 
-/// The test's own model key and key id (a deployment's are fresh and secret; these seal test blobs only).
-const TEST_KEY: [u8; 32] = [0x5e; 32];
-const TEST_KEY_ID: [u8; 16] = [0x7e; 16];
-
 fn options() -> BrokerOptions {
     BrokerOptions::for_checkout(&xtask::paths::repo_root())
-}
-
-/// A blob of the MLP's weights under the test key in 4 KiB chunks (two chunks), at `path`.
-fn test_blob(path: &Path, nonce_prefix: [u8; 7]) -> Vec<u8> {
-    let root = xtask::paths::repo_root();
-    let mlp = xtask::manifest::named(&root, "mlp").unwrap();
-    let weights = std::fs::read(root.join(mlp.weights())).unwrap();
-    let blob = seal(&weights, mlp.model_id(), TEST_KEY_ID, &TEST_KEY, nonce_prefix, MIN_CHUNK_LEN).unwrap();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, &blob).unwrap();
-    blob
-}
-
-/// Options whose broker holds the test key for the blob at `path`.
-fn test_options(path: &Path) -> BrokerOptions {
-    BrokerOptions { sealed_model: Some(path.to_path_buf()), key: Some(TEST_KEY), ..options() }
 }
 
 /// A run that must end without serving; `adjust` changes what the host hands over.
@@ -78,9 +58,10 @@ fn no_blob_and_a_truncated_blob_are_refused_before_asking_for_a_key() {
 
     // The host cuts the blob but binds the launch to its (unchanged) header.
     let path = scratch("truncated");
-    let blob = test_blob(&path, [1; 7]);
+    let key = TestKey::new("truncated");
+    let blob = key.blob(&path, [1; 7], MIN_CHUNK_LEN);
     std::fs::write(&path, &blob[..blob.len() - 100]).unwrap();
-    let run = refused_run("truncated", test_options(&path), |_| {});
+    let run = refused_run("truncated", key.options(&path), |_| {});
     assert_eq!(reason(&run, "sealed model refused"), "blob-malformed");
     never_asked(&run);
     run.broker.stop();
@@ -88,21 +69,31 @@ fn no_blob_and_a_truncated_blob_are_refused_before_asking_for_a_key() {
 
 #[test]
 fn the_broker_refuses_a_launch_bound_to_another_blob_than_it_registered() {
-    let options = BrokerOptions { allowed_model_digest: Some([0x22; 48]), ..options() };
+    // The key is bound to this image's launch, but with another blob's digest; the run binds nothing itself.
+    let key = TestKey::new("host-data-mismatch");
+    let path = scratch("host-data-mismatch");
+    key.blob(&path, [3; 7], MIN_CHUNK_LEN);
+    let mut other = key.launch(&path);
+    other.host_data = protocol::sealed_blob::launch_binding(protocol::tee::Tee::Plain, &[0x22; 48]).to_vec();
+    key.bind(&key.key_id, 1, &other);
+    let options = BrokerOptions { bind_launch: false, ..key.options(&path) };
     let run = refused_run("host-data-mismatch", options, |_| {});
     assert_eq!(reason(&run, "key refused"), "host_data_mismatch");
     assert!(run.report.record("key released").is_none());
-    let audit = std::fs::read_to_string(&run.broker.audit_log).unwrap();
-    assert!(audit.contains("host_data_mismatch"), "{audit}");
+    let trail = run.broker.audit_trail().unwrap();
+    let refusal = trail.iter().find(|row| row.action == "refusal").expect("the refusal's audit row");
+    assert!(refusal.detail.contains("host_data_mismatch"), "{refusal:?}");
+    assert!(trail.iter().all(|row| row.action != "release"), "{trail:?}");
     run.broker.stop();
 }
 
 #[test]
 fn swapped_or_foreign_chunks_open_nothing_with_the_released_key() {
-    let stranger = test_blob(&scratch("stranger"), [2; 7]);
+    let key = TestKey::new("chunks");
+    let stranger = key.blob(&scratch("stranger"), [2; 7], MIN_CHUNK_LEN);
     for (name, attack) in [("swapped", 0), ("foreign", 1)] {
         let path = scratch(name);
-        let blob = test_blob(&path, [1; 7]);
+        let blob = key.blob(&path, [1; 7], MIN_CHUNK_LEN);
         let first_end = HEADER_LEN + MIN_CHUNK_LEN as usize + TAG_LEN;
         let (header, first, second) = (&blob[..HEADER_LEN], &blob[HEADER_LEN..first_end], &blob[first_end..]);
         // Swapped: the second chunk's bytes first. Foreign: the first chunk of another blob under the same key.
@@ -111,7 +102,7 @@ fn swapped_or_foreign_chunks_open_nothing_with_the_released_key() {
             _ => [header, &stranger[HEADER_LEN..first_end], second].concat(),
         };
         std::fs::write(&path, &attacked).unwrap();
-        let run = refused_run(name, test_options(&path), |_| {});
+        let run = refused_run(name, key.options(&path), |_| {});
         assert!(run.report.record("key released").is_some(), "{name}: the header is the launch's, so the key comes");
         assert_eq!(reason(&run, "model not unsealed"), "blob-chunk-did-not-open", "{name}");
         run.broker.stop();

@@ -10,9 +10,8 @@ use protocol::report::SnpReport;
 use protocol::tee::Tee;
 use replay::{Replay, dance};
 use simulated_firmware::published::{sev_test_data, sev_test_data_path};
+use xtask::broker_state::BrokerState;
 use xtask::dance::{BrokerOptions, SnpBroker, start_broker};
-
-const KEY_ID: [u8; 16] = [0x7a; 16];
 
 #[test]
 fn the_snp_run_broker_verifies_amds_chain_and_releases_nothing_to_replays_or_simulations() {
@@ -20,8 +19,7 @@ fn the_snp_run_broker_verifies_amds_chain_and_releases_nothing_to_replays_or_sim
     let measurement = *SnpReport::new(&report).unwrap().measurement();
     let dir = std::env::temp_dir().join(format!("ampoule-snp-broker-{}", std::process::id()));
     let options = BrokerOptions {
-        allowed_key_id: Some(KEY_ID),
-        key: Some([0x42; 32]),
+        state: BrokerState::scratch(&dir.join("registry")),
         snp: Some(SnpBroker {
             product: "milan".into(),
             vcek: sev_test_data_path("vcek_milan.der"),
@@ -36,13 +34,14 @@ fn the_snp_run_broker_verifies_amds_chain_and_releases_nothing_to_replays_or_sim
     let broker = start_broker(&dir, &[0; 4096], &options).expect("the published VCEK chains to AMD's Milan root");
     let config = std::fs::read_to_string(dir.join("broker.toml")).unwrap();
     assert!(config.contains("allow_simulated = false"), "{config}");
-    assert!(config.contains(&format!("tee = \"snp\"\nmeasurement = \"{}\"", hex::encode(measurement))), "{config}");
+    let policy = std::fs::read_to_string(&broker.policy).unwrap();
+    assert!(policy.contains(&format!("tee = \"snp\"\nmeasurement = \"{}\"", hex::encode(measurement))), "{policy}");
 
     // A genuine report, allowlisted measurement, valid signature: but bound to another challenge.
-    let replayed = dance(broker.port, &mut Replay { tee: Tee::Snp, evidence: report }, KEY_ID);
+    let replayed = dance(broker.port, &mut Replay { tee: Tee::Snp, evidence: report }, broker.key_id);
     assert!(matches!(replayed, Err(LoaderError::Refused(RefusalCode::BindingMismatch))), "{replayed:?}");
     // A plain-mode guest's simulated evidence for the same measurement.
-    let simulated = dance(broker.port, &mut SimulatedAttester::new(measurement), KEY_ID);
+    let simulated = dance(broker.port, &mut SimulatedAttester::new(measurement), broker.key_id);
     assert!(matches!(simulated, Err(LoaderError::Refused(_))), "{simulated:?}");
     assert_eq!(broker.broker.stats().get("released").copied().unwrap_or(0), 0);
     broker.stop();

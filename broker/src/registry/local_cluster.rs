@@ -19,6 +19,7 @@ const SERVER_USER: &str = "postgres";
 /// A running cluster.
 pub struct LocalCluster {
     bin: PathBuf,
+    dir: PathBuf,
     data: PathBuf,
     port: u16,
     password: Zeroizing<String>,
@@ -61,7 +62,7 @@ impl LocalCluster {
         let mut start = server_command(&bin.join("pg_ctl"), as_root);
         start.arg("-D").arg(&data).arg("-l").arg(dir.join("server.log")).args(["-o", &options, "-w", "start"]);
         run(&mut start, &dir.join("pg_ctl.log"), "pg_ctl start")?;
-        Ok(LocalCluster { bin, data, port, password, as_root })
+        Ok(LocalCluster { bin, dir: dir.to_path_buf(), data, port, password, as_root })
     }
 
     /// The connection string for the cluster's `postgres` database as its role (it holds the password: never log
@@ -72,6 +73,16 @@ impl LocalCluster {
             self.port,
             self.password.as_str()
         ))
+    }
+
+    /// The registry's `[store]` for this cluster: the connection string without the password, and the password's
+    /// file (mode 0600).
+    pub fn store_config(&self) -> super::StoreConfig {
+        super::StoreConfig {
+            sqlite: None,
+            postgres: Some(format!("host=127.0.0.1 port={} user={ROLE} dbname=postgres connect_timeout=10", self.port)),
+            password_file: Some(self.dir.join("password")),
+        }
     }
 
     /// The port it listens on.

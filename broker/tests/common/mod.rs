@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -74,7 +76,7 @@ pub fn test_broker(allow_simulated: bool) -> TestBroker {
             entry("plain", &MEASUREMENT_B, &KEY_ID_B),
             entry("snp", &MEASUREMENT_SNP, &KEY_ID_SNP),
         ],
-        ..Config::with_defaults("127.0.0.1:0", dir.0.join("audit.jsonl"))
+        ..Config::with_defaults(dir.0.join("audit.jsonl"))
     };
     let mut keys = KeyStore::default();
     keys.insert(KEY_ID_A, Zeroizing::new(KEY_A));
@@ -82,7 +84,7 @@ pub fn test_broker(allow_simulated: bool) -> TestBroker {
     keys.insert(KEY_ID_SNP, Zeroizing::new([0x5c; 32]));
     let clock = Arc::new(AtomicU64::new(1_800_000_000_000));
     let reader = clock.clone();
-    let audit_log = config.audit_log.clone();
+    let audit_log = config.audit_log.clone().expect("an audit log");
     let broker = Broker::new(config, keys, Box::new(move || reader.load(Ordering::SeqCst))).unwrap();
     TestBroker { broker: Arc::new(broker), clock, audit_log, _dir: dir }
 }

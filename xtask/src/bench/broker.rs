@@ -12,6 +12,7 @@ use protocol::report::{SnpReport, simulated_report};
 use protocol::seal::{EphemeralKeyPair, KEY_RELEASE_INFO, key_release_aad, seal};
 
 use super::{Figure, median, round};
+use crate::broker_state::BrokerState;
 use crate::dance::{BrokerOptions, start_broker};
 
 /// Sessions per client in one measurement.
@@ -31,11 +32,10 @@ fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
 fn load(clients: usize) -> Result<(Vec<f64>, f64)> {
     let image = vec![0u8; 4096];
     let dir = std::env::temp_dir().join(format!("ampoule-bench-broker-{}", std::process::id()));
-    // No image and no sealing here: a made-up key id and key, in memory.
+    // No image and no sealing here: a fresh key in a registry of the bench's own, bound to a launch of no blob.
     let options = BrokerOptions {
-        allowed_key_id: Some([7; 16]),
-        key: Some([9; 32]),
         sealed_model: None,
+        state: BrokerState::scratch(&dir),
         ..BrokerOptions::for_checkout(&crate::paths::repo_root())
     };
     let broker = start_broker(&dir, &image, &options)?;

@@ -145,8 +145,9 @@ struct GuestLoad {
 }
 
 fn minilm_options(root: &Path) -> Result<BrokerOptions> {
-    let blob = sealing::ensure_sealed(root, &manifest::named(root, minilm::NAME)?)?;
-    Ok(BrokerOptions { sealed_model: Some(blob), ..BrokerOptions::for_checkout(root) })
+    let options = BrokerOptions::for_checkout(root);
+    let blob = sealing::ensure_sealed(root, &manifest::named(root, minilm::NAME)?, &options.state)?;
+    Ok(BrokerOptions { sealed_model: Some(blob), ..options })
 }
 
 /// Boots the guest with MiniLM under icount; the median instructions per embedding of `ids`.

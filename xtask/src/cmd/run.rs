@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use xtask::broker_state::{BrokerState, StoreKind};
 use xtask::dance::{BrokerOptions, SnpBroker, TdxBroker};
 use xtask::image::{self, BuildOptions, Variant};
 use xtask::paths;
@@ -99,6 +100,10 @@ pub struct RunArgs {
     /// 52 runs QEMU's CPU with 52 physical address bits and the hypervisor's nested tables with 5 levels).
     #[arg(long, default_value_t = 48, value_parser = parse_gpaw)]
     pub gpaw: u8,
+    /// Where the broker's key registry is: sqlite (target/ampoule/broker/registry.db) or postgres (a private
+    /// cluster in target/ampoule/broker/postgres/, started for the run and stopped after it).
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub store: StoreKind,
 }
 
 fn parse_hostile(name: &str) -> Result<HostileKind, String> {
@@ -145,7 +150,9 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         simulated,
         hostile,
         gpaw,
+        store,
     } = args;
+    let state = BrokerState::for_checkout(root, store);
     let with_broker = !no_broker && inject.is_none() && !print_cmdline;
     let cpu = cpu.unwrap_or_else(|| {
         match tee {
@@ -206,7 +213,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     config.image = resolve_image(root, image, variant, &config)?;
     let model = xtask::manifest::named(root, &model)?;
     let sealed_model = if with_broker || print_cmdline {
-        let blob = step("seal", || xtask::sealing::ensure_sealed(root, &model))?;
+        let blob = step("seal", || xtask::sealing::ensure_sealed(root, &model, &state))?;
         config.model = Some(xtask::model_delivery::ModelDelivery::of(&blob)?);
         Some(blob)
     } else {
@@ -236,7 +243,7 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     }
     let bytes = std::fs::read(&config.image).with_context(|| format!("reading {}", config.image.display()))?;
     let broker_dir = paths::target_dir(root).join("broker");
-    let mut options = BrokerOptions::for_checkout(root);
+    let mut options = BrokerOptions { state, ..BrokerOptions::for_checkout(root) };
     options.sealed_model = Some(sealed_model.context("a run with a broker has a sealed model")?);
     let mut psp = None;
     let mut expected_digest = None;
@@ -300,12 +307,12 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
         eprintln!(
             "xtask: the guest will serve on 127.0.0.1:{service_port} until Ctrl-C; try: cargo run -q -p client -- \
              --guest 127.0.0.1:{service_port} --policy {} health",
-            broker_dir.join("broker.toml").display()
+            broker.policy.display()
         );
         config.timeout = Duration::from_secs(u64::from(u32::MAX));
         run_qemu(config)
     } else {
-        let policy = broker_dir.join("broker.toml");
+        let policy = broker.policy.clone();
         let expected = expected_digest.as_deref();
         let run =
             super::run_client::ClientRun { config, service_port, policy_file: &policy, expected_digest: expected };
@@ -320,9 +327,11 @@ pub fn run(root: &std::path::Path, args: RunArgs) -> Result<ExitCode> {
     }
     let stats = broker.broker.stats();
     eprintln!(
-        "xtask: broker decisions {stats:?}; its log {}, audit log {}",
+        "xtask: broker decisions {stats:?}; its log {}, audit trail in {} (`ampoule-broker --config {} keys \
+         export-audit`)",
         broker.log.display(),
-        broker.audit_log.display()
+        broker.store().sqlite.as_ref().map_or("the PostgreSQL cluster".into(), |p| p.display().to_string()),
+        broker_dir.join("broker.toml").display()
     );
     broker.stop();
     result

@@ -25,6 +25,11 @@ use hostile::{BEHAVIOURS, Dice, Target};
 use protocol::console::Record;
 use valid::{GuestWork, Tally};
 
+use broker::registry::Binding;
+use protocol::sealed_blob::launch_binding;
+use protocol::tee::Tee;
+
+use crate::broker_state::{BrokerState, StoreKind, broker_config};
 use crate::image::{self, BuildOptions, Variant};
 use crate::{dance, paths, procfs, qemu, serve};
 
@@ -67,31 +72,31 @@ pub fn run(root: &Path, seconds: u64) -> Result<StormReport> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let measurement = dance::plain_measurement(&bytes);
-    let blob = crate::sealing::ensure_sealed(root, &crate::manifest::named(root, crate::manifest::DEFAULT_MODEL)?)?;
+    let state = BrokerState::for_checkout(root, StoreKind::Sqlite);
+    let blob =
+        crate::sealing::ensure_sealed(root, &crate::manifest::named(root, crate::manifest::DEFAULT_MODEL)?, &state)?;
     let model = crate::model_delivery::ModelDelivery::of(&blob)?;
     let key_id = model.key_id;
-    let keys = crate::sealing::default_broker_state(root).join("keys.toml");
+    let (_, store, mut registry) = state.open()?;
+    let host_data = launch_binding(Tee::Plain, &model.digest).to_vec();
+    let binding = Binding { tee: Tee::Plain, measurement: measurement.to_vec(), host_data };
+    dance::deploy(&mut registry, &key_id, &binding)?;
     let config_path = dir.join("broker.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "# cargo xtask storm: the development broker's key store, simulated evidence (development only)\n\
-             listen = \"127.0.0.1:0\"\nallow_simulated = true\naudit_log = \"audit.jsonl\"\nkey_store = {:?}\n\
-             max_connections = 64\nmessage_timeout_ms = 2000\nsession_timeout_ms = 6000\n\n\
-             [[allow]]\ntee = \"plain\"\nmeasurement = \"{}\"\nmodel_digest = \"{}\"\nkey_id = \"{}\"\n",
-            keys.display().to_string(),
-            hex::encode(measurement),
-            hex::encode(model.digest),
-            hex::encode(key_id)
-        ),
-    )?;
+    let header = "# cargo xtask storm: the development broker's token and registry, simulated evidence (development\n\
+                  # only)\nlisten = \"127.0.0.1:0\"\nname = \"storm\"\n\
+                  max_connections = 64\nmessage_timeout_ms = 2000\nsession_timeout_ms = 6000\n";
+    std::fs::write(&config_path, broker_config(header, &store, true, "")?)?;
+    let policy_path = dir.join("policy.toml");
+    let launch =
+        dance::PinnedLaunch { tee: Tee::Plain, measurement, model: Some(&model), key_id, allow_simulated: true };
+    launch.write_policy(&policy_path, "")?;
     let (mut broker, broker_addr) = start_broker(root, &config_path, &dir.join("broker.log"))?;
     let service_port = dance::free_port()?;
     let mut config = qemu::RunConfig::new(&built.path);
     config.timeout = Duration::from_secs(seconds + 180);
     dance::attach(&mut config, broker_addr.port(), service_port, Some(&model));
     let guest = SocketAddr::from(([127, 0, 0, 1], service_port));
-    let policy = serve::policy_of(&config_path)?;
+    let policy = serve::policy_of(&policy_path)?;
     let input = serve::reference_cases(root)?.swap_remove(0).features;
     let broker_pid = broker.id();
     let (run, storm) = serve::run_serving(&config, move || {

@@ -4,10 +4,12 @@
 
 pub mod simulated;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use protocol::message::KeyId;
+use xtask::broker_state::{BrokerState, actor};
 use xtask::dance::{BrokerOptions, RunningBroker, attach, free_port, start_broker};
 use xtask::image::{self, BuildOptions, Variant};
 use xtask::paths;
@@ -71,7 +73,89 @@ pub struct Run {
     _dir: PathBuf,
 }
 
-/// The directory of a test's broker under target/test-broker/ (its `broker.toml` is the run's policy).
+/// A test's registry of its own (the development token) with one fresh key: the test seals blobs under the key,
+/// and binds what it needs to see a release or a refusal.
+pub struct TestKey {
+    /// The registry's state.
+    pub state: BrokerState,
+    /// The key's id.
+    pub key_id: KeyId,
+    /// Version 1 of the key.
+    pub key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl TestKey {
+    /// A fresh registry in target/test-broker/NAME-registry/ with a fresh key.
+    pub fn new(name: &str) -> TestKey {
+        let dir = broker_dir(&format!("{name}-registry"));
+        let state = BrokerState::scratch(&dir);
+        let (custody, _store, mut registry) = state.open().unwrap();
+        let (key_id, key) = broker::lifecycle::create(&mut registry, &custody, &actor("test")).unwrap();
+        TestKey { state, key_id, key }
+    }
+
+    /// A blob of the MLP's weights under the key in chunks of `chunk_len`, at `path`.
+    pub fn blob(&self, path: &Path, nonce_prefix: [u8; 7], chunk_len: u32) -> Vec<u8> {
+        let root = paths::repo_root();
+        let mlp = xtask::manifest::named(&root, "mlp").unwrap();
+        let weights = std::fs::read(root.join(mlp.weights())).unwrap();
+        let blob =
+            protocol::sealed_blob::seal(&weights, mlp.model_id(), self.key_id, &self.key, nonce_prefix, chunk_len)
+                .unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &blob).unwrap();
+        blob
+    }
+
+    /// Options whose broker serves this registry to a guest launched with the blob at `path` (the run binds the
+    /// key's newest version to its launch).
+    pub fn options(&self, path: &Path) -> BrokerOptions {
+        BrokerOptions {
+            sealed_model: Some(path.to_path_buf()),
+            state: self.state.clone(),
+            ..BrokerOptions::for_checkout(&paths::repo_root())
+        }
+    }
+
+    /// The plain launch of the release image with the blob at `path`.
+    pub fn launch(&self, path: &Path) -> broker::registry::Binding {
+        let image = std::fs::read(image(Variant::Release)).unwrap();
+        let digest = *xtask::model_delivery::header_of(path).unwrap().digest();
+        broker::registry::Binding {
+            tee: protocol::tee::Tee::Plain,
+            measurement: xtask::dance::plain_measurement(&image).to_vec(),
+            host_data: protocol::sealed_blob::launch_binding(protocol::tee::Tee::Plain, &digest).to_vec(),
+        }
+    }
+
+    /// Binds version `version` of `key_id` in this registry.
+    pub fn bind(&self, key_id: &KeyId, version: u32, binding: &broker::registry::Binding) {
+        let mut registry = self.state.open().unwrap().2;
+        broker::lifecycle::bind(&mut registry, key_id, version, binding, &actor("test")).unwrap();
+    }
+
+    /// A new key (or a new version of `rotate`) in this registry: its id and version.
+    pub fn another(&self, rotate: Option<&KeyId>) -> (KeyId, u32) {
+        let (custody, _store, mut registry) = self.state.open().unwrap();
+        match rotate {
+            Some(key_id) => {
+                let (version, _) = broker::lifecycle::rotate(&mut registry, &custody, key_id, &actor("test")).unwrap();
+                (*key_id, version)
+            }
+            None => (broker::lifecycle::create(&mut registry, &custody, &actor("test")).unwrap().0, 1),
+        }
+    }
+}
+
+/// The key a registry holds as the newest active version of `key_id`, unwrapped (tests look for it in outputs).
+pub fn unwrapped_key(state: &BrokerState, key_id: &KeyId) -> zeroize::Zeroizing<[u8; 32]> {
+    let (custody, _store, mut registry) = state.open().unwrap();
+    let version = xtask::sealing::newest_active(&mut registry, key_id).unwrap();
+    let wrapped = registry.versions(key_id).unwrap().into_iter().find(|v| v.version == version).unwrap().wrapped;
+    custody.unwrap(key_id, version, &wrapped).unwrap()
+}
+
+/// The directory of a test's broker under target/test-broker/ (its `policy.toml` is the run's client policy).
 pub fn broker_dir_path(name: &str) -> PathBuf {
     xtask::paths::target_dir(&xtask::paths::repo_root()).join("test-broker").join(name)
 }

@@ -37,7 +37,7 @@ pub fn main_job(name: &str, launch: SimulatedLaunch, client: impl FnOnce(u16) + 
 /// A client that checks the 24 reference inputs against the policy of the broker `name` runs with.
 pub fn reference_client(name: &str) -> impl FnOnce(u16) + Send + 'static {
     let root = paths::repo_root();
-    let policy_file = broker_dir(name).join("broker.toml");
+    let policy_file = super::broker_dir_path(name).join("policy.toml");
     move |port| {
         let policy = xtask::serve::policy_of(&policy_file).unwrap();
         let cases = xtask::serve::reference_cases(&root).unwrap();

@@ -105,7 +105,8 @@ pub struct RunningBroker {
     pub log: PathBuf,
     /// What a client pins for this run (`policy.toml`: the launch's allowlist entry and verifier).
     pub policy: PathBuf,
-    store: OpenStore,
+    config: PathBuf,
+    store: Arc<OpenStore>,
     shutdown: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -121,7 +122,30 @@ impl RunningBroker {
         &self.store.config
     }
 
-    /// Stops serving (and the registry's cluster, if this run started one).
+    /// Another replica over the same token and registry (a connection and a token session of its own), serving the
+    /// same launches on a port of its own; its audit rows' actor is `broker:NAME`.
+    pub fn replica(&self, name: &str) -> Result<RunningBroker> {
+        let config = Config { name: name.into(), ..Config::load(&self.config)? };
+        let log = self.log.with_file_name(format!("{name}.log"));
+        let sink = broker::log::LogSink::file(&log).with_context(|| format!("opening {}", log.display()))?;
+        let replica =
+            Broker::with_registry(config, self.store.registry()?, BrokerState::custody()?, broker::system_clock())?;
+        let (port, shutdown, thread) = serve(Arc::new(replica.with_log(sink)))?;
+        Ok(RunningBroker {
+            broker: thread.0,
+            port,
+            key_id: self.key_id,
+            model: self.model.clone(),
+            log,
+            policy: self.policy.clone(),
+            config: self.config.clone(),
+            store: self.store.clone(),
+            shutdown,
+            thread: Some(thread.1),
+        })
+    }
+
+    /// Stops serving (and the registry's cluster, if this run started one and no replica shares it).
     pub fn stop(mut self) {
         self.shutdown.store(true, Ordering::SeqCst);
         broker::server::wake(([127, 0, 0, 1], self.port).into());
@@ -259,7 +283,17 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
     let log = dir.join("broker.log");
     let sink = broker::log::LogSink::file(&log).with_context(|| format!("opening {}", log.display()))?;
     let broker = Broker::with_registry(config, registry, custody, broker::system_clock())?.with_log(sink);
-    let broker = Arc::new(broker);
+    let (port, shutdown, (broker, thread)) = serve(Arc::new(broker))?;
+    let store = Arc::new(store);
+    let config = config_path;
+    Ok(RunningBroker { broker, port, key_id, model, log, policy, config, store, shutdown, thread: Some(thread) })
+}
+
+/// A broker serving on a loopback port on a thread of its own.
+type Serving = (u16, Arc<AtomicBool>, (Arc<Broker>, JoinHandle<()>));
+
+/// Serves `broker` on a fresh loopback port: the port, the flag that stops it, the broker and its thread.
+fn serve(broker: Arc<Broker>) -> Result<Serving> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback port for the broker")?;
     let port = listener.local_addr()?.port();
     broker.announce(&format!("127.0.0.1:{port}"));
@@ -268,7 +302,7 @@ pub fn start_broker(dir: &Path, image: &[u8], options: &BrokerOptions) -> Result
     let thread = std::thread::spawn(move || {
         let _ = broker::server::serve(serving, listener, stop);
     });
-    Ok(RunningBroker { broker, port, key_id, model, log, policy, store, shutdown, thread: Some(thread) })
+    Ok((port, shutdown, (broker, thread)))
 }
 
 /// Gives the guest a virtio-net device on QEMU user networking that reaches nothing but `port` on the host's

@@ -130,13 +130,14 @@ fn measure_refuses_malformed_images_and_prints_no_digest() {
 }
 
 #[test]
-fn readme_digest_table_is_current() {
+fn the_documented_digest_table_is_current() {
     let bytes = std::fs::read(image(Variant::Release)).unwrap();
-    let readme = std::fs::read_to_string(paths::repo_root().join("README.md")).unwrap();
-    let expected = measure::with_readme_table(&readme, &measure::readme_table(&bytes).unwrap()).unwrap();
+    let doc = std::fs::read_to_string(paths::repo_root().join(measure::TABLE_DOC)).unwrap();
+    let expected = measure::with_digest_table(&doc, &measure::digest_table(&bytes).unwrap()).unwrap();
     assert!(
-        readme == expected,
-        "README.md's table of predicted digests is stale for this image: run `cargo xtask measure --write-readme`"
+        doc == expected,
+        "{}'s table of predicted digests is stale for this image: run `cargo xtask measure --write-table`",
+        measure::TABLE_DOC
     );
 }
 

@@ -1,5 +1,5 @@
 //! The committed model (inference/model/) is what `cargo xtask train` makes, byte for byte, and is sane: its
-//! reference cases lie within the input limits, its probabilities sum to one, its accuracy is what the README says.
+//! reference cases lie within the input limits, its probabilities sum to one, its accuracy is what docs/models.md says.
 
 use xtask::model::SCRIPTS;
 use xtask::paths;

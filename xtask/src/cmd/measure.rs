@@ -28,9 +28,9 @@ pub struct MeasureArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Rewrite README.md's table of predicted SNP digests (1, 2, 4, 8 vCPUs) and MRTD for this image.
+    /// Rewrite docs/measurement.md's table of predicted SNP digests (1, 2, 4, 8 vCPUs) and MRTD for this image.
     #[arg(long)]
-    pub write_readme: bool,
+    pub write_table: bool,
     /// Measure the IGVM rendering (--image names an .igvm file; by default it is built with the other options).
     #[arg(long)]
     pub igvm: bool,
@@ -38,11 +38,11 @@ pub struct MeasureArgs {
 
 /// Runs the command.
 pub fn run(root: &std::path::Path, args: MeasureArgs) -> Result<ExitCode> {
-    let MeasureArgs { image, vcpus, vcpu_type, guest_features, json, write_readme, igvm } = args;
+    let MeasureArgs { image, vcpus, vcpu_type, guest_features, json, write_table, igvm } = args;
     let vcpu_type = xtask::measure::VcpuType::by_name(&vcpu_type)?;
     let launch = xtask::measure::SnpLaunch { vcpus, vcpu_type, guest_features };
     if igvm {
-        anyhow::ensure!(!write_readme, "--write-readme is for the -bios image");
+        anyhow::ensure!(!write_table, "--write-table is for the -bios image");
         return measure_igvm(root, image, &launch, json);
     }
     let (path, bytes) = match image {
@@ -56,12 +56,12 @@ pub fn run(root: &std::path::Path, args: MeasureArgs) -> Result<ExitCode> {
         }
     };
     let m = xtask::measure::measure(&bytes, &launch).with_context(|| format!("measuring {}", path.display()))?;
-    if write_readme {
-        let readme_path = root.join("README.md");
-        let readme = std::fs::read_to_string(&readme_path)?;
-        let table = xtask::measure::readme_table(&bytes)?;
-        std::fs::write(&readme_path, xtask::measure::with_readme_table(&readme, &table)?)?;
-        eprintln!("xtask: updated the digest table in {}", readme_path.display());
+    if write_table {
+        let doc_path = root.join(xtask::measure::TABLE_DOC);
+        let doc = std::fs::read_to_string(&doc_path)?;
+        let table = xtask::measure::digest_table(&bytes)?;
+        std::fs::write(&doc_path, xtask::measure::with_digest_table(&doc, &table)?)?;
+        eprintln!("xtask: updated the digest table in {}", doc_path.display());
     }
     let (snp, mrtd) = (xtask::measure::hex(&m.snp), xtask::measure::hex(&m.mrtd));
     let plain = xtask::measure::hex(&xtask::dance::plain_measurement(&bytes));

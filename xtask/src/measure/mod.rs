@@ -48,23 +48,25 @@ pub fn measure(image: &[u8], launch: &SnpLaunch) -> Result<Measurements> {
     Ok(Measurements { snp: snp::launch_digest(image, &metadata, launch), mrtd: tdx::mrtd(image, &metadata), metadata })
 }
 
-/// The vCPU counts of the README's table of predicted SNP digests.
-pub const README_TABLE_VCPUS: [u32; 4] = [1, 2, 4, 8];
-/// The markers around that table in README.md.
-pub const README_TABLE_BEGIN: &str = "<!-- snp-digest-table:begin (cargo xtask measure --write-readme) -->";
-/// See [`README_TABLE_BEGIN`].
-pub const README_TABLE_END: &str = "<!-- snp-digest-table:end -->";
+/// The document that holds the table of the release's measurements (relative to the repository root).
+pub const TABLE_DOC: &str = "docs/measurement.md";
+/// The vCPU counts of that table of predicted SNP digests.
+pub const TABLE_VCPUS: [u32; 4] = [1, 2, 4, 8];
+/// The markers around the table in [`TABLE_DOC`].
+pub const TABLE_BEGIN: &str = "<!-- snp-digest-table:begin (cargo xtask measure --write-table) -->";
+/// See [`TABLE_BEGIN`].
+pub const TABLE_END: &str = "<!-- snp-digest-table:end -->";
 
-/// The README's table: SNP launch digests of `image` for 1, 2, 4 and 8 vCPUs of the default type, and its MRTD.
+/// The table of the release's measurements: SNP launch digests of `image` for 1, 2, 4 and 8 vCPUs of the default type, and its MRTD.
 /// The image is code only, so these are the release's measurements whatever model a deployment seals: the
 /// sealed model enters the launch through HOST_DATA / MRCONFIGID, never the measurement.
-pub fn readme_table(image: &[u8]) -> Result<String> {
+pub fn digest_table(image: &[u8]) -> Result<String> {
     let vcpu_type = VcpuType::by_name(DEFAULT_VCPU_TYPE)?;
     let mut table = format!(
         "| vCPUs ({DEFAULT_VCPU_TYPE}, guest features {DEFAULT_GUEST_FEATURES:#x}) | SNP launch digest |\n|---:|---|\n"
     );
     let mut mrtd = None;
-    for vcpus in README_TABLE_VCPUS {
+    for vcpus in TABLE_VCPUS {
         let m = measure(image, &SnpLaunch { vcpus, vcpu_type, guest_features: DEFAULT_GUEST_FEATURES })?;
         table += &format!("| {vcpus} | `{}` |\n", hex(&m.snp));
         mrtd = Some(m.mrtd);
@@ -74,10 +76,9 @@ pub fn readme_table(image: &[u8]) -> Result<String> {
     Ok(table)
 }
 
-/// `readme` with the text between the table markers replaced by `table`.
-pub fn with_readme_table(readme: &str, table: &str) -> Result<String> {
-    let (before, rest) =
-        readme.split_once(README_TABLE_BEGIN).ok_or_else(|| anyhow!("README.md has no table marker"))?;
-    let (_, after) = rest.split_once(README_TABLE_END).ok_or_else(|| anyhow!("README.md has no table end marker"))?;
-    Ok(format!("{before}{README_TABLE_BEGIN}\n{table}{README_TABLE_END}{after}"))
+/// `doc` with the text between the table markers replaced by `table`.
+pub fn with_digest_table(doc: &str, table: &str) -> Result<String> {
+    let (before, rest) = doc.split_once(TABLE_BEGIN).ok_or_else(|| anyhow!("{TABLE_DOC} has no table marker"))?;
+    let (_, after) = rest.split_once(TABLE_END).ok_or_else(|| anyhow!("{TABLE_DOC} has no table end marker"))?;
+    Ok(format!("{before}{TABLE_BEGIN}\n{table}{TABLE_END}{after}"))
 }

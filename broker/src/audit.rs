@@ -117,7 +117,8 @@ mod tests {
         std::fs::write(&path, "{\"a\":1}\n{\"decision\":\"rel").unwrap();
         let log = AuditLog::open(&path, 7).unwrap();
         assert_eq!(log.repaired_bytes(), 16);
-        log.record(8, "peer", None, &Decision { measurement: None, version: None, outcome: Ok([1; 16]) }).unwrap();
+        log.record(8, "peer", None, &Decision { measurement: None, tcb: None, version: None, outcome: Ok([1; 16]) })
+            .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 3, "{text}");

@@ -10,6 +10,7 @@
 //! message_timeout_ms = 5000       # 100..=60000: each whole message, however it is split into reads
 //! session_timeout_ms = 15000      # 100..=300000: the whole dance, from accept to the reply
 //! max_connections = 64            # 1..=4096
+//! metrics_listen = "127.0.0.1:9464"  # optional: GET /metrics (Prometheus) and /healthz
 //!
 //! [custody]                        # the PKCS#11 token whose KEK wraps the keys (broker::custody)
 //! module = "/usr/lib/softhsm/libsofthsm2.so"
@@ -60,6 +61,9 @@ pub struct Config {
     /// Where to listen (the standalone broker needs it).
     #[serde(default)]
     pub listen: Option<String>,
+    /// Where to serve `GET /metrics` and `GET /healthz` (`broker::metrics_endpoint`); keep it on loopback.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
     /// This broker's name among replicas sharing a registry: its audit rows' actor is `broker:NAME`.
     #[serde(default = "default_name")]
     pub name: String,
@@ -204,6 +208,7 @@ impl Config {
     pub fn with_defaults(audit_log: PathBuf) -> Config {
         Config {
             listen: None,
+            metrics_listen: None,
             name: default_name(),
             allow_simulated: false,
             allow_debug: false,

@@ -36,6 +36,8 @@ pub struct AttestRequest<'a> {
 pub struct Decision {
     /// The measurement, once the evidence was verified.
     pub measurement: Option<Vec<u8>>,
+    /// The TCB level the verified evidence reports.
+    pub tcb: Option<String>,
     /// The released key's version (a registry key).
     pub version: Option<u32>,
     /// The released key id, or why nothing was released.
@@ -52,11 +54,12 @@ impl Broker {
         request: &AttestRequest<'_>,
         now_ms: u64,
     ) -> (Message, Decision) {
-        let mut measurement = None;
-        let outcome = self.check_and_seal(connection, announced, request, now_ms, &mut measurement);
+        let mut facts = None;
+        let outcome = self.check_and_seal(connection, announced, request, now_ms, &mut facts);
+        let (measurement, tcb) = facts.unzip();
         match outcome {
-            Ok((key_id, version, message)) => (message, Decision { measurement, version, outcome: Ok(key_id) }),
-            Err(code) => (Message::Refused { code }, Decision { measurement, version: None, outcome: Err(code) }),
+            Ok((key_id, version, message)) => (message, Decision { measurement, tcb, version, outcome: Ok(key_id) }),
+            Err(code) => (Message::Refused { code }, Decision { measurement, tcb, version: None, outcome: Err(code) }),
         }
     }
 
@@ -66,7 +69,7 @@ impl Broker {
         announced: Tee,
         request: &AttestRequest<'_>,
         now_ms: u64,
-        measurement: &mut Option<Vec<u8>>,
+        facts: &mut Option<(Vec<u8>, String)>,
     ) -> Result<(KeyId, Option<u32>, Message), RefusalCode> {
         if request.tee != announced {
             return Err(RefusalCode::WrongTee);
@@ -74,7 +77,7 @@ impl Broker {
         self.nonces.take(request.nonce, connection, now_ms)?;
         let verified = self.policy.verify(request.tee, request.evidence)?;
         // Recorded for the audit even when a later check refuses.
-        *measurement = Some(verified.measurement.clone());
+        *facts = Some((verified.measurement.clone(), verified.tcb.clone()));
         let bound = report_data(request.nonce, request.guest_public_key);
         let released = self.keys.release(&self.policy, &verified, &bound, request.key_id)?;
         let (key_id, key) = (released.key_id, &released.key);

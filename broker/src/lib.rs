@@ -15,6 +15,8 @@ pub mod decision;
 pub mod keys;
 pub mod lifecycle;
 pub mod log;
+pub mod metrics;
+pub mod metrics_endpoint;
 pub mod nonce;
 pub mod policy;
 pub mod registry;
@@ -142,6 +144,11 @@ impl Broker {
             audit.record(time_ms, peer, tee, decision)?;
         }
         Ok(())
+    }
+
+    /// Whether the broker can decide: its registry answers. The reason when not.
+    pub fn healthy(&self) -> Result<(), &'static str> {
+        self.keys.healthy().map_err(|_| "the registry does not answer")
     }
 
     /// Logs where the broker listens and, loudly, whether it trusts simulated evidence.

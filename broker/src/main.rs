@@ -40,6 +40,19 @@ fn main() -> Result<()> {
             let listen = broker.config().listen.clone().context("the configuration names no listen address")?;
             let listener = TcpListener::bind(&listen).with_context(|| format!("binding {listen}"))?;
             broker.announce(&listener.local_addr()?.to_string());
+            let _metrics = match &broker.config().metrics_listen {
+                Some(listen) => {
+                    let endpoint = broker::metrics_endpoint::MetricsEndpoint::start(broker.clone(), listen)?;
+                    let addr = endpoint.addr.to_string();
+                    broker.log(
+                        broker::log::Level::Info,
+                        "metrics listening",
+                        &[("addr", broker::log::Value::Str(&addr))],
+                    );
+                    Some(endpoint)
+                }
+                None => None,
+            };
             broker::server::serve(broker, listener, Arc::new(AtomicBool::new(false)))?;
             Ok(())
         }

@@ -84,6 +84,14 @@ impl KeySource {
         }
     }
 
+    /// Whether decisions can be audited: the registry answers (always, for the allowlist's file).
+    pub fn healthy(&self) -> anyhow::Result<()> {
+        match self {
+            KeySource::Allowlist(_) => Ok(()),
+            KeySource::Registry { registry, .. } => registry.lock().unwrap_or_else(|e| e.into_inner()).ping(),
+        }
+    }
+
     /// Records a decision in the registry (registry keys); `false` for the allowlist, whose decisions go to the
     /// audit log file. An error means the row is not committed: nothing may be released.
     pub fn audit(&self, time_ms: u64, peer: &str, tee: Option<Tee>, decision: &Decision) -> anyhow::Result<bool> {

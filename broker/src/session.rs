@@ -2,6 +2,7 @@
 //! out-of-order frame is refused (and audited), and the connection closed; the broker serves on.
 
 use std::io::{Read, Write};
+use std::time::Instant;
 
 use protocol::frame::{FrameError, ReadFrameError, frame, read_frame};
 use protocol::message::{Message, PROTOCOL_VERSION};
@@ -73,17 +74,26 @@ impl Broker {
     }
 
     /// Audits and counts a decision, then sends the reply, which becomes a refusal if the audit failed.
-    fn conclude<S: Write>(&self, stream: &mut S, peer: &str, tee: Option<Tee>, reply: Message, decision: Decision) {
+    /// `started`: when the message decided on arrived.
+    fn conclude<S: Write>(
+        &self,
+        stream: &mut S,
+        (peer, tee): (&str, Option<Tee>),
+        reply: Message,
+        decision: Decision,
+        started: Instant,
+    ) {
         let now = self.now_ms();
         let (reply, decision) = match self.record(now, peer, tee, &decision) {
             Ok(()) => (reply, decision),
             Err(_) => {
-                let failed =
-                    Decision { measurement: decision.measurement, version: None, outcome: Err(RefusalCode::Internal) };
+                self.stats.metrics.audit_failure();
+                let failed = Decision { version: None, outcome: Err(RefusalCode::Internal), ..decision };
                 (Message::Refused { code: RefusalCode::Internal }, failed)
             }
         };
-        self.stats.count(&decision.outcome);
+        let verified = tee.zip(decision.tcb.as_deref());
+        self.stats.count(&decision.outcome, verified, started.elapsed());
         let (decision_name, reason) = match decision.outcome {
             Ok(_) => ("released", None),
             Err(code) => ("refused", Some(code.as_str())),
@@ -105,8 +115,8 @@ impl Broker {
     }
 
     fn refuse<S: Write>(&self, stream: &mut S, peer: &str, tee: Option<Tee>, code: RefusalCode) {
-        let decision = Decision { measurement: None, version: None, outcome: Err(code) };
-        self.conclude(stream, peer, tee, Message::Refused { code }, decision);
+        let decision = Decision { measurement: None, tcb: None, version: None, outcome: Err(code) };
+        self.conclude(stream, (peer, tee), Message::Refused { code }, decision, Instant::now());
     }
 
     fn session<S: Read + Write>(
@@ -141,6 +151,7 @@ impl Broker {
         Self::send(stream, &Message::Challenge { nonce })?;
         match self.read_message(stream, watch)? {
             Ok(Message::Attest { tee: claimed, nonce, key_id, guest_public_key, evidence }) => {
+                let started = Instant::now();
                 let request = AttestRequest {
                     tee: claimed,
                     nonce: &nonce,
@@ -149,7 +160,7 @@ impl Broker {
                     evidence: &evidence,
                 };
                 let (reply, decision) = self.decide(connection, tee, &request, self.now_ms());
-                self.conclude(stream, peer, Some(tee), reply, decision);
+                self.conclude(stream, (peer, Some(tee)), reply, decision, started);
             }
             Ok(_) => self.refuse(stream, peer, Some(tee), RefusalCode::MalformedMessage),
             Err(code) => self.refuse(stream, peer, Some(tee), code),

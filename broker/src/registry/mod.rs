@@ -274,6 +274,11 @@ impl Registry {
         self.db.transaction(&mut |s| append(s, audit))
     }
 
+    /// Whether the database answers (a trivial query in a transaction).
+    pub fn ping(&mut self) -> Result<()> {
+        self.read("SELECT 1", &[]).map(|_| ())
+    }
+
     /// The audit trail, oldest first.
     pub fn audit_trail(&mut self) -> Result<Vec<AuditEntry>> {
         self.read(sql::AUDIT_TRAIL, &[])?.iter().map(|r| rows::audit_entry(r)).collect()

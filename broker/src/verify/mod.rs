@@ -26,6 +26,9 @@ pub struct Verified {
     /// What the host gave the launch, which the guest cannot change: HOST_DATA (SNP; plain mode's simulated report)
     /// zero-extended from 32 bytes, or MRCONFIGID (TDX). Ampoule binds the sealed model's digest there.
     pub host_data: [u8; 48],
+    /// The TCB level the evidence reports, for metrics: SNP's REPORTED_TCB SVNs, the TDX TCB status of Intel's
+    /// collateral, or `simulated`.
+    pub tcb: String,
 }
 
 /// An SNP report's 32-byte HOST_DATA as [`Verified::host_data`].

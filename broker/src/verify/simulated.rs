@@ -40,6 +40,7 @@ impl Verifier for SimulatedVerifier {
             report_data: *report.report_data(),
             debug: report.policy() & policy::DEBUG != 0,
             host_data: super::snp_host_data(report.host_data()),
+            tcb: "simulated".into(),
         })
     }
 }

@@ -334,7 +334,8 @@ impl SnpVerifier {
         {
             return Err(RefusalCode::GuestPolicy);
         }
-        if !Tcb::from_raw(report.reported_tcb(), self.product).at_least(&self.rules.min_tcb) {
+        let tcb = Tcb::from_raw(report.reported_tcb(), self.product);
+        if !tcb.at_least(&self.rules.min_tcb) {
             return Err(RefusalCode::TcbTooLow);
         }
         Ok(Verified {
@@ -343,6 +344,7 @@ impl SnpVerifier {
             report_data: *report.report_data(),
             debug: guest_policy & policy::DEBUG != 0,
             host_data: super::snp_host_data(report.host_data()),
+            tcb: format!("bl{}-tee{}-snp{}-ucode{}", tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode),
         })
     }
 }

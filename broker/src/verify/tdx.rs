@@ -173,6 +173,7 @@ impl TdxVerifier {
             report_data: td.report_data,
             debug: td_attributes & TD_ATTRIBUTES_DEBUG != 0,
             host_data: td.mr_config_id,
+            tcb: verified.status.clone(),
         })
     }
 }

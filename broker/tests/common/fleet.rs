@@ -32,7 +32,8 @@ impl Drop for Replica {
 pub struct Fleet {
     pub dir: PathBuf,
     pub softhsm: SoftHsm,
-    _cluster: Option<LocalCluster>,
+    /// The private PostgreSQL cluster, if the registry is there (dropping it stops it).
+    pub cluster: Option<LocalCluster>,
 }
 
 impl Fleet {
@@ -64,7 +65,13 @@ impl Fleet {
 
     /// Starts replica `name`; it and the address it announced.
     pub fn start(&self, name: &str) -> (Replica, SocketAddr) {
-        let (child, addr) = super::start_binary(&self.config(name), &[(CONF_ENV, &self.softhsm.conf())]);
+        let (child, addr) = super::start_binary(&self.config(name), &[(CONF_ENV, &self.softhsm.conf())], None);
+        (Replica(child), addr)
+    }
+
+    /// [`Fleet::start`], the replica's log written to `log`.
+    pub fn start_logged(&self, name: &str, log: &Path) -> (Replica, SocketAddr) {
+        let (child, addr) = super::start_binary(&self.config(name), &[(CONF_ENV, &self.softhsm.conf())], Some(log));
         (Replica(child), addr)
     }
 }
@@ -107,7 +114,7 @@ pub fn fleet(name: &str, store: Store) -> Fleet {
         );
         std::fs::write(dir.join(format!("{name}.toml")), config).unwrap();
     }
-    Fleet { dir, softhsm, _cluster: cluster }
+    Fleet { dir, softhsm, cluster }
 }
 
 fn write_private(path: &Path, text: &str) {

@@ -142,10 +142,11 @@ pub fn guest_rng() -> protocol::seal::rand_core::UnwrapErr<getrandom::SysRng> {
 }
 
 /// Starts the `ampoule-broker` binary with `config` (and `envs` in its environment); it and the address it
-/// announced. Its log is drained so that it never blocks on a full pipe.
+/// announced. Its log is drained so that it never blocks on a full pipe: into `log`, if given.
 pub fn start_binary(
     config: &std::path::Path,
     envs: &[(&str, &std::path::Path)],
+    log: Option<&std::path::Path>,
 ) -> (std::process::Child, std::net::SocketAddr) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ampoule-broker"))
@@ -158,6 +159,10 @@ pub fn start_binary(
         .spawn()
         .unwrap();
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut sink: Box<dyn Write + Send> = match log {
+        Some(path) => Box::new(std::fs::File::create(path).unwrap()),
+        None => Box::new(std::io::sink()),
+    };
     let mut line = String::new();
     let addr = loop {
         line.clear();
@@ -165,10 +170,11 @@ pub fn start_binary(
             let _ = child.wait();
             panic!("the broker ({}) exited before listening", config.display());
         }
+        let _ = sink.write_all(line.as_bytes());
         if let Some(addr) = Broker::announced_addr(&line) {
             break addr;
         }
     };
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut sink));
     (child, addr)
 }

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod config;
 pub mod custody;
 pub mod decision;
+pub mod http_server;
 pub mod keys;
 pub mod lifecycle;
 pub mod log;

@@ -2,9 +2,9 @@
 //! (Prometheus, [`crate::metrics`]) and `GET /healthz` (200 while the broker can audit a decision, 503 when its
 //! registry does not answer). It is separate from the guests' port, so that a scraper never competes with guests.
 //!
-//! Bounds, since anything that reaches the port may be hostile: at most [`MAX_CONNECTIONS`] at once (a newcomer
-//! beyond is closed at once), request headers within [`HEADER_DEADLINE`], each connection closed after
-//! [`CONNECTION_DEADLINE`] however it behaves, request bodies never read, replies small.
+//! Bounds, since anything that reaches the port may be hostile ([`crate::http_server`]): at most
+//! [`MAX_CONNECTIONS`] at once, request headers within [`HEADER_DEADLINE`], each connection closed after
+//! [`CONNECTION_DEADLINE`], request bodies never read, replies small.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -16,10 +16,10 @@ use anyhow::{Context, Result};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::Broker;
+use crate::http_server::HttpLimits;
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 16;
@@ -61,36 +61,21 @@ impl MetricsEndpoint {
     }
 }
 
-async fn serve(broker: Arc<Broker>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
+/// The listener's bounds.
+pub const LIMITS: HttpLimits = HttpLimits {
+    max_connections: MAX_CONNECTIONS,
+    header_deadline: HEADER_DEADLINE,
+    connection_deadline: CONNECTION_DEADLINE,
+};
+
+async fn serve(broker: Arc<Broker>, listener: TcpListener, stopped: watch::Receiver<bool>) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let checking = Arc::new(AtomicBool::new(false));
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stopped.changed() => return,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        // At the cap the newcomer is closed: the scraper retries, nobody holds the broker's resources.
-        let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
+    let service = hyper::service::service_fn(move |request| {
         let (broker, checking) = (broker.clone(), checking.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let (broker, checking) = (broker.clone(), checking.clone());
-                async move { Ok::<_, std::convert::Infallible>(answer(broker, &checking, &request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_DEADLINE)
-                .max_buf_size(16 * 1024)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_DEADLINE, connection).await;
-            drop(slot);
-        });
-    }
+        async move { Ok::<_, std::convert::Infallible>(answer(broker, &checking, &request).await) }
+    });
+    crate::http_server::serve(listener, service, LIMITS, stopped).await;
 }
 
 async fn answer(broker: Arc<Broker>, checking: &Arc<AtomicBool>, request: &Request<Incoming>) -> Response<Full<Bytes>> {

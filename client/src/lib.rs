@@ -7,6 +7,7 @@
 //!    fresh reply key, and open the result sealed back to it;
 //! 3. [`GuestClient::health`] asks the two facts health tells.
 
+pub mod gateway;
 pub mod tokenizer;
 
 use std::net::{SocketAddr, TcpStream};
@@ -29,6 +30,18 @@ use zeroize::Zeroizing;
 
 /// The largest reply accepted: an `EvidenceIs` with the largest evidence.
 const MAX_REPLY_LEN: usize = protocol::frame::MAX_FRAME_LEN;
+
+/// Why a guest's evidence was not accepted (the policy's refusal code, or `no_evidence`): nothing is sent to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EvidenceRefused(pub &'static str);
+
+impl std::fmt::Display for EvidenceRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the guest's evidence fails the policy: {}", self.0)
+    }
+}
+
+impl std::error::Error for EvidenceRefused {}
 
 /// A connection to a guest whose evidence passed the policy.
 pub struct GuestClient {
@@ -56,12 +69,10 @@ impl GuestClient {
         getrandom::fill(&mut client_nonce).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         let reply = exchange(&mut transport, &ServiceRequest::Evidence { client_nonce })?;
         let ServiceReply::EvidenceIs { tee, service_public_key, evidence } = reply else {
-            bail!("the guest answered the evidence request with {reply:?}");
+            return Err(EvidenceRefused("no_evidence").into());
         };
         let expected = service_report_data(&client_nonce, &service_public_key);
-        let (verified, _) = policy
-            .check(tee, &evidence, &expected)
-            .map_err(|code| anyhow::anyhow!("the guest's evidence fails the policy: {}", code.as_str()))?;
+        let (verified, _) = policy.check(tee, &evidence, &expected).map_err(|code| EvidenceRefused(code.as_str()))?;
         Ok(GuestClient { transport, service_key: service_public_key, verified })
     }
 

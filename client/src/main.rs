@@ -1,6 +1,8 @@
-//! `ampoule-client evidence | infer | embed | health --guest 127.0.0.1:PORT --policy broker.toml [--model NAME]`.
+//! `ampoule-client evidence | infer | embed | health | gateway --guest 127.0.0.1:PORT --policy policy.toml
+//! [--model NAME]`.
 //!
-//! The policy file is a broker configuration (its `allow_simulated`, `allow_debug` and `[[allow]]` entries); the
+//! The policy file is in the broker configuration's format (its `allow_simulated`, `allow_debug` and `[[allow]]`
+//! entries, and an `[snp]` or `[tdx]` verifier): what the client pins. The
 //! guest's evidence must pass it before anything is sent. `--model` names the model the guest serves (one of
 //! `inference::served::SERVED`, from the manifests in `inference/models/`): its input names and output labels.
 //! `infer` (a model that reads values) reads inputs from its arguments or, when none are given, from stdin: JSON
@@ -30,8 +32,9 @@ struct Cli {
     /// The guest's service address.
     #[arg(long, global = true, default_value = "127.0.0.1:8000")]
     guest: SocketAddr,
-    /// The policy: a broker configuration file (allowlist, allow_simulated, allow_debug).
-    #[arg(long, global = true, default_value = "target/ampoule/broker/broker.toml")]
+    /// The policy: what to pin (`policy.toml`, written by `cargo xtask seal` and run-qemu: allowlist, allow_simulated,
+    /// allow_debug, the SNP or TDX verifier).
+    #[arg(long, global = true, default_value = "target/ampoule/broker/policy.toml")]
     policy: PathBuf,
     /// Seconds to wait for the guest at each step.
     #[arg(long, global = true, default_value_t = 30)]
@@ -65,6 +68,18 @@ enum Command {
     },
     /// Ask whether the guest is attested and has its model.
     Health,
+    /// Serve a local REST gateway in front of the guest (client::gateway; client/openapi.json describes it).
+    Gateway {
+        /// Where to listen (keep it on loopback: callers send plaintext to it).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Verify the guest's evidence again at least this often, in seconds (1..=86400).
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        reverify_secs: u64,
+        /// The model's tokenizer.json, for a model that reads token ids (`POST /v1/embed`).
+        #[arg(long, default_value = "target/models/minilm/tokenizer.json")]
+        tokenizer: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,6 +116,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
     };
     let config = Config::load(&cli.policy).with_context(|| format!("loading the policy {}", cli.policy.display()))?;
     let policy = Policy::from_config(&config)?;
+    if let Command::Gateway { listen, reverify_secs, tokenizer } = &cli.command {
+        let tokenizer = match model.input {
+            InputKind::Tokens { .. } => Some(SentenceTokenizer::from_file(tokenizer)?),
+            InputKind::Values { .. } => None,
+        };
+        let config = client::gateway::GatewayConfig {
+            guest: cli.guest,
+            policy,
+            model,
+            tokenizer,
+            reverify: Duration::from_secs(*reverify_secs),
+            timeout: Duration::from_secs(cli.timeout),
+        };
+        let gateway = client::gateway::Gateway::start(config, listen)?;
+        eprintln!(
+            "ampoule-client: gateway on http://{} for the guest at {} (model {})",
+            gateway.addr, cli.guest, model.name
+        );
+        gateway.wait();
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut guest = GuestClient::connect(cli.guest, &policy, Duration::from_secs(cli.timeout))?;
     match cli.command {
         Command::Evidence => {
@@ -144,6 +180,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
+        Command::Gateway { .. } => unreachable!("served above"),
         Command::Embed { sentences, .. } => {
             let tokenizer = tokenizer.expect("read above for embed");
             let sentences = if sentences.is_empty() {

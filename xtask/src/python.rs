@@ -46,6 +46,13 @@ pub const MINILM_REFERENCE: PythonTool = PythonTool {
     why: "paraphrase-MiniLM-L3-v2's reference outputs",
 };
 
+/// A real HTTP client for the REST gateway's tests (`xtask/tests/gateway.rs`).
+pub const REQUESTS: PythonTool = PythonTool {
+    requirement: "requests==2.32.5",
+    executable: "python",
+    why: "an HTTP client of another ecosystem against the REST gateway",
+};
+
 /// The virtualenv: `target/venv`.
 pub fn venv_dir(root: &Path) -> PathBuf {
     paths::target_dir(root).join("venv")

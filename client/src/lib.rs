@@ -26,6 +26,7 @@ use protocol::service::{
     EMBED_INFO, EmbedInput, INFER_INFO, InferInput, MAX_SEALED_LEN, RESULT_INFO, ServiceErrorCode, ServiceReply,
     ServiceRequest, decode_values,
 };
+use protocol::session::{Session, SessionRequest, decode_reply};
 use zeroize::Zeroizing;
 
 /// The largest reply accepted: an `EvidenceIs` with the largest evidence.
@@ -48,6 +49,7 @@ pub struct GuestClient {
     transport: StreamTransport<TcpStream>,
     service_key: PublicKey,
     verified: Verified,
+    session: Option<Session>,
 }
 
 /// An inference's outcome: the output values, or the guest's reason for refusing the input.
@@ -73,7 +75,27 @@ impl GuestClient {
         };
         let expected = service_report_data(&client_nonce, &service_public_key);
         let (verified, _) = policy.check(tee, &evidence, &expected).map_err(|code| EvidenceRefused(code.as_str()))?;
-        Ok(GuestClient { transport, service_key: service_public_key, verified })
+        Ok(GuestClient { transport, service_key: service_public_key, verified, session: None })
+    }
+
+    /// Opens an attested session on this connection (`protocol::session`): one key exchange with the service key
+    /// the evidence vouched for; from then on [`GuestClient::infer`] and [`GuestClient::embed`] travel as numbered
+    /// AES-GCM records instead of one HPKE exchange each.
+    pub fn open_session(&mut self) -> Result<()> {
+        let (encapped_key, session) = Session::open(&self.service_key, &mut rng())
+            .map_err(|_| anyhow::anyhow!("the service key does not take a session"))?;
+        match exchange(&mut self.transport, &ServiceRequest::SessionOpen { encapped_key })? {
+            ServiceReply::SessionOpened => {
+                self.session = Some(session);
+                Ok(())
+            }
+            other => bail!("the guest answered the session's opening with {other:?}"),
+        }
+    }
+
+    /// Whether requests travel in a session.
+    pub fn in_session(&self) -> bool {
+        self.session.is_some()
     }
 
     /// What the evidence said (TEE, measurement).
@@ -83,6 +105,9 @@ impl GuestClient {
 
     /// One inference on `values`.
     pub fn infer(&mut self, values: &[f32]) -> Result<Inference> {
+        if self.session.is_some() {
+            return self.session_request(SessionRequest::Infer(values.to_vec()));
+        }
         let reply_key = EphemeralKeyPair::generate(&mut rng());
         let input = InferInput { reply_public_key: reply_key.public_key(), values: values.to_vec() };
         let plaintext = Zeroizing::new(input.encode().map_err(|e| anyhow::anyhow!("input too large: {e}"))?);
@@ -95,6 +120,9 @@ impl GuestClient {
 
     /// The embedding of one sentence's `token_ids` (as the model's tokenizer makes them).
     pub fn embed(&mut self, token_ids: &[u32]) -> Result<Inference> {
+        if self.session.is_some() {
+            return self.session_request(SessionRequest::Embed(token_ids.to_vec()));
+        }
         let reply_key = EphemeralKeyPair::generate(&mut rng());
         let input = EmbedInput { reply_public_key: reply_key.public_key(), token_ids: token_ids.to_vec() };
         let plaintext = Zeroizing::new(input.encode().map_err(|e| anyhow::anyhow!("input too large: {e}"))?);
@@ -127,6 +155,36 @@ impl GuestClient {
             }
             ServiceReply::Error { code } => Ok(Err(code)),
             other => bail!("the guest answered a sealed request with {other:?}"),
+        }
+    }
+
+    /// One request in the session: sealed as the next record, its reply opened as the next reply record. Anything
+    /// else (a refusal, a reply that does not open) ends the session.
+    fn session_request(&mut self, request: SessionRequest) -> Result<Inference> {
+        let plaintext = Zeroizing::new(request.encode().map_err(|e| anyhow::anyhow!("input too large: {e}"))?);
+        // The input's copy is erased as it goes.
+        match request {
+            SessionRequest::Infer(values) => drop(Zeroizing::new(values)),
+            SessionRequest::Embed(token_ids) => drop(Zeroizing::new(token_ids)),
+        }
+        let session = self.session.as_mut().context("no session")?;
+        let (number, record) = session.seal_next(&plaintext).map_err(|e| anyhow::anyhow!("sealing: {e:?}"))?;
+        let reply = exchange(&mut self.transport, &ServiceRequest::SessionRecord { number, record });
+        let outcome = match reply {
+            Ok(ServiceReply::SessionReply { number, record }) => session
+                .open_next(number, &record)
+                .map_err(|e| anyhow::anyhow!("the guest's reply record was refused: {e:?}"))
+                .and_then(|opened| decode_reply(&opened).map_err(|e| anyhow::anyhow!("malformed reply: {e}"))),
+            Ok(ServiceReply::Error { code }) => Err(anyhow::anyhow!("the guest ended the session: {}", code.as_str())),
+            Ok(other) => Err(anyhow::anyhow!("the guest answered a session record with {other:?}")),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(reply) => Ok(reply.map(Zeroizing::new)),
+            Err(e) => {
+                self.session = None;
+                Err(e)
+            }
         }
     }
 

@@ -13,6 +13,7 @@ use loader::connection::{CloseReason, Connection, NextRequest, SERVICE_LIMITS, e
 use loader::{Attester, Service};
 use protocol::endpoint::SERVICE_GUEST_PORT;
 use protocol::service::{ServiceErrorCode, ServiceReply};
+use protocol::session::Session;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State;
 
@@ -28,6 +29,8 @@ const SOCKETS: usize = SERVICE_LIMITS.connections + 1;
 struct Slot {
     handle: SocketHandle,
     connection: Option<Connection>,
+    /// The connection's attested session, once a client opens one; gone with the connection.
+    session: Option<Session>,
     /// When the socket started closing (FIN sent or RST queued), to bound how long it holds the slot.
     closing_since_ms: Option<u64>,
 }
@@ -35,7 +38,12 @@ struct Slot {
 /// Serves forever (the host ends the run).
 pub fn serve<A: Attester>(network: &mut Network, service: &mut Service<A, LoadedModel>) -> ! {
     let mut slots: Vec<Slot> = (0..SOCKETS)
-        .map(|_| Slot { handle: network.listen(SERVICE_GUEST_PORT), connection: None, closing_since_ms: None })
+        .map(|_| Slot {
+            handle: network.listen(SERVICE_GUEST_PORT),
+            connection: None,
+            session: None,
+            closing_since_ms: None,
+        })
         .collect();
     let limits = SERVICE_LIMITS;
     log::info!(target: "service",
@@ -81,6 +89,7 @@ fn step<A: Attester>(network: &mut Network, slot: &mut Slot, service: &mut Servi
             if slot.connection.is_some() {
                 close(network, slot, CloseReason::PeerReset, now);
             }
+            slot.session = None;
             // A fresh socket is closed, and the port is not 0: listen cannot fail.
             let _ = network.tcp(slot.handle).listen(SERVICE_GUEST_PORT);
             slot.closing_since_ms = None;
@@ -94,6 +103,7 @@ fn step<A: Attester>(network: &mut Network, slot: &mut Slot, service: &mut Servi
                 if let Some(connection) = slot.connection.take() {
                     record_closed(&connection, CloseReason::CloseTimedOut, now);
                 }
+                slot.session = None;
                 network.tcp(slot.handle).abort();
             }
             return;
@@ -112,7 +122,7 @@ fn step<A: Attester>(network: &mut Network, slot: &mut Slot, service: &mut Servi
         }
         NextRequest::Request(body) => {
             let started = time::rdtsc();
-            let (reply, outcome) = service.handle(body, &mut HardwareRng);
+            let (reply, outcome) = service.handle(body, &mut slot.session, &mut HardwareRng);
             let us = time::cycles_to_us(time::rdtsc().wrapping_sub(started));
             match (outcome.error, service.model()) {
                 (None, Some(model)) if matches!(outcome.request, "infer" | "embed") => {
@@ -152,6 +162,7 @@ fn close(network: &mut Network, slot: &mut Slot, reason: CloseReason, now: u64) 
         socket.close();
     }
     slot.closing_since_ms = Some(now);
+    slot.session = None;
     if let Some(connection) = slot.connection.take() {
         record_closed(&connection, reason, now);
     }

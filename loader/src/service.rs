@@ -5,8 +5,12 @@
 //! - `Evidence { client_nonce }`: evidence whose report data binds the nonce and the per-boot service key.
 //! - `Infer` and `Embed`: open the input sealed to the service key (each under its own HPKE info), have the
 //!   [`Model`] check and run it, seal the output to the reply key the input names (AAD: the request's encapsulated
-//!   key). Plaintext input and output live only in erasing buffers, and nothing about them but the outcome leaves
-//!   this module.
+//!   key).
+//! - `SessionOpen` and `SessionRecord`: the connection's attested session (`protocol::session`): one key exchange,
+//!   then each request record opened in order and answered by the next reply record; a refused record ends it.
+//!
+//! Plaintext input and output live only in erasing buffers, and nothing about them but the outcome leaves this
+//! module.
 
 use alloc::vec::Vec;
 
@@ -16,6 +20,7 @@ use protocol::service::{
     EMBED_INFO, EmbedInput, INFER_INFO, InferInput, RESULT_INFO, ServiceErrorCode, ServiceReply, ServiceRequest,
     encode_values,
 };
+use protocol::session::{Session, SessionRequest, encode_reply};
 use zeroize::Zeroizing;
 
 use crate::attester::Attester;
@@ -67,19 +72,80 @@ impl<A: Attester, M: Model> Service<A, M> {
         self.model.as_ref()
     }
 
-    /// Answers one request body with one reply body.
-    pub fn handle(&mut self, body: &[u8], rng: &mut impl CryptoRng) -> (Vec<u8>, Outcome) {
-        let (request, reply) = match ServiceRequest::decode(body) {
-            Ok(request) => (request.name(), self.answer(request, rng)),
-            Err(_) => ("undecodable", Err(ServiceErrorCode::Malformed)),
+    /// Answers one request body with one reply body; `session` is the connection's session, which a
+    /// `SessionOpen` opens and a refused record ends.
+    pub fn handle(
+        &mut self,
+        body: &[u8],
+        session: &mut Option<Session>,
+        rng: &mut impl CryptoRng,
+    ) -> (Vec<u8>, Outcome) {
+        let (mut request, mut error) = ("undecodable", None);
+        let reply = match ServiceRequest::decode(body) {
+            Ok(ServiceRequest::SessionRecord { number, record }) => {
+                request = "session-record";
+                self.answer_record(session, number, &record, &mut request, &mut error)
+            }
+            Ok(ServiceRequest::SessionOpen { encapped_key }) => {
+                request = "session-open";
+                // A new session replaces the old one, which is over either way.
+                *session = None;
+                Session::accept(&self.service_key, &encapped_key)
+                    .map(|opened| {
+                        *session = Some(opened);
+                        ServiceReply::SessionOpened
+                    })
+                    .map_err(|_| ServiceErrorCode::SessionNotOpened)
+            }
+            Ok(other) => {
+                request = other.name();
+                self.answer(other, rng)
+            }
+            Err(_) => Err(ServiceErrorCode::Malformed),
         };
-        let error = reply.as_ref().err().copied();
+        let error = reply.as_ref().err().copied().or(error);
         let reply = reply.unwrap_or_else(|code| ServiceReply::Error { code });
         let body = reply.encode().unwrap_or_else(|_| {
             let internal = ServiceReply::Error { code: ServiceErrorCode::Internal };
             internal.encode().expect("an error reply always encodes")
         });
         (body, Outcome { request, error })
+    }
+
+    /// One request record of `session`: the model's answer (or its refusal, `error`) sealed as the next reply
+    /// record. `request` becomes the inner request's name. A record that does not open ends the session.
+    fn answer_record(
+        &mut self,
+        session: &mut Option<Session>,
+        number: u64,
+        record: &[u8],
+        request: &mut &'static str,
+        error: &mut Option<ServiceErrorCode>,
+    ) -> Result<ServiceReply, ServiceErrorCode> {
+        let current = session.as_mut().ok_or(ServiceErrorCode::NoSession)?;
+        let Ok(plaintext) = current.open_next(number, record) else {
+            *session = None;
+            return Err(ServiceErrorCode::SessionRecordRefused);
+        };
+        let output = match SessionRequest::decode(&plaintext) {
+            Err(_) => Err(ServiceErrorCode::Malformed),
+            Ok(SessionRequest::Infer(values)) => {
+                *request = "infer";
+                let values = Zeroizing::new(values);
+                self.model.as_mut().ok_or(ServiceErrorCode::NotReady).and_then(|m| m.infer(&values))
+            }
+            Ok(SessionRequest::Embed(token_ids)) => {
+                *request = "embed";
+                let token_ids = Zeroizing::new(token_ids);
+                self.model.as_mut().ok_or(ServiceErrorCode::NotReady).and_then(|m| m.embed(&token_ids))
+            }
+        };
+        *error = output.as_ref().err().copied();
+        let encoded = Zeroizing::new(
+            encode_reply(output.as_deref().map(|v| &v[..]).map_err(|e| *e)).map_err(|_| ServiceErrorCode::Internal)?,
+        );
+        let (number, record) = current.seal_next(&encoded).map_err(|_| ServiceErrorCode::Internal)?;
+        Ok(ServiceReply::SessionReply { number, record })
     }
 
     fn answer(&mut self, request: ServiceRequest, rng: &mut impl CryptoRng) -> Result<ServiceReply, ServiceErrorCode> {
@@ -112,6 +178,10 @@ impl<A: Attester, M: Model> Service<A, M> {
                         Ok((input.reply_public_key, model.embed(&token_ids)?))
                     })?;
                 seal_result(&reply_key, &output, &encapped_key, rng)
+            }
+            // Handled by `handle`, which holds the connection's session.
+            ServiceRequest::SessionOpen { .. } | ServiceRequest::SessionRecord { .. } => {
+                Err(ServiceErrorCode::Internal)
             }
         }
     }

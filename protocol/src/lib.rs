@@ -24,6 +24,7 @@ pub mod report;
 pub mod seal;
 pub mod sealed_blob;
 pub mod service;
+pub mod session;
 pub mod snp_guest_message;
 pub mod tdx;
 pub mod tee;

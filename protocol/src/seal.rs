@@ -79,6 +79,52 @@ impl EphemeralKeyPair {
     }
 }
 
+/// A 32-byte secret exported from an HPKE context, erased when dropped.
+pub type ExportedSecret = Zeroizing<[u8; 32]>;
+
+/// Encapsulates to `recipient` with `info` (HPKE base mode) and exports one 32-byte secret per label from the
+/// context: the encapsulated key to send, and the secrets.
+pub fn export_to<const N: usize>(
+    recipient: &PublicKey,
+    info: &[u8],
+    labels: [&[u8]; N],
+    rng: &mut impl CryptoRng,
+) -> Result<([u8; 32], [ExportedSecret; N]), SealError> {
+    let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient).map_err(|_| SealError::BadKey)?;
+    let (encapped, context) =
+        hpke::setup_sender_with_rng::<AesGcm256, HkdfSha256, Kem>(&OpModeS::Base, &recipient, info, rng)
+            .map_err(|_| SealError::Seal)?;
+    let secrets = exported(labels, |label, out| context.export(label, out).is_ok())?;
+    Ok((encapped.to_bytes().into(), secrets))
+}
+
+/// The receiving side of [`export_to`]: the same secrets, from `pair`'s private key and `encapped_key`.
+pub fn export_from<const N: usize>(
+    pair: &EphemeralKeyPair,
+    encapped_key: &[u8; 32],
+    info: &[u8],
+    labels: [&[u8]; N],
+) -> Result<[ExportedSecret; N], SealError> {
+    let encapped = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapped_key).map_err(|_| SealError::BadKey)?;
+    let context = hpke::setup_receiver::<AesGcm256, HkdfSha256, Kem>(&OpModeR::Base, &pair.private, &encapped, info)
+        .map_err(|_| SealError::Open)?;
+    exported(labels, |label, out| context.export(label, out).is_ok())
+}
+
+/// One secret per label, from `export`.
+fn exported<const N: usize>(
+    labels: [&[u8]; N],
+    export: impl Fn(&[u8], &mut [u8]) -> bool,
+) -> Result<[ExportedSecret; N], SealError> {
+    let mut secrets: [Zeroizing<[u8; 32]>; N] = core::array::from_fn(|_| Zeroizing::new([0u8; 32]));
+    for (label, secret) in labels.iter().zip(secrets.iter_mut()) {
+        if !export(label, &mut secret[..]) {
+            return Err(SealError::Seal);
+        }
+    }
+    Ok(secrets)
+}
+
 /// Seals `plaintext` to `recipient` with `info` and `aad`; returns the encapsulated key and the ciphertext.
 pub fn seal(
     recipient: &PublicKey,
@@ -101,4 +147,4 @@ pub fn seal(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,11 +6,18 @@
 //! client -> guest  Infer      { encapped_key: [u8; 32], sealed_input: u32 len + bytes }
 //! client -> guest  Embed      { encapped_key: [u8; 32], sealed_input: u32 len + bytes }
 //! client -> guest  Health     {}
+//! client -> guest  SessionOpen   { encapped_key: [u8; 32] }
+//! client -> guest  SessionRecord { number: u64, record: u16 len + bytes }
 //! guest -> client  EvidenceIs { tee: u8, service_public_key: [u8; 32], evidence: u32 len + bytes }
 //! guest -> client  Result     { encapped_key: [u8; 32], sealed_output: u32 len + bytes }
 //! guest -> client  HealthIs   { attested: u8 (0|1), model_loaded: u8 (0|1) }
 //! guest -> client  Error      { code: u16 }
+//! guest -> client  SessionOpened {}
+//! guest -> client  SessionReply  { number: u64, record: u16 len + bytes }
 //! ```
+//!
+//! `SessionOpen` and `SessionRecord` carry an attested session ([`crate::session`]): one key exchange per
+//! connection, then one AES-GCM record per request and per reply, numbered.
 //!
 //! An `Infer`'s input is sealed (HPKE, [`INFER_INFO`]) to the guest's per-boot service key, which the guest's evidence
 //! binds ([`crate::binding::service_report_data`]); it opens to [`InferInput`], which names the client's reply key.
@@ -24,6 +31,7 @@ use alloc::vec::Vec;
 pub use crate::codec::DecodeError;
 use crate::codec::{Reader, put_bytes};
 use crate::message::{MAX_EVIDENCE_LEN, NONCE_LEN, PublicKey};
+use crate::session::MAX_RECORD_LEN;
 use crate::tee::Tee;
 
 /// The HPKE `info` of a sealed inference input.
@@ -63,6 +71,18 @@ pub enum ServiceRequest {
         /// The HPKE ciphertext of an [`EmbedInput`].
         sealed_input: Vec<u8>,
     },
+    /// Opens this connection's session ([`crate::session::Session::open`]).
+    SessionOpen {
+        /// The HPKE encapsulated key, to the service key.
+        encapped_key: [u8; 32],
+    },
+    /// One request in the connection's session.
+    SessionRecord {
+        /// Its number: one past the previous request's.
+        number: u64,
+        /// A [`crate::session::SessionRequest`] sealed under the session's request key.
+        record: Vec<u8>,
+    },
 }
 
 /// The guest's reply.
@@ -96,6 +116,15 @@ pub enum ServiceReply {
         /// Why.
         code: ServiceErrorCode,
     },
+    /// The session is open.
+    SessionOpened,
+    /// One reply in the connection's session.
+    SessionReply {
+        /// Its number: one past the previous reply's.
+        number: u64,
+        /// A [`crate::session::SessionReply`] sealed under the session's reply key.
+        record: Vec<u8>,
+    },
 }
 
 /// Why the guest refused a request. Stable numbers: clients and tests match on them.
@@ -124,6 +153,12 @@ pub enum ServiceErrorCode {
     TokenOutOfVocabulary = 10,
     /// The loaded model does not answer this request (an `Embed` to a classifier, an `Infer` to an embedder).
     WrongModel = 11,
+    /// A session record arrived on a connection without a session.
+    NoSession = 12,
+    /// A session record was refused (replayed, out of order, another session's, changed): the session is over.
+    SessionRecordRefused = 13,
+    /// The session's key exchange failed (a malformed encapsulated key).
+    SessionNotOpened = 14,
 }
 
 impl ServiceErrorCode {
@@ -142,6 +177,9 @@ impl ServiceErrorCode {
             TokenCountOutOfRange,
             TokenOutOfVocabulary,
             WrongModel,
+            NoSession,
+            SessionRecordRefused,
+            SessionNotOpened,
         ]
         .into_iter()
         .find(|code| *code as u16 == value)
@@ -161,6 +199,9 @@ impl ServiceErrorCode {
             ServiceErrorCode::TokenCountOutOfRange => "token-count-out-of-range",
             ServiceErrorCode::TokenOutOfVocabulary => "token-out-of-vocabulary",
             ServiceErrorCode::WrongModel => "wrong-model",
+            ServiceErrorCode::NoSession => "no-session",
+            ServiceErrorCode::SessionRecordRefused => "session-record-refused",
+            ServiceErrorCode::SessionNotOpened => "session-not-opened",
         }
     }
 }
@@ -173,6 +214,10 @@ const RESULT: u8 = 20;
 const HEALTH_IS: u8 = 21;
 const ERROR: u8 = 22;
 const EMBED: u8 = 23;
+const SESSION_OPEN: u8 = 24;
+const SESSION_RECORD: u8 = 25;
+const SESSION_OPENED: u8 = 26;
+const SESSION_REPLY: u8 = 27;
 
 fn flag(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
     match r.u8()? {
@@ -191,6 +236,8 @@ impl ServiceRequest {
             INFER => ServiceRequest::Infer { encapped_key: r.array()?, sealed_input: r.bytes(4, MAX_SEALED_LEN)? },
             HEALTH => ServiceRequest::Health,
             EMBED => ServiceRequest::Embed { encapped_key: r.array()?, sealed_input: r.bytes(4, MAX_SEALED_LEN)? },
+            SESSION_OPEN => ServiceRequest::SessionOpen { encapped_key: r.array()? },
+            SESSION_RECORD => ServiceRequest::SessionRecord { number: r.u64()?, record: r.bytes(2, MAX_RECORD_LEN)? },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -216,6 +263,15 @@ impl ServiceRequest {
                 out.extend_from_slice(encapped_key);
                 put_bytes(&mut out, sealed_input, 4, MAX_SEALED_LEN)?;
             }
+            ServiceRequest::SessionOpen { encapped_key } => {
+                out.push(SESSION_OPEN);
+                out.extend_from_slice(encapped_key);
+            }
+            ServiceRequest::SessionRecord { number, record } => {
+                out.push(SESSION_RECORD);
+                out.extend_from_slice(&number.to_be_bytes());
+                put_bytes(&mut out, record, 2, MAX_RECORD_LEN)?;
+            }
         }
         Ok(out)
     }
@@ -227,6 +283,8 @@ impl ServiceRequest {
             ServiceRequest::Infer { .. } => "infer",
             ServiceRequest::Health => "health",
             ServiceRequest::Embed { .. } => "embed",
+            ServiceRequest::SessionOpen { .. } => "session-open",
+            ServiceRequest::SessionRecord { .. } => "session-record",
         }
     }
 }
@@ -249,6 +307,8 @@ impl ServiceReply {
                     code: ServiceErrorCode::from_u16(code).ok_or(DecodeError::UnknownServiceError(code))?,
                 }
             }
+            SESSION_OPENED => ServiceReply::SessionOpened,
+            SESSION_REPLY => ServiceReply::SessionReply { number: r.u64()?, record: r.bytes(2, MAX_RECORD_LEN)? },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -276,6 +336,12 @@ impl ServiceReply {
             ServiceReply::Error { code } => {
                 out.push(ERROR);
                 out.extend_from_slice(&(*code as u16).to_be_bytes());
+            }
+            ServiceReply::SessionOpened => out.push(SESSION_OPENED),
+            ServiceReply::SessionReply { number, record } => {
+                out.push(SESSION_REPLY);
+                out.extend_from_slice(&number.to_be_bytes());
+                put_bytes(&mut out, record, 2, MAX_RECORD_LEN)?;
             }
         }
         Ok(out)

@@ -130,5 +130,7 @@ fn the_gateway_serves_json_only_for_an_attested_guest() {
         .filter(|r| r.field("request") == Some("infer"))
         .count();
     assert_eq!(infers, 26, "{:#?}", run.report.lines);
+    let sessions = run.report.lines.iter().filter(|l| l.contains("request=session-open")).count();
+    assert!(sessions >= 1, "the gateway forwarded in an attested session: {:#?}", run.report.lines);
     run.broker.stop();
 }

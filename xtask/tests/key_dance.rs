@@ -161,6 +161,49 @@ fn bad_requests_then_a_good_one(guest: std::net::SocketAddr, policy: &broker::po
     std::io::Write::write_all(&mut raw, &(1u32 << 20).to_be_bytes()).unwrap();
     let mut again = client::GuestClient::connect(guest, policy, Duration::from_secs(30)).unwrap();
     assert_eq!(again.infer(good).unwrap().unwrap().len(), 2);
+    a_session_refuses_replayed_and_foreign_records(guest, policy, good);
+}
+
+/// Through the real guest: a session serves numbered records; a replayed record ends it (`session-record-refused`,
+/// then `no-session`), as does another connection's record; a new session on a new connection is served.
+fn a_session_refuses_replayed_and_foreign_records(
+    guest: std::net::SocketAddr,
+    policy: &broker::policy::Policy,
+    good: &[f32],
+) {
+    use protocol::service::{ServiceErrorCode, ServiceReply, ServiceRequest};
+    use protocol::session::{Session, SessionRequest, decode_reply};
+    let rng = || protocol::seal::rand_core::UnwrapErr(getrandom::SysRng);
+    let open = || {
+        let mut connection = client::GuestClient::connect(guest, policy, Duration::from_secs(30)).unwrap();
+        let ServiceReply::EvidenceIs { service_public_key, .. } =
+            connection.raw(&ServiceRequest::Evidence { client_nonce: [9; 32] }.encode().unwrap()).unwrap()
+        else {
+            panic!("no evidence")
+        };
+        let (encapped_key, session) = Session::open(&service_public_key, &mut rng()).unwrap();
+        let opened = connection.raw(&ServiceRequest::SessionOpen { encapped_key }.encode().unwrap()).unwrap();
+        assert_eq!(opened, ServiceReply::SessionOpened);
+        (connection, session)
+    };
+    let request = SessionRequest::Infer(good.to_vec()).encode().unwrap();
+    let (mut a, mut session_a) = open();
+    let (number, record) = session_a.seal_next(&request).unwrap();
+    let first = ServiceRequest::SessionRecord { number, record }.encode().unwrap();
+    let ServiceReply::SessionReply { number, record } = a.raw(&first).unwrap() else { panic!("no reply record") };
+    assert_eq!(decode_reply(&session_a.open_next(number, &record).unwrap()).unwrap().unwrap().len(), 2);
+    let refused = |code| ServiceReply::Error { code };
+    assert_eq!(a.raw(&first).unwrap(), refused(ServiceErrorCode::SessionRecordRefused), "a replay");
+    let (number, record) = session_a.seal_next(&request).unwrap();
+    let next = ServiceRequest::SessionRecord { number, record }.encode().unwrap();
+    assert_eq!(a.raw(&next).unwrap(), refused(ServiceErrorCode::NoSession), "after a refusal, no session");
+
+    let (mut b, _session_b) = open();
+    let (mut c, mut session_c) = open();
+    let (number, record) = session_c.seal_next(&request).unwrap();
+    let of_c = ServiceRequest::SessionRecord { number, record }.encode().unwrap();
+    assert_eq!(b.raw(&of_c).unwrap(), refused(ServiceErrorCode::SessionRecordRefused), "another session's record");
+    assert!(matches!(c.raw(&of_c).unwrap(), ServiceReply::SessionReply { .. }), "its own connection serves it");
 }
 
 #[test]

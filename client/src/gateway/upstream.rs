@@ -110,7 +110,9 @@ impl Upstream {
 
     fn connect(&self) -> Result<Session, UpstreamError> {
         match GuestClient::connect(self.guest, &self.policy, self.timeout) {
-            Ok(client) => {
+            Ok(mut client) => {
+                // Every forwarded request travels in the connection's attested session.
+                client.open_session().map_err(|e| UpstreamError::Unreachable(format!("{e:#}")))?;
                 let attestation = Attestation { verified: client.verified().clone(), at: SystemTime::now() };
                 Ok(Session { client, attestation, since: Instant::now() })
             }

@@ -10,6 +10,7 @@ use protocol::tee::Tee;
 
 use super::*;
 use crate::SimulatedAttester;
+use protocol::session::SessionRequest;
 
 /// Doubles each value; refuses anything but 3 finite values in [0, 10]. Embeds token ids as their halves; refuses
 /// more than 4 ids, or an id of 100 or more.
@@ -52,7 +53,7 @@ fn service() -> Service<SimulatedAttester, Doubler> {
 }
 
 fn ask(service: &mut Service<SimulatedAttester, Doubler>, request: &ServiceRequest) -> ServiceReply {
-    let (reply, _) = service.handle(&request.encode().unwrap(), &mut rng());
+    let (reply, _) = service.handle(&request.encode().unwrap(), &mut None, &mut rng());
     ServiceReply::decode(&reply).unwrap()
 }
 
@@ -145,7 +146,7 @@ fn bad_requests_get_their_error_and_the_service_goes_on() {
         let (request, _) = infer_request(&key, values);
         assert_eq!(error_of(ask(&mut service, &request)), code);
     }
-    let (body, outcome) = service.handle(&[0xff, 1, 2], &mut rng());
+    let (body, outcome) = service.handle(&[0xff, 1, 2], &mut None, &mut rng());
     assert_eq!(error_of(ServiceReply::decode(&body).unwrap()), ServiceErrorCode::Malformed);
     assert_eq!(outcome, Outcome { request: "undecodable", error: Some(ServiceErrorCode::Malformed) });
     // Sealed to another key, or tampered: does not open.
@@ -218,4 +219,96 @@ fn an_embedding_round_trips_sealed_and_bad_token_inputs_get_their_error() {
     // The service goes on.
     let (request, _) = embed_request(&key, &[1], EMBED_INFO);
     assert!(matches!(ask(&mut service, &request), ServiceReply::Result { .. }));
+}
+
+/// `request` on a connection whose session is `session`: the reply and its outcome.
+fn ask_in(
+    service: &mut Service<SimulatedAttester, Doubler>,
+    session: &mut Option<Session>,
+    request: &ServiceRequest,
+) -> (ServiceReply, Outcome) {
+    let (reply, outcome) = service.handle(&request.encode().unwrap(), session, &mut rng());
+    (ServiceReply::decode(&reply).unwrap(), outcome)
+}
+
+/// A client's session with `service`, opened on the connection whose session is `connection`.
+fn open_session(service: &mut Service<SimulatedAttester, Doubler>, connection: &mut Option<Session>) -> Session {
+    let key = service_key(service);
+    let (encapped_key, client) = Session::open(&key, &mut rng()).unwrap();
+    let (reply, _) = ask_in(service, connection, &ServiceRequest::SessionOpen { encapped_key });
+    assert_eq!(reply, ServiceReply::SessionOpened);
+    client
+}
+
+fn record(client: &mut Session, request: &SessionRequest) -> ServiceRequest {
+    let (number, record) = client.seal_next(&request.encode().unwrap()).unwrap();
+    ServiceRequest::SessionRecord { number, record }
+}
+
+#[test]
+fn a_session_answers_numbered_records_and_model_refusals_travel_inside_it() {
+    use protocol::session::decode_reply;
+    let mut service = service();
+    let mut connection = None;
+    let mut client = open_session(&mut service, &mut connection);
+    for n in 0..3 {
+        let (reply, outcome) = ask_in(
+            &mut service,
+            &mut connection,
+            &record(&mut client, &SessionRequest::Infer(vec![1.0, 2.0, n as f32])),
+        );
+        let ServiceReply::SessionReply { number, record } = reply else { panic!("{reply:?}") };
+        assert_eq!(
+            decode_reply(&client.open_next(number, &record).unwrap()).unwrap(),
+            Ok(vec![2.0, 4.0, 2.0 * n as f32])
+        );
+        assert_eq!(outcome, Outcome { request: "infer", error: None });
+    }
+    // The model refuses an input: the refusal is sealed in the session's reply, and the session goes on.
+    let (reply, outcome) =
+        ask_in(&mut service, &mut connection, &record(&mut client, &SessionRequest::Infer(vec![1.0])));
+    let ServiceReply::SessionReply { number, record: sealed } = reply else { panic!("{reply:?}") };
+    assert_eq!(
+        decode_reply(&client.open_next(number, &sealed).unwrap()).unwrap(),
+        Err(ServiceErrorCode::WrongValueCount)
+    );
+    assert_eq!(outcome.error, Some(ServiceErrorCode::WrongValueCount));
+    let (reply, _) = ask_in(&mut service, &mut connection, &record(&mut client, &SessionRequest::Embed(vec![4, 8])));
+    let ServiceReply::SessionReply { number, record: sealed } = reply else { panic!("{reply:?}") };
+    assert_eq!(decode_reply(&client.open_next(number, &sealed).unwrap()).unwrap(), Ok(vec![2.0, 4.0]));
+}
+
+#[test]
+fn replayed_reordered_and_foreign_records_end_the_session_and_nothing_is_answered() {
+    let mut service = service();
+    let request = SessionRequest::Infer(vec![1.0, 2.0, 3.0]);
+    let refused = |code| ServiceReply::Error { code };
+
+    // Replayed: the same record twice. Then the session is over, whatever comes.
+    let mut connection = None;
+    let mut client = open_session(&mut service, &mut connection);
+    let first = record(&mut client, &request);
+    assert!(matches!(ask_in(&mut service, &mut connection, &first).0, ServiceReply::SessionReply { .. }));
+    assert_eq!(ask_in(&mut service, &mut connection, &first).0, refused(ServiceErrorCode::SessionRecordRefused));
+    let next = record(&mut client, &request);
+    assert_eq!(ask_in(&mut service, &mut connection, &next).0, refused(ServiceErrorCode::NoSession));
+
+    // Reordered, or one dropped: record 1 before record 0.
+    let mut connection = None;
+    let mut client = open_session(&mut service, &mut connection);
+    let _dropped = record(&mut client, &request);
+    let second = record(&mut client, &request);
+    assert_eq!(ask_in(&mut service, &mut connection, &second).0, refused(ServiceErrorCode::SessionRecordRefused));
+
+    // Another connection's session: its records open nowhere else.
+    let (mut connection_a, mut connection_b) = (None, None);
+    let mut client_a = open_session(&mut service, &mut connection_a);
+    let _client_b = open_session(&mut service, &mut connection_b);
+    let of_a = record(&mut client_a, &request);
+    assert_eq!(ask_in(&mut service, &mut connection_b, &of_a).0, refused(ServiceErrorCode::SessionRecordRefused));
+    assert!(matches!(ask_in(&mut service, &mut connection_a, &of_a).0, ServiceReply::SessionReply { .. }));
+
+    // A record on a connection that never opened a session.
+    let mut nothing = None;
+    assert_eq!(ask_in(&mut service, &mut nothing, &of_a).0, refused(ServiceErrorCode::NoSession));
 }

@@ -10,6 +10,8 @@ fn requests() -> Vec<ServiceRequest> {
         ServiceRequest::Infer { encapped_key: [1; 32], sealed_input: vec![2; 50] },
         ServiceRequest::Health,
         ServiceRequest::Embed { encapped_key: [8; 32], sealed_input: vec![9; 70] },
+        ServiceRequest::SessionOpen { encapped_key: [10; 32] },
+        ServiceRequest::SessionRecord { number: u64::MAX, record: vec![11; 30] },
     ]
 }
 
@@ -19,6 +21,8 @@ fn replies() -> Vec<ServiceReply> {
         ServiceReply::Result { encapped_key: [5; 32], sealed_output: vec![6; 24] },
         ServiceReply::HealthIs { attested: true, model_loaded: false },
         ServiceReply::Error { code: ServiceErrorCode::ValueOutOfRange },
+        ServiceReply::SessionOpened,
+        ServiceReply::SessionReply { number: 7, record: vec![3; 40] },
     ]
 }
 
@@ -60,8 +64,8 @@ fn bounds_flags_and_codes_are_enforced() {
     assert_eq!(ServiceRequest::decode(&body), Err(DecodeError::TooLong));
     assert_eq!(ServiceReply::decode(&[HEALTH_IS, 1, 2]), Err(DecodeError::BadFlag(2)));
     assert_eq!(ServiceReply::decode(&[ERROR, 0, 99]), Err(DecodeError::UnknownServiceError(99)));
-    assert_eq!(ServiceReply::decode(&[ERROR, 0, 12]), Err(DecodeError::UnknownServiceError(12)));
-    for code in 1..=11 {
+    assert_eq!(ServiceReply::decode(&[ERROR, 0, 15]), Err(DecodeError::UnknownServiceError(15)));
+    for code in 1..=14 {
         assert_eq!(ServiceErrorCode::from_u16(code).unwrap() as u16, code);
     }
 }

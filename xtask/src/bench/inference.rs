@@ -7,19 +7,19 @@
 //!   with the guest's allocator, which shows how much of the difference is the allocator.
 //! - `inference.burn_over_onnxruntime_p50`: host-native burn latency p50 over onnxruntime's (Python API), one
 //!   thread each, same inputs, same run.
-//! - `inference.e2e_*`: request latency and throughput through the guest (TCG) for 1 and 8 concurrent clients.
+//! - `inference.e2e_*`, sessions and the gateway: `super::end_to_end`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
 use super::{Figure, median, round};
 use crate::dance::{BrokerOptions, attach, free_port, start_broker};
 use crate::qemu::{RunConfig, RunReport};
-use crate::serve::{ReferenceCase, policy_of, reference_cases, run_serving};
+use crate::serve::{policy_of, reference_cases, run_serving};
 use crate::{install, paths, python};
 
 /// Inferences between the two callgrind counts.
@@ -29,7 +29,7 @@ const TIMED_INFERENCES: usize = 20_000;
 /// Inferences in the guest under icount (the first, which warms the allocator, is left out of the median).
 const GUEST_INFERENCES: usize = 25;
 /// Requests each end-to-end client sends.
-const E2E_REQUESTS_PER_CLIENT: usize = 40;
+pub(super) const E2E_REQUESTS_PER_CLIENT: usize = 40;
 
 pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
     let logs = paths::target_dir(root);
@@ -87,7 +87,7 @@ pub(super) fn figures(root: &Path, image: &Path) -> Result<Vec<Figure>> {
             ),
         },
     ];
-    figures.extend(end_to_end(root, image)?);
+    figures.extend(super::end_to_end::end_to_end(root, image)?);
     Ok(figures)
 }
 
@@ -211,7 +211,7 @@ pub(super) struct ServingGuest {
 }
 
 /// A guest serving the MLP under `extra_args`.
-fn serving_guest(root: &Path, image: &Path, extra_args: &[&str]) -> Result<ServingGuest> {
+pub(super) fn serving_guest(root: &Path, image: &Path, extra_args: &[&str]) -> Result<ServingGuest> {
     serving_guest_with(root, image, extra_args, &BrokerOptions::for_checkout(root))
 }
 
@@ -230,7 +230,7 @@ pub(super) fn serving_guest_with(
     config.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
     let port = free_port()?;
     attach(&mut config, broker.port, port, broker.model.as_ref());
-    let policy = policy_of(&dir.join("broker.toml"))?;
+    let policy = policy_of(&broker.policy)?;
     Ok(ServingGuest { config, guest: SocketAddr::from(([127, 0, 0, 1], port)), policy, broker })
 }
 
@@ -268,75 +268,6 @@ pub(super) fn client_result<T>(
         Some(Err(_)) => bail!("{what}: the client panicked"),
         None => bail!("{what}: the guest did not serve: {:?}", report.outcome),
     }
-}
-
-/// Latency and throughput of sealed requests through the guest under TCG, with 1 and then 8 concurrent clients.
-fn end_to_end(root: &Path, image: &Path) -> Result<Vec<Figure>> {
-    let cases = std::sync::Arc::new(reference_cases(root)?);
-    let ServingGuest { config, guest, policy, broker } = serving_guest(root, image, &[])?;
-    let (report, done) = run_serving(&config, move || -> Result<[Load; 2]> {
-        Ok([load(guest, &policy, &cases, 1)?, load(guest, &policy, &cases, 8)?])
-    })?;
-    broker.stop();
-    let [one, eight] = client_result("the end-to-end run", &report, done)?;
-    let how = |load: &Load| {
-        format!(
-            "{} client(s) x {E2E_REQUESTS_PER_CLIENT} sealed Infer requests over loopback to the guest under TCG \
-             (evidence checked once per connection, before the clock); latency is the client's round trip: seal, \
-             send, guest opens + infers + seals, open; p50 {:.1} ms, max {:.1} ms",
-            load.clients, load.p50_ms, load.max_ms
-        )
-    };
-    let figure = |name, value: f64, unit, load: &Load| Figure {
-        name,
-        value: round(value, 1),
-        unit,
-        goal: None,
-        meets_goal: None,
-        how: how(load),
-    };
-    Ok(vec![
-        figure("inference.e2e_latency_p50_ms_1_client", one.p50_ms, "ms", &one),
-        figure("inference.e2e_throughput_1_client", one.per_second, "req/s", &one),
-        figure("inference.e2e_latency_p50_ms_8_clients", eight.p50_ms, "ms", &eight),
-        figure("inference.e2e_throughput_8_clients", eight.per_second, "req/s", &eight),
-    ])
-}
-
-struct Load {
-    clients: usize,
-    p50_ms: f64,
-    max_ms: f64,
-    per_second: f64,
-}
-
-/// `clients` connections (each verifies the evidence first), then all send their requests at once.
-fn load(guest: SocketAddr, policy: &broker::policy::Policy, cases: &[ReferenceCase], clients: usize) -> Result<Load> {
-    let connected: Vec<client::GuestClient> = (0..clients)
-        .map(|_| client::GuestClient::connect(guest, policy, Duration::from_secs(60)))
-        .collect::<Result<_>>()?;
-    let started = Instant::now();
-    let latencies = std::thread::scope(|scope| -> Result<Vec<Vec<f64>>> {
-        let running: Vec<_> = connected
-            .into_iter()
-            .map(|mut client| {
-                scope.spawn(move || -> Result<Vec<f64>> {
-                    let mut latencies = Vec::new();
-                    for case in cases.iter().cycle().take(E2E_REQUESTS_PER_CLIENT) {
-                        let sent = Instant::now();
-                        client.infer(&case.features)?.map_err(|code| anyhow::anyhow!("refused: {}", code.as_str()))?;
-                        latencies.push(sent.elapsed().as_secs_f64() * 1e3);
-                    }
-                    Ok(latencies)
-                })
-            })
-            .collect();
-        running.into_iter().map(|r| r.join().map_err(|_| anyhow::anyhow!("a client panicked"))?).collect()
-    })?;
-    let wall = started.elapsed().as_secs_f64();
-    let all: Vec<f64> = latencies.into_iter().flatten().collect();
-    let max_ms = all.iter().copied().fold(0.0, f64::max);
-    Ok(Load { clients, per_second: all.len() as f64 / wall, max_ms, p50_ms: median(all) })
 }
 
 #[cfg(test)]

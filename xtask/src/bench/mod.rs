@@ -19,6 +19,8 @@
 
 mod broker;
 mod dance;
+mod end_to_end;
+mod gateway;
 mod inference;
 mod minilm;
 mod simulated_main_job;

@@ -385,28 +385,40 @@ pub struct EmbedInput {
 impl EmbedInput {
     /// Encodes the plaintext (the caller seals it and zeroizes it).
     pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
-        if self.token_ids.len() > MAX_TOKEN_IDS {
-            return Err(DecodeError::TooLong);
-        }
         let mut out = Vec::with_capacity(32 + 2 + 4 * self.token_ids.len());
         out.extend_from_slice(&self.reply_public_key);
-        out.extend_from_slice(&(self.token_ids.len() as u16).to_be_bytes());
-        self.token_ids.iter().for_each(|id| out.extend_from_slice(&id.to_le_bytes()));
+        out.extend_from_slice(&encode_token_ids(&self.token_ids)?);
         Ok(out)
     }
 
     /// Decodes an opened plaintext strictly (exact length, at most [`MAX_TOKEN_IDS`]).
     pub fn decode(plaintext: &[u8]) -> Result<EmbedInput, DecodeError> {
-        let mut r = Reader::new(plaintext);
-        let reply_public_key = r.array()?;
-        let count = usize::from(r.u16()?);
-        if count > MAX_TOKEN_IDS {
-            return Err(DecodeError::TooLong);
-        }
-        let token_ids = (0..count).map(|_| Ok(u32::from_le_bytes(r.array()?))).collect::<Result<Vec<u32>, _>>()?;
-        r.finish()?;
-        Ok(EmbedInput { reply_public_key, token_ids })
+        let (key, rest) = plaintext.split_at_checked(32).ok_or(DecodeError::Truncated)?;
+        Ok(EmbedInput { reply_public_key: key.try_into().expect("32 bytes"), token_ids: decode_token_ids(rest)? })
     }
+}
+
+/// `count u16 | count x u32 (little-endian)`: one sentence's token ids, at most [`MAX_TOKEN_IDS`].
+pub fn encode_token_ids(token_ids: &[u32]) -> Result<Vec<u8>, DecodeError> {
+    if token_ids.len() > MAX_TOKEN_IDS {
+        return Err(DecodeError::TooLong);
+    }
+    let mut out = Vec::with_capacity(2 + 4 * token_ids.len());
+    out.extend_from_slice(&(token_ids.len() as u16).to_be_bytes());
+    token_ids.iter().for_each(|id| out.extend_from_slice(&id.to_le_bytes()));
+    Ok(out)
+}
+
+/// Decodes [`encode_token_ids`]' format strictly (exact length, at most [`MAX_TOKEN_IDS`]).
+pub fn decode_token_ids(bytes: &[u8]) -> Result<Vec<u32>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let count = usize::from(r.u16()?);
+    if count > MAX_TOKEN_IDS {
+        return Err(DecodeError::TooLong);
+    }
+    let token_ids = (0..count).map(|_| Ok(u32::from_le_bytes(r.array()?))).collect::<Result<Vec<u32>, _>>()?;
+    r.finish()?;
+    Ok(token_ids)
 }
 
 /// `count u16 | count x f32 (little-endian)`: an output, or the values of an input.

@@ -24,10 +24,10 @@ use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use zeroize::Zeroizing;
 
-use crate::codec::{DecodeError, Reader};
+use crate::codec::DecodeError;
 use crate::message::PublicKey;
 use crate::seal::{CryptoRng, EphemeralKeyPair, SealError, export_from, export_to};
-use crate::service::{MAX_TOKEN_IDS, MAX_VALUES, ServiceErrorCode, decode_values, encode_values};
+use crate::service::{MAX_VALUES, ServiceErrorCode, decode_token_ids, decode_values, encode_token_ids, encode_values};
 
 /// The HPKE `info` of a session's key exchange.
 pub const SESSION_INFO: &[u8] = b"ampoule/session/v1";
@@ -192,12 +192,8 @@ impl SessionRequest {
                 out.extend_from_slice(&encode_values(values)?);
             }
             SessionRequest::Embed(ids) => {
-                if ids.len() > MAX_TOKEN_IDS {
-                    return Err(DecodeError::TooLong);
-                }
                 out.push(EMBED);
-                out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
-                ids.iter().for_each(|id| out.extend_from_slice(&id.to_le_bytes()));
+                out.extend_from_slice(&encode_token_ids(ids)?);
             }
         }
         Ok(out)
@@ -208,16 +204,7 @@ impl SessionRequest {
         let (&kind, rest) = plaintext.split_first().ok_or(DecodeError::Truncated)?;
         match kind {
             INFER => Ok(SessionRequest::Infer(decode_values(rest)?)),
-            EMBED => {
-                let mut r = Reader::new(rest);
-                let count = usize::from(r.u16()?);
-                if count > MAX_TOKEN_IDS {
-                    return Err(DecodeError::TooLong);
-                }
-                let ids = (0..count).map(|_| Ok(u32::from_le_bytes(r.array()?))).collect::<Result<Vec<_>, _>>()?;
-                r.finish()?;
-                Ok(SessionRequest::Embed(ids))
-            }
+            EMBED => Ok(SessionRequest::Embed(decode_token_ids(rest)?)),
             other => Err(DecodeError::UnknownType(other)),
         }
     }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::seal::tests::TestRng;
+use crate::service::MAX_TOKEN_IDS;
 use alloc::vec;
 
 /// A fresh deterministic generator per call (a different seed each time).

@@ -64,7 +64,7 @@ pub(super) fn end_to_end(root: &Path, image: &Path) -> Result<Vec<Figure>> {
         meets_goal: Some(overhead < 0.5),
         how: format!(
             "p50 of 200 POST /v1/infer through ampoule-client gateway (HTTP keep-alive, JSON) {gateway_ms:.2} ms minus \
-             p50 of 200 direct sealed requests {direct_ms:.2} ms, same guest under TCG, same run"
+             p50 of 200 direct requests in an attested session {direct_ms:.2} ms, same guest under TCG, same run"
         ),
     };
     let session_figures = [

@@ -1,6 +1,6 @@
 //! `gateway.overhead_p50_ms`: what `ampoule-client gateway` adds to a request. Against the same serving guest, in
-//! the same run: one direct client (`GuestClient`, sealed requests), then one HTTP client (keep-alive) through a
-//! gateway in this process; the figure is the difference of their p50 round trips.
+//! the same run: one direct client (`GuestClient` in an attested session, as the gateway forwards), then one HTTP
+//! client (keep-alive) through a gateway in this process; the figure is the difference of their p50 round trips.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -20,7 +20,9 @@ pub(super) fn round_trips(
     policy: broker::policy::Policy,
     cases: &[ReferenceCase],
 ) -> Result<[f64; 2]> {
+    // Like for like: the gateway forwards in an attested session, so the direct client uses one too.
     let mut direct = client::GuestClient::connect(guest, &policy, Duration::from_secs(60))?;
+    direct.open_session()?;
     let mut direct_ms = Vec::with_capacity(REQUESTS);
     for case in cases.iter().cycle().take(REQUESTS) {
         let sent = Instant::now();

@@ -36,6 +36,16 @@ pub enum StoreKind {
     Postgres,
 }
 
+impl StoreKind {
+    /// Its name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Postgres => "postgres",
+        }
+    }
+}
+
 /// A broker state: a registry in `dir`, its keys wrapped by the development token.
 #[derive(Clone, Debug)]
 pub struct BrokerState {

@@ -130,10 +130,10 @@ pub fn ensure_sealed(root: &Path, model: &ModelManifest, state: &BrokerState) ->
     };
     if !registered {
         eprintln!(
-            "xtask: sealing the {} model ({} is missing, or its key is not in the {:?} registry): a fresh key",
+            "xtask: sealing the {} model ({} is missing, or its key is not in the {} registry): a fresh key",
             model.name,
             out.display(),
-            state.store
+            state.store.as_str()
         );
         seal_and_register(root, model, &crate::codegen::ensure_weights(root, model)?, &out, state)?;
     }

@@ -51,6 +51,7 @@ fn the_guest_serves_minilm_embeddings_that_match_onnxruntime() {
             assert_eq!(refused(client.embed(&[101, VOCAB_SIZE, 102]).unwrap()), ServiceErrorCode::TokenOutOfVocabulary);
             assert_eq!(refused(client.infer(&[1.0; 30]).unwrap()), ServiceErrorCode::WrongModel);
             assert_eq!(client.embed(&shortest[0].token_ids).unwrap().unwrap().len(), 384);
+            through_the_gateway(guest, policy, &shortest[0]);
         },
     );
     assert_eq!(run.report.outcome, Outcome::Stopped, "{:#?}", run.report.lines);
@@ -75,6 +76,50 @@ fn the_guest_serves_minilm_embeddings_that_match_onnxruntime() {
     assert_eq!(refused.field("reason"), Some("blob-too-large"));
     assert!(run.report.record("connected").is_none());
     run.broker.stop();
+}
+
+/// `POST /v1/embed` through `ampoule-client gateway` with curl: the gateway tokenizes the text itself, and the
+/// embedding matches onnxruntime's; a request for `/v1/infer` is a 404 `not_served`.
+fn through_the_gateway(
+    guest: std::net::SocketAddr,
+    policy: broker::policy::Policy,
+    case: &xtask::minilm::EmbeddingCase,
+) {
+    let root = xtask::paths::repo_root();
+    let tokenizer =
+        client::tokenizer::SentenceTokenizer::from_file(&xtask::minilm::ensure(&root).unwrap().tokenizer).unwrap();
+    let model = inference::served::SERVED.iter().find(|m| m.name == "minilm").unwrap();
+    let config = client::gateway::GatewayConfig {
+        guest,
+        policy,
+        model,
+        tokenizer: Some(tokenizer),
+        reverify: Duration::from_secs(300),
+        timeout: Duration::from_secs(60),
+    };
+    let gateway = client::gateway::Gateway::start(config, "127.0.0.1:0").unwrap();
+    let curl = |path: &str, body: &str| -> (String, serde_json::Value) {
+        let url = format!("http://{}{path}", gateway.addr);
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-m", "120", "-w", "\n%{http_code}", "-d", body, &url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.to_string(), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    };
+    let (status, reply) = curl("/v1/embed", &serde_json::json!({ "texts": [case.text] }).to_string());
+    assert_eq!(status, "200", "{reply}");
+    let output = &reply["outputs"][0];
+    assert_eq!(output["tokens"].as_u64(), Some(case.token_ids.len() as u64), "{reply}");
+    let embedding = output["embedding"].as_array().unwrap();
+    assert_eq!(embedding.len(), case.embedding.len());
+    for (got, want) in embedding.iter().zip(&case.embedding) {
+        assert!((got.as_f64().unwrap() as f32 - want).abs() <= xtask::minilm::TOLERANCE, "{got} vs {want}");
+    }
+    let (status, reply) = curl("/v1/infer", "{\"values\": [1]}");
+    assert_eq!((status.as_str(), reply["error"].as_str()), ("404", Some("not_served")));
+    gateway.stop();
 }
 
 /// The guest RAM MiniLM needs (`kernel/src/model.rs`: the weights once, beside a 16 MiB reserve).

@@ -103,3 +103,35 @@ pub fn served_output<const D: usize>(model: &ServedModel, output: Tensor<D>) -> 
     }
     Ok(values)
 }
+
+/// Values inputs run as one batch: each is checked against `model`, those that pass go through `forward` together
+/// as one `[n, count]` tensor, and the graph's `[n, output_len]` output is split back into one output per input.
+/// One result per input, in input order; a refused input does not hold up the others. The rows of a values graph
+/// never mix (every layer acts on each row alone), so batching changes no output beyond summation order.
+pub fn run_values<const D: usize>(
+    model: &ServedModel,
+    inputs: &[&[f32]],
+    forward: impl FnOnce(Tensor<2>) -> Tensor<D>,
+) -> Vec<Result<Zeroizing<Vec<f32>>, RunError>> {
+    let checked: Vec<Result<(), InputError>> = inputs.iter().map(|v| model.check(Input::Values(v))).collect();
+    let accepted: Vec<&[f32]> = inputs.iter().zip(&checked).filter(|(_, c)| c.is_ok()).map(|(v, _)| *v).collect();
+    let outputs = match accepted.first() {
+        None => Err(RunError::Output),
+        Some(first) => {
+            let shape = [accepted.len(), first.len()];
+            let values: Vec<f32> = accepted.concat();
+            let output = forward(Tensor::from_data(TensorData::new(values, shape), &Device::default()));
+            let batch_model = ServedModel { output_len: model.output_len * accepted.len(), ..*model };
+            served_output(&batch_model, output)
+        }
+    };
+    let mut rows = outputs.as_ref().ok().map(|all| all.chunks_exact(model.output_len.max(1)));
+    checked
+        .into_iter()
+        .map(|check| {
+            check?;
+            let row = rows.as_mut().and_then(Iterator::next).ok_or(RunError::Output)?;
+            Ok(Zeroizing::new(row.to_vec()))
+        })
+        .collect()
+}

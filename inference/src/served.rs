@@ -150,4 +150,15 @@ impl Graph {
             }
         }
     }
+
+    /// Runs values inputs as one batch (`crate::graph::run_values`): one result per input, in order.
+    pub fn run_values(
+        &self,
+        inputs: &[&[f32]],
+    ) -> alloc::vec::Vec<Result<zeroize::Zeroizing<alloc::vec::Vec<f32>>, crate::graph::RunError>> {
+        match self {
+            Graph::Minilm(_) => inputs.iter().map(|v| self.run(crate::input::Input::Values(v))).collect(),
+            Graph::Mlp(graph) => crate::graph::run_values(&mlp::MODEL, inputs, |values| graph.forward(values)),
+        }
+    }
 }

@@ -60,6 +60,30 @@ fn the_graph_matches_onnxruntime_on_every_reference_vector() {
 }
 
 #[test]
+fn a_batch_gives_each_input_its_own_output_and_refuses_only_the_bad_ones() {
+    let classifier = load(WEIGHTS).unwrap();
+    let cases = cases();
+    let mut inputs: Vec<&[f32]> = cases.iter().map(|(features, _)| features.as_slice()).collect();
+    let short = &cases[0].0[..29];
+    inputs.insert(3, short);
+    let outputs = classifier.run_values(&inputs);
+    assert_eq!(outputs.len(), inputs.len());
+    assert_eq!(outputs[3], Err(RunError::Input(InputError::WrongCount)));
+    let served: Vec<_> =
+        outputs.iter().enumerate().filter(|(i, _)| *i != 3).map(|(_, o)| o.as_ref().unwrap()).collect();
+    for (i, (got, (features, expected))) in served.iter().zip(&cases).enumerate() {
+        let alone = classifier.run(Input::Values(features)).unwrap();
+        for ((g, a), e) in got.iter().zip(alone.iter()).zip(expected) {
+            // The same rows, so the same sums in at most a different order: the reference tolerance holds.
+            assert!((g - a).abs() <= TOLERANCE && (g - e).abs() <= TOLERANCE, "case {i}: {g} vs {a} vs {e}");
+        }
+    }
+    assert!(classifier.run_values(&[]).is_empty());
+    let refused = classifier.run_values(&[short, short]);
+    assert!(refused.iter().all(|o| *o == Err(RunError::Input(InputError::WrongCount))), "{refused:?}");
+}
+
+#[test]
 fn wrong_weights_do_not_load() {
     assert!(load(&[]).is_err());
     assert!(load(&WEIGHTS[..WEIGHTS.len() / 2]).is_err());

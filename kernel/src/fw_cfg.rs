@@ -1,6 +1,7 @@
 //! QEMU's firmware configuration device (QEMU's docs/specs/fw_cfg.rst): how the untrusted host hands the guest its
-//! sealed model, plain mode's simulated HOST_DATA, and the fault the test image raises. Everything read here is
-//! the host's word: bounded by the caller's buffer, copied into private memory, and checked there by its user.
+//! sealed model, plain mode's simulated HOST_DATA, the batch limits, and the fault the test image raises.
+//! Everything read here is the host's word: bounded by the caller's buffer, copied into private memory, and
+//! checked there by its user.
 //!
 //! Reads use the DMA interface where the device offers it: a descriptor and a bounce buffer in shared pages, which
 //! the device fills and the guest copies out (DESIGN.md §4: never decoded in place). Without DMA, the data port,
@@ -205,8 +206,7 @@ fn transfer(window: u64, control: u32, length: u32, address: u64) -> Result<(), 
 }
 
 /// Reads the fw_cfg file `name` into `buf`; the number of bytes read (the file is cut at `buf.len()`), or `None`
-/// if there is no device or no such file. The test image's fault request.
-#[cfg(feature = "fault-injection")]
+/// if there is no device or no such file. The host's batch limits, and the test image's fault request.
 pub fn read_file(name: &str, buf: &mut [u8]) -> Option<usize> {
     let mut device = FwCfg::probe()?;
     let file = device.find(name)?;

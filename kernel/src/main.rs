@@ -185,5 +185,5 @@ fn attest_unseal_and_serve(nic: virtio_net::VirtioNet, tee: Tee) -> ! {
     let resolved = network.resolve_gateway(GATEWAY_ARP_TIMEOUT_MS);
     log::info!(target: "net", resolved = resolved,
         ms = time::cycles_to_ms(time::rdtsc().wrapping_sub(started)); "gateway");
-    service::serve(&mut network, &mut service)
+    service::serve(&mut network, &mut service, service::batch_limits())
 }

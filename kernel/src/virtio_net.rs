@@ -233,7 +233,12 @@ impl VirtioNet {
         self.mac
     }
 
+    /// Notifies the device of new buffers in `queue`, unless it said it needs no notification.
     fn kick(&self, queue: u16) {
+        let ring = if queue == RX_QUEUE { &self.rx } else { &self.tx };
+        if !ring.device_wants_notification() {
+            return;
+        }
         let offset = u64::from(self.notify_offsets[usize::from(queue)]) * u64::from(self.notify_multiplier);
         self.notify.write::<u16>(offset, queue);
     }

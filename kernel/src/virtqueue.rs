@@ -12,6 +12,8 @@ pub const QUEUE_SIZE: u16 = 16;
 pub const BUFFER_SIZE: usize = 2048;
 
 const DESC_F_WRITE: u16 = 2;
+/// Used-ring flag: the device does not need to be notified of new buffers (Virtio 1.1, 2.6.8).
+const VIRTQ_USED_F_NO_NOTIFY: u16 = 1;
 
 /// Descriptor table (16 bytes each), available ring, used ring, then the buffers, each part suitably aligned.
 const DESC_OFFSET: usize = 0;
@@ -100,6 +102,14 @@ impl Virtqueue {
         let len = data(buffer).min(BUFFER_SIZE);
         self.set_descriptor(id, len as u32, false);
         self.publish(id);
+    }
+
+    /// Whether the device asks to be notified of the buffers just published: a device that is already working
+    /// through the ring says it does not (each notification is an exit to the host). Read after the available
+    /// index is published (Virtio 1.1, 2.6.13.6: with a barrier between, which `publish` ends with).
+    pub fn device_wants_notification(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.read::<u16>(USED_OFFSET) & VIRTQ_USED_F_NO_NOTIFY == 0
     }
 
     /// The next buffer the device has finished with: its id and, for writable buffers, a copy of what it wrote

@@ -13,6 +13,7 @@
 extern crate alloc;
 
 mod attester;
+pub mod batch;
 pub mod connection;
 mod dance;
 pub mod model_load;
@@ -24,7 +25,7 @@ pub mod tdx_attester;
 
 pub use attester::{AttestError, Attester, SimulatedAttester};
 pub use dance::{LoaderError, ReleasedKey, Step, Transport, obtain_key};
-pub use service::{Model, Outcome, Service};
+pub use service::{Begun, Model, Outcome, PendingInfer, Service};
 pub use snp_attester::{GuestRequest, GuestRequestError, SnpAttester};
 #[cfg(feature = "std")]
 pub use stream::StreamTransport;

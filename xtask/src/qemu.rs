@@ -221,7 +221,8 @@ impl RunConfig {
         ]);
         for (name, value) in &self.fw_cfg {
             args.push("-fw_cfg".into());
-            args.push(format!("name={name},string={value}"));
+            // QEMU splits an option's value at a single comma; a doubled one is a comma in the value.
+            args.push(format!("name={name},string={}", value.replace(',', ",,")));
         }
         if let Some(model) = &self.model {
             args.extend(model.fw_cfg_args(self.tee));
@@ -484,12 +485,14 @@ mod tests {
     fn command_line_has_the_exit_device_no_reboot_and_fw_cfg() {
         let mut config = RunConfig::new("/x/ampoule.bin");
         config.fw_cfg.push(("opt/ampoule/inject".into(), "ud".into()));
+        config.fw_cfg.push(("opt/ampoule/batch".into(), "4,500".into()));
         let args = config.qemu_args().join(" ");
         assert!(args.contains("-bios /x/ampoule.bin"));
         assert!(args.contains("isa-debug-exit,iobase=0xf4,iosize=0x04"));
         assert!(args.contains("-no-reboot"));
         assert!(args.contains("accel=tcg"));
         assert!(args.contains("-fw_cfg name=opt/ampoule/inject,string=ud"));
+        assert!(args.contains("-fw_cfg name=opt/ampoule/batch,string=4,,500"), "a comma in a value is doubled");
         assert!(args.contains("-m 256M"));
     }
 }

@@ -13,8 +13,11 @@ use crate::SimulatedAttester;
 use protocol::session::SessionRequest;
 
 /// Doubles each value; refuses anything but 3 finite values in [0, 10]. Embeds token ids as their halves; refuses
-/// more than 4 ids, or an id of 100 or more.
-struct Doubler;
+/// more than 4 ids, or an id of 100 or more. Records the size of each batch it is given.
+#[derive(Default)]
+struct Doubler {
+    batch_sizes: Vec<usize>,
+}
 
 impl Model for Doubler {
     fn infer(&mut self, values: &[f32]) -> Result<Zeroizing<Vec<f32>>, ServiceErrorCode> {
@@ -39,6 +42,11 @@ impl Model for Doubler {
         }
         Ok(Zeroizing::new(token_ids.iter().map(|&id| id as f32 / 2.0).collect()))
     }
+
+    fn infer_batch(&mut self, inputs: &[&[f32]]) -> Vec<Result<Zeroizing<Vec<f32>>, ServiceErrorCode>> {
+        self.batch_sizes.push(inputs.len());
+        inputs.iter().map(|values| self.infer(values)).collect()
+    }
 }
 
 fn rng() -> UnwrapErr<SysRng> {
@@ -48,7 +56,7 @@ fn rng() -> UnwrapErr<SysRng> {
 fn service() -> Service<SimulatedAttester, Doubler> {
     let mut service = Service::new(SimulatedAttester::new([5; 48]), EphemeralKeyPair::generate(&mut rng()));
     service.set_attested();
-    service.load_model(Doubler);
+    service.load_model(Doubler::default());
     service
 }
 
@@ -311,4 +319,75 @@ fn replayed_reordered_and_foreign_records_end_the_session_and_nothing_is_answere
     // A record on a connection that never opened a session.
     let mut nothing = None;
     assert_eq!(ask_in(&mut service, &mut nothing, &of_a).0, refused(ServiceErrorCode::NoSession));
+}
+
+#[test]
+fn infers_of_several_connections_run_as_one_batch_and_each_reply_goes_to_its_sender() {
+    use protocol::session::decode_reply;
+    let mut service = service();
+    let key = service_key(&mut service);
+    // Four connections: two sealed requests (the model refuses the second) and two sessions.
+    let mut connections = [None, None, None, None];
+    let (sealed, reply_key) = infer_request(&key, &[1.0, 2.0, 3.0]);
+    let (refused, _) = infer_request(&key, &[1.0]);
+    let mut client_a = open_session(&mut service, &mut connections[2]);
+    let mut client_b = open_session(&mut service, &mut connections[3]);
+    let requests = [
+        sealed.clone(),
+        refused,
+        record(&mut client_a, &SessionRequest::Infer(vec![4.0, 4.0, 4.0])),
+        record(&mut client_b, &SessionRequest::Infer(vec![0.5, 0.5, 0.5])),
+    ];
+    let mut pending: Vec<PendingInfer> = requests
+        .iter()
+        .zip(&mut connections)
+        .map(|(request, connection)| match service.begin(&request.encode().unwrap(), connection, &mut rng()) {
+            Begun::Infer(pending) => pending,
+            Begun::Answered(..) => panic!("an infer was answered before its batch ran"),
+        })
+        .collect();
+    service.run_batch(&mut pending.iter_mut().collect::<Vec<_>>());
+    assert_eq!(service.model().unwrap().batch_sizes, [4], "one pass through the model");
+    let replies: Vec<(ServiceReply, Outcome)> = pending
+        .into_iter()
+        .zip(&mut connections)
+        .map(|(pending, connection)| {
+            let (body, outcome) = service.finish(pending, connection, &mut rng());
+            (ServiceReply::decode(&body).unwrap(), outcome)
+        })
+        .collect();
+    let ServiceRequest::Infer { encapped_key: aad, .. } = &sealed else { unreachable!() };
+    let ServiceReply::Result { encapped_key, sealed_output } = &replies[0].0 else { panic!("{:?}", replies[0]) };
+    let opened = reply_key.open(encapped_key, sealed_output, RESULT_INFO, aad).unwrap();
+    assert_eq!(decode_values(&opened).unwrap(), vec![2.0, 4.0, 6.0]);
+    let wrong_count = ServiceErrorCode::WrongValueCount;
+    assert_eq!(
+        replies[1],
+        (ServiceReply::Error { code: wrong_count }, Outcome { request: "infer", error: Some(wrong_count) })
+    );
+    for (reply, client, expected) in [(&replies[2], &mut client_a, [8.0; 3]), (&replies[3], &mut client_b, [1.0; 3])] {
+        let ServiceReply::SessionReply { number, record } = &reply.0 else { panic!("{reply:?}") };
+        assert_eq!(decode_reply(&client.open_next(*number, record).unwrap()).unwrap(), Ok(expected.to_vec()));
+        assert_eq!(reply.1, Outcome { request: "infer", error: None });
+    }
+    // `handle` runs an infer as a batch of one.
+    let (request, _) = infer_request(&key, &[1.0, 1.0, 1.0]);
+    assert!(matches!(ask(&mut service, &request), ServiceReply::Result { .. }));
+    assert_eq!(service.model().unwrap().batch_sizes, [4, 1]);
+}
+
+#[test]
+fn an_infer_whose_session_ended_while_it_waited_is_not_answered_in_it() {
+    let mut service = service();
+    let mut connection = None;
+    let mut client = open_session(&mut service, &mut connection);
+    let request = record(&mut client, &SessionRequest::Infer(vec![1.0, 1.0, 1.0]));
+    let Begun::Infer(mut pending) = service.begin(&request.encode().unwrap(), &mut connection, &mut rng()) else {
+        panic!("answered before its batch ran");
+    };
+    service.run_batch(&mut [&mut pending]);
+    connection = None;
+    let (body, outcome) = service.finish(pending, &mut connection, &mut rng());
+    assert_eq!(ServiceReply::decode(&body).unwrap(), ServiceReply::Error { code: ServiceErrorCode::NoSession });
+    assert_eq!(outcome.error, Some(ServiceErrorCode::NoSession));
 }

@@ -104,11 +104,11 @@ pub(super) fn end_to_end(root: &Path, image: &Path) -> Result<Vec<Figure>> {
     ])
 }
 
-struct Load {
-    clients: usize,
-    p50_ms: f64,
-    max_ms: f64,
-    per_second: f64,
+pub(super) struct Load {
+    pub(super) clients: usize,
+    pub(super) p50_ms: f64,
+    pub(super) max_ms: f64,
+    pub(super) per_second: f64,
 }
 
 /// The p50 of 40 Health round trips: one round trip to the guest and back, doing nothing.
@@ -124,8 +124,8 @@ fn health_round_trip(guest: SocketAddr, policy: &broker::policy::Policy) -> Resu
 }
 
 /// `clients` connections (each verifies the evidence first, and opens a session if `session`), then all send their
-/// requests at once.
-fn load(
+/// requests at once, [`E2E_REQUESTS_PER_CLIENT`] each.
+pub(super) fn load(
     guest: SocketAddr,
     policy: &broker::policy::Policy,
     cases: &[ReferenceCase],

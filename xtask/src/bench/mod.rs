@@ -17,6 +17,7 @@
 //! - `tdx_sim`: the main job as a TD on the simulated platform vs plain mode, and its #VE and TDCALL counts by
 //!   kind (`tdx_sim.rs`); both simulated areas share `simulated_main_job.rs`.
 
+mod batching;
 mod broker;
 mod dance;
 mod end_to_end;
@@ -71,7 +72,8 @@ impl Figure {
 }
 
 /// The areas `--only` accepts.
-pub const AREAS: [&str; 8] = ["boot", "image", "broker", "dance", "inference", "minilm", "snp_sim", "tdx_sim"];
+pub const AREAS: [&str; 9] =
+    ["boot", "image", "broker", "dance", "inference", "batching", "minilm", "snp_sim", "tdx_sim"];
 
 /// Runs the benchmarks of every area, or of `only`.
 pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> {
@@ -97,6 +99,9 @@ pub fn run(root: &Path, only: Option<&str>, runs: usize) -> Result<Vec<Figure>> 
     }
     if wanted("inference") {
         figures.extend(inference::figures(root, &built.path)?);
+    }
+    if wanted("batching") {
+        figures.extend(batching::figures(root, &built.path)?);
     }
     if wanted("minilm") {
         figures.extend(minilm::figures(root, &built.path)?);

@@ -119,6 +119,7 @@ fn graph_enum(manifests: &[ModelManifest]) -> String {
     let mut loads = String::new();
     let mut models = String::new();
     let mut runs = String::new();
+    let mut batches = String::new();
     for m in manifests {
         let (name, variant) = (&m.name, variant_name(&m.name));
         variants += &format!("/// `{name}`.\n{variant}(alloc::boxed::Box<crate::model::{name}::Model>),\n");
@@ -140,6 +141,20 @@ fn graph_enum(manifests: &[ModelManifest]) -> String {
         };
         runs +=
             &format!("Graph::{variant}(graph) => {{\n{run}\ncrate::graph::served_output(&{name}::MODEL, output)\n}}\n");
+        batches += &match m.input {
+            InputSpec::Values { .. } if m.output.of == 1 => format!(
+                "Graph::{variant}(graph) => crate::graph::run_values(&{name}::MODEL, inputs, |values| \
+                 graph.forward(values)),\n"
+            ),
+            InputSpec::Values { .. } => format!(
+                "Graph::{variant}(graph) => crate::graph::run_values(&{name}::MODEL, inputs, |values| {{\n\
+                 let {binding} = graph.forward(values);\noutput\n}}),\n"
+            ),
+            // Not a values model: each input is refused as `run` refuses it.
+            InputSpec::Tokens { .. } => format!(
+                "Graph::{variant}(_) => inputs.iter().map(|v| self.run(crate::input::Input::Values(v))).collect(),\n"
+            ),
+        };
     }
     format!(
         "/// A model with its weights loaded into its compiled-in graph (boxed: a graph's module tree is large to \
@@ -151,7 +166,10 @@ fn graph_enum(manifests: &[ModelManifest]) -> String {
          /// The model it is.\npub fn model(&self) -> &'static ServedModel {{\nmatch self {{\n{models}}}\n}}\n\n\
          /// Checks `input` against the model's limits, runs the graph and returns the served output.\n\
          pub fn run(&self, input: crate::input::Input<'_>) -> Result<zeroize::Zeroizing<alloc::vec::Vec<f32>>, \
-         crate::graph::RunError> {{\nmatch self {{\n{runs}}}\n}}\n}}\n"
+         crate::graph::RunError> {{\nmatch self {{\n{runs}}}\n}}\n\n\
+         /// Runs values inputs as one batch (`crate::graph::run_values`): one result per input, in order.\n\
+         pub fn run_values(&self, inputs: &[&[f32]]) -> alloc::vec::Vec<Result<zeroize::Zeroizing<\
+         alloc::vec::Vec<f32>>, crate::graph::RunError>> {{\nmatch self {{\n{batches}}}\n}}\n}}\n"
     )
 }
 

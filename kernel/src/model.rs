@@ -122,8 +122,12 @@ impl loader::Model for LoadedModel {
         self.run(Input::Tokens(token_ids))
     }
 
-    /// One pass through the graph for the whole batch, timed as one run.
+    /// One pass through the graph for the whole batch, timed as one run. A batch of one takes the single-input
+    /// path, which copies nothing into a batch tensor.
     fn infer_batch(&mut self, inputs: &[&[f32]]) -> Vec<Result<Zeroizing<Vec<f32>>, ServiceErrorCode>> {
+        if let [values] = inputs {
+            return alloc::vec![self.run(Input::Values(values))];
+        }
         let started = crate::time::rdtsc();
         let outputs = self.graph.run_values(inputs);
         self.last_run_cycles = crate::time::rdtsc().wrapping_sub(started);

@@ -35,7 +35,7 @@ enum Cmd {
         /// Print one JSON object: {"figures": [...]}.
         #[arg(long)]
         json: bool,
-        /// Run one area only (boot, image, broker, dance, inference, snp_sim, tdx_sim).
+        /// Run one area only (boot, image, broker, dance, inference, batching, minilm, snp_sim, tdx_sim).
         #[arg(long)]
         only: Option<String>,
         /// Runs per side for timed figures (1..=1000).

@@ -11,7 +11,7 @@
 
 use alloc::vec::Vec;
 
-use loader::batch::{BATCH_LIMITS, BatchLimits, FW_CFG_BATCH};
+use loader::batch::{BATCH_LIMITS, BadBatchLimits, BatchLimits, FW_CFG_BATCH};
 use loader::connection::{CloseReason, Connection, NextRequest, SERVICE_LIMITS, eviction_candidate};
 use loader::{Attester, Begun, Outcome, PendingInfer, Service};
 use protocol::endpoint::SERVICE_GUEST_PORT;
@@ -49,10 +49,11 @@ struct Waiting {
 
 /// The host's batch limits (fw_cfg `loader::batch::FW_CFG_BATCH`), or the default if it set none or refused ones.
 pub fn batch_limits() -> BatchLimits {
-    // The longest valid text is "8,10000": anything that fills the buffer is too long.
+    // The longest valid text is "8,10000\n": a file that fills the buffer is too long, and is not cut to fit.
     let mut text = [0u8; 32];
     let Some(len) = fw_cfg::read_file(FW_CFG_BATCH, &mut text) else { return BATCH_LIMITS };
-    BatchLimits::parse(&text[..len.min(text.len() - 1)]).unwrap_or_else(|error| {
+    let limits = if len < text.len() { BatchLimits::parse(&text[..len]) } else { Err(BadBatchLimits::Unreadable) };
+    limits.unwrap_or_else(|error| {
         log::warn!(target: "service", error = error.as_str(); "batch limits refused; serving with the default");
         BATCH_LIMITS
     })

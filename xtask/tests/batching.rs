@@ -116,9 +116,13 @@ fn the_host_can_turn_batching_off_and_limits_out_of_bounds_are_refused() {
     let sizes = batch_sizes(&off);
     assert_eq!((sizes.len(), sizes.iter().max()), (40, Some(&1)), "each request alone");
 
-    for (name, limits, error) in
-        [("batching-too-many", "9,100", "out-of-range"), ("batching-unreadable", "eight,1", "unreadable")]
-    {
+    // The last: 39 bytes, whose first 31 would read as "8,0"; a text longer than the guest reads is refused whole.
+    let too_long = "8,0000000000000000000000000000000000010";
+    for (name, limits, error) in [
+        ("batching-too-many", "9,100", "out-of-range"),
+        ("batching-unreadable", "eight,1", "unreadable"),
+        ("batching-too-long", too_long, "unreadable"),
+    ] {
         let report = serve_with_limits(name, limits);
         let records = records(&report);
         let refused = records.iter().find(|r| r.msg.starts_with("batch limits refused")).expect("a record says why");
